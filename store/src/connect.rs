@@ -1,0 +1,152 @@
+//! Choosing a backend from a URL: `memory:`, `sqlite:PATH` or `postgres://...`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::error::StoreError;
+use crate::events::EventStore;
+use crate::memory::MemoryEventStore;
+use crate::memory_views::MemoryViewStore;
+use crate::migrate::Migration;
+use crate::postgres::PgStore;
+use crate::sqlite::{Durability, SqliteStore};
+use crate::views::ViewStore;
+
+/// Where the store lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    Memory,
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl FromStr for StoreUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "memory:" || s == "memory" {
+            Ok(StoreUrl::Memory)
+        } else if let Some(path) = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err("sqlite: needs a file path, as in sqlite:./data/livechat.db".into());
+            }
+            Ok(StoreUrl::Sqlite(PathBuf::from(path)))
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(StoreUrl::Postgres(s.to_string()))
+        } else {
+            Err(format!("unknown store '{s}': use memory:, sqlite:PATH or postgres://USER@HOST/DB"))
+        }
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    /// Prints the URL without a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::Memory => write!(f, "memory:"),
+            StoreUrl::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            StoreUrl::Postgres(url) => write!(f, "{}", redact_password(url)),
+        }
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// An opened backend: the same object serves events and views.
+#[derive(Clone)]
+pub enum Store {
+    Memory(Arc<MemoryEventStore>, Arc<MemoryViewStore>),
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Connects; does not migrate. An unreachable database is an error here, not later.
+    pub async fn open(url: &StoreUrl) -> Result<Store, StoreError> {
+        Ok(match url {
+            StoreUrl::Memory => Store::Memory(Arc::default(), Arc::default()),
+            StoreUrl::Sqlite(path) => {
+                let durability = match std::env::var("LIVECHAT_SQLITE_SYNC").as_deref() {
+                    Ok("normal") | Ok("NORMAL") => Durability::Normal,
+                    _ => Durability::Full,
+                };
+                Store::Sqlite(SqliteStore::open(path, durability)?)
+            }
+            StoreUrl::Postgres(url) => Store::Postgres(PgStore::connect(url).await?),
+        })
+    }
+
+    pub fn events(&self) -> Arc<dyn EventStore> {
+        match self {
+            Store::Memory(e, _) => e.clone(),
+            Store::Sqlite(s) => Arc::new(s.clone()),
+            Store::Postgres(p) => Arc::new(p.clone()),
+        }
+    }
+
+    pub fn views(&self) -> Arc<dyn ViewStore> {
+        match self {
+            Store::Memory(_, v) => v.clone(),
+            Store::Sqlite(s) => Arc::new(s.clone()),
+            Store::Postgres(p) => Arc::new(p.clone()),
+        }
+    }
+
+    /// Applies missing migrations; returns those applied.
+    pub async fn migrate(&self) -> Result<Vec<&'static Migration>, StoreError> {
+        match self {
+            Store::Memory(..) => Ok(vec![]),
+            Store::Sqlite(s) => s.migrate().await,
+            Store::Postgres(p) => p.migrate().await,
+        }
+    }
+
+    /// Refuses a schema that is newer than this binary, or not yet migrated.
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(..) => Ok(()),
+            Store::Sqlite(s) => s.check_schema().await,
+            Store::Postgres(p) => p.check_schema().await,
+        }
+    }
+
+    /// For a file database, a lock that keeps a second server away; `None` for shared databases.
+    pub fn lock_exclusive(&self, what: &str) -> Result<Option<std::fs::File>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.lock_exclusive(what).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_parses_every_store_url_form() {
+        assert_eq!("memory:".parse(), Ok(StoreUrl::Memory));
+        assert_eq!("sqlite:./data/x.db".parse(), Ok(StoreUrl::Sqlite("./data/x.db".into())));
+        assert_eq!("sqlite:///tmp/x.db".parse(), Ok(StoreUrl::Sqlite("/tmp/x.db".into())));
+        assert!(matches!("postgres://u@h/db".parse(), Ok(StoreUrl::Postgres(_))));
+        assert!("mysql://x".parse::<StoreUrl>().is_err());
+        assert!("sqlite:".parse::<StoreUrl>().is_err());
+    }
+
+    #[test]
+    fn it_never_prints_a_password() {
+        let url: StoreUrl = "postgres://me:secret@localhost/db".parse().unwrap();
+        assert_eq!(url.to_string(), "postgres://me:***@localhost/db");
+    }
+}

@@ -1,0 +1,210 @@
+//! The event store contract (ARCHITECTURE.md section 3), shared by every backend.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::StoreError;
+use crate::event::{NewEvent, Position, RecordedEvent};
+
+/// What the writer believes about the stream before appending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "version", rename_all = "snake_case")]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must have at least one event.
+    StreamExists,
+    /// The stream's last event must have this (0-based) version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Does a stream whose last version is `actual` (None: no stream) satisfy this?
+    pub fn admits(self, actual: Option<u64>) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual.is_none(),
+            ExpectedVersion::StreamExists => actual.is_some(),
+            ExpectedVersion::Exact(v) => actual == Some(v),
+        }
+    }
+
+    /// Version the first appended event must get, when the expectation pins it.
+    pub fn first_version(self) -> Option<u64> {
+        match self {
+            ExpectedVersion::NoStream => Some(0),
+            ExpectedVersion::Exact(v) => Some(v + 1),
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => None,
+        }
+    }
+}
+
+/// What an append produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendResult {
+    /// Version of the first appended event.
+    pub first_version: u64,
+    /// Version of the last appended event: the `Exact` to expect next.
+    pub last_version: u64,
+    /// Position of the last appended event (for read-your-writes).
+    pub position: Position,
+}
+
+/// Direction of a read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Forward,
+    Backward,
+}
+
+/// Which events of the global log a read returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub stream: Option<String>,
+    pub category: Option<String>,
+    pub event_types: Vec<String>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, e: &RecordedEvent) -> bool {
+        self.stream.as_deref().is_none_or(|s| s == e.stream_id)
+            && self.category.as_deref().is_none_or(|c| c == e.category())
+            && (self.event_types.is_empty() || self.event_types.iter().any(|t| *t == e.event_type))
+    }
+}
+
+/// A page of the global log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadAll {
+    /// Forward: events strictly after this position. Backward: strictly before it
+    /// (`None` backward means from the newest visible event).
+    pub from: Option<Position>,
+    pub direction: Direction,
+    pub limit: usize,
+    pub filter: EventFilter,
+}
+
+impl ReadAll {
+    /// Forward from after `from`, no filter.
+    pub fn forward(from: Position, limit: usize) -> Self {
+        ReadAll { from: Some(from), direction: Direction::Forward, limit, filter: EventFilter::default() }
+    }
+}
+
+/// Identity of a backend, shown by status commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+/// Append-only log of streams of events.
+///
+/// Every backend passes the same conformance suite (`testkit::conformance`).
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Appends `events` to `stream` atomically if `expected` holds. Idempotent by event id:
+    /// re-appending the same ids to the same stream at the same versions returns the
+    /// original result; the same ids anywhere else is [`StoreError::DuplicateEventId`].
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Events of one stream. Forward: versions `>= from_version`; backward: `<= from_version`
+    /// (`u64::MAX` for the newest).
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// A page of the global log in position order, only ever events whose position can
+    /// no longer be preceded by a commit still in flight.
+    async fn read_all(&self, query: &ReadAll) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Last version of a stream, `None` when it has no events.
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Position of the newest visible event, `None` on an empty store.
+    async fn head(&self) -> Result<Option<Position>, StoreError>;
+
+    /// Number of visible events strictly after `after`, counting at most `cap`.
+    async fn count_after(&self, after: Position, cap: u64) -> Result<u64, StoreError>;
+
+    /// Ticks after every local commit: an in-process wake-up hint for tailing readers.
+    /// Readers must still poll: other processes write too.
+    fn commits(&self) -> watch::Receiver<u64>;
+}
+
+/// Checks every backend applies before touching storage.
+pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), StoreError> {
+    if stream.is_empty() || stream.len() > 200 || stream.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(StoreError::Invalid(format!("invalid stream id '{stream}': 1 to 200 characters, no spaces")));
+    }
+    if events.is_empty() {
+        return Err(StoreError::Invalid("an append needs at least one event".into()));
+    }
+    let mut ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(StoreError::Invalid("the same event id appears twice in one append".into()));
+    }
+    if let Some(e) = events.iter().find(|e| e.event_type.is_empty()) {
+        return Err(StoreError::Invalid(format!("event {} has an empty event type", e.event_id)));
+    }
+    Ok(())
+}
+
+/// An event id already in the store: where it is.
+#[derive(Clone, Debug)]
+pub(crate) struct StoredId {
+    pub event_id: uuid::Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub position: Position,
+}
+
+/// Decides a retried append: the original result when every id sits, in order, in the same
+/// stream at consecutive versions the expectation allows; otherwise a conflict.
+pub(crate) fn idempotent_result(
+    stream: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    found: &[StoredId],
+) -> Result<AppendResult, StoreError> {
+    let place = |id| found.iter().find(|f| f.event_id == id);
+    let first = place(events[0].event_id);
+    let conflict = || StoreError::DuplicateEventId {
+        event_id: events
+            .iter()
+            .map(|e| e.event_id)
+            .find(|id| found.iter().any(|f| f.event_id == *id))
+            .unwrap_or(events[0].event_id),
+    };
+    let Some(first) = first else { return Err(conflict()) };
+    if first.stream_id != stream || expected.first_version().is_some_and(|v| v != first.stream_version) {
+        return Err(conflict());
+    }
+    let mut last = first;
+    for (i, e) in events.iter().enumerate() {
+        match place(e.event_id) {
+            Some(f) if f.stream_id == stream && f.stream_version == first.stream_version + i as u64 => last = f,
+            _ => return Err(conflict()),
+        }
+    }
+    Ok(AppendResult { first_version: first.stream_version, last_version: last.stream_version, position: last.position })
+}
