@@ -1,1 +1,26 @@
+//! Read models: projectors (pure event -> document changes) and the runner that keeps them
+//! up to date.
+//!
+//! Architecture invariant: projectors do no I/O; only the runner talks to the stores, and
+//! it writes documents and checkpoints in one transaction (exactly-once views).
 
+pub mod projector;
+pub mod runner;
+pub mod status;
+pub mod stream_index;
+
+use std::sync::Arc;
+
+pub use projector::{Docs, Draft, ProjectionError, Projector};
+pub use runner::{rebuild, RebuildProgress, RebuildReport, Role, Runner, RunnerConfig, RunnerStatus};
+pub use status::{health, wait_for, ProjectorHealth};
+
+/// Every projector this binary runs.
+pub fn all() -> Vec<Arc<dyn Projector>> {
+    vec![Arc::new(stream_index::StreamIndex)]
+}
+
+/// The projector called `name`, if this binary has one.
+pub fn by_name(name: &str) -> Option<Arc<dyn Projector>> {
+    all().into_iter().find(|p| p.name() == name)
+}

@@ -1,0 +1,216 @@
+//! The projector runner against real stores: catch-up, tailing, parking, rebuilds, ownership.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use projections::stream_index::{StreamIndex, VIEW};
+use projections::{rebuild, wait_for, Docs, Draft, ProjectionError, Projector, Role, Runner, RunnerConfig};
+use serde_json::json;
+use store::testkit::scratch_dir;
+use store::{EventStore, ExpectedVersion, NewEvent, Position, Store, StoreUrl};
+use tokio::sync::watch;
+
+async fn open(url: StoreUrl) -> Store {
+    let store = Store::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+async fn sqlite() -> Store {
+    open(StoreUrl::Sqlite(scratch_dir().join("runner.db"))).await
+}
+
+fn fast() -> RunnerConfig {
+    RunnerConfig { poll: Duration::from_millis(20), standby_retry: Duration::from_millis(50), ..Default::default() }
+}
+
+async fn append(events: &dyn EventStore, stream: &str, event_type: &str, data: serde_json::Value) -> Position {
+    events.append(stream, ExpectedVersion::Any, vec![NewEvent::new(event_type, data)]).await.unwrap().position
+}
+
+fn start(
+    store: &Store,
+    projector: Arc<dyn Projector>,
+) -> (watch::Sender<bool>, watch::Receiver<projections::RunnerStatus>, tokio::task::JoinHandle<()>) {
+    let runner = Runner::new(projector, store.events(), store.views(), fast());
+    let status = runner.status();
+    let (stop, stopped) = watch::channel(false);
+    (stop, status, tokio::spawn(runner.run(stopped)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_builds_the_stream_index_from_history_and_keeps_it_live() {
+    let store = sqlite().await;
+    let events = store.events();
+    append(events.as_ref(), "channel-a", "ChannelCreated", json!({})).await;
+    append(events.as_ref(), "channel-a", "ChannelRenamed", json!({})).await;
+    append(events.as_ref(), "user-b", "UserCreated", json!({})).await;
+    let (stop, _, task) = start(&store, Arc::new(StreamIndex));
+    let last = append(events.as_ref(), "channel-a", "ChannelArchived", json!({})).await;
+    assert!(wait_for(store.views().as_ref(), "stream_index", last, Duration::from_secs(10)).await.unwrap());
+
+    let docs = store.views().list(VIEW, None, None, 10).await.unwrap();
+    let bodies: Vec<_> = docs.iter().map(|d| (&d.partition, &d.body)).collect();
+    insta::assert_json_snapshot!(bodies, {
+        "[][1].first_event_at" => "[time]", "[][1].last_event_at" => "[time]"
+    });
+    let channels = store.views().list(VIEW, Some("channel"), None, 10).await.unwrap();
+    assert_eq!(channels.len(), 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("runner stops on shutdown").unwrap();
+}
+
+/// Decodes `{"name": string}`; anything else is an error.
+struct Strict;
+
+impl Projector for Strict {
+    fn name(&self) -> &'static str {
+        "strict"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn views(&self) -> &'static [&'static str] {
+        &["names"]
+    }
+    fn keys(&self, e: &store::RecordedEvent) -> Vec<(&'static str, String)> {
+        vec![("names", e.stream_id.clone()), ("names", "all".into())]
+    }
+    fn apply(&self, e: &store::RecordedEvent, docs: &mut Docs) -> Result<(), ProjectionError> {
+        // Touch a document before failing: the runner must undo it.
+        let count = docs.get("names", "all").map_or(0, |d| d.body["count"].as_u64().unwrap());
+        docs.put(
+            "names",
+            "all",
+            Draft { partition: String::new(), sort_key: String::new(), body: json!({"count": count + 1}) },
+        );
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+        }
+        let named: Named = ProjectionError::decode(e)?;
+        docs.put(
+            "names",
+            &e.stream_id,
+            Draft { partition: String::new(), sort_key: named.name.clone(), body: json!({"name": named.name}) },
+        );
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_parks_an_event_it_cannot_decode_and_goes_on() {
+    let store = sqlite().await;
+    let events = store.events();
+    append(events.as_ref(), "thing-1", "Named", json!({"name": "one"})).await;
+    let bad = append(events.as_ref(), "thing-2", "Named", json!({"nom": 2})).await;
+    let last = append(events.as_ref(), "thing-3", "Named", json!({"name": "three"})).await;
+    let (stop, status, task) = start(&store, Arc::new(Strict));
+    assert!(wait_for(store.views().as_ref(), "strict", last, Duration::from_secs(10)).await.unwrap());
+    let views = store.views();
+    assert!(views.get("names", "thing-1").await.unwrap().is_some());
+    assert!(views.get("names", "thing-2").await.unwrap().is_none());
+    assert!(views.get("names", "thing-3").await.unwrap().is_some());
+    assert_eq!(
+        views.get("names", "all").await.unwrap().unwrap().body["count"],
+        2,
+        "the failed event's changes are undone"
+    );
+    let parked = views.parked("strict", 10).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!((parked[0].stream_id.as_str(), parked[0].position, parked[0].attempts), ("thing-2", bad, 3));
+    assert!(parked[0].error.contains("missing field `name`"), "{}", parked[0].error);
+    assert_eq!(status.borrow().parked, 1);
+    let health = projections::health(&Strict, events.as_ref(), views.as_ref()).await.unwrap();
+    assert_eq!((health.parked, health.lag_events), (1, 0));
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+struct IndexV2;
+
+impl Projector for IndexV2 {
+    fn name(&self) -> &'static str {
+        "stream_index"
+    }
+    fn version(&self) -> u32 {
+        2
+    }
+    fn views(&self) -> &'static [&'static str] {
+        &[VIEW]
+    }
+    fn keys(&self, e: &store::RecordedEvent) -> Vec<(&'static str, String)> {
+        StreamIndex.keys(e)
+    }
+    fn apply(&self, e: &store::RecordedEvent, docs: &mut Docs) -> Result<(), ProjectionError> {
+        docs.put(
+            VIEW,
+            &e.stream_id,
+            Draft { partition: "v2".into(), sort_key: e.stream_id.clone(), body: json!({"v": 2}) },
+        );
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_bump_rebuilds_into_shadow_documents_and_swaps() {
+    let store = sqlite().await;
+    let events = store.events();
+    for n in 0..30 {
+        append(events.as_ref(), &format!("s{}-1", n % 7), "E", json!({})).await;
+    }
+    let views = store.views();
+    let own = views.try_own("stream_index").await.unwrap().unwrap();
+    let config = RunnerConfig { rebuild_batch_size: 4, ..fast() };
+    let mut seen = Vec::new();
+    let report = rebuild(&StreamIndex, events.as_ref(), views.as_ref(), &config, |p| seen.push((p.done, p.total)))
+        .await
+        .unwrap();
+    assert_eq!(report.events, 30);
+    assert_eq!(seen.first(), Some(&(0, 30)));
+    assert_eq!(seen.last(), Some(&(30, 30)));
+    assert_eq!(views.list(VIEW, None, None, 100).await.unwrap().len(), 7);
+    drop(own);
+
+    // The runner of version 2 finds version 1 stored and rebuilds before tailing.
+    let (stop, status, task) = start(&store, Arc::new(IndexV2));
+    let last = append(events.as_ref(), "late-1", "E", json!({})).await;
+    assert!(wait_for(views.as_ref(), "stream_index", last, Duration::from_secs(10)).await.unwrap());
+    let docs = views.list(VIEW, None, None, 100).await.unwrap();
+    assert_eq!(docs.len(), 8);
+    assert!(docs.iter().all(|d| d.partition == "v2" && d.body == json!({"v": 2})));
+    assert_eq!(views.projector_state("stream_index").await.unwrap().unwrap().projector_version, 2);
+    assert!(views.list("streams~shadow", None, None, 10).await.unwrap().is_empty());
+    assert_eq!(status.borrow().role, Role::Owner);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+async fn one_owner_at_a_time(store_a: Store, store_b: Store) {
+    let events = store_a.events();
+    let (stop_a, status_a, task_a) = start(&store_a, Arc::new(StreamIndex));
+    let first = append(events.as_ref(), "x-1", "E", json!({})).await;
+    assert!(wait_for(store_a.views().as_ref(), "stream_index", first, Duration::from_secs(10)).await.unwrap());
+    let (stop_b, status_b, task_b) = start(&store_b, Arc::new(StreamIndex));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_a.borrow().role, Role::Owner);
+    assert_eq!(status_b.borrow().role, Role::Standby, "the second runner waits");
+
+    // The owner goes away: the standby takes over and goes on from the checkpoint.
+    stop_a.send(true).unwrap();
+    task_a.await.unwrap();
+    let second = append(events.as_ref(), "x-1", "E", json!({})).await;
+    assert!(wait_for(store_b.views().as_ref(), "stream_index", second, Duration::from_secs(10)).await.unwrap());
+    assert_eq!(status_b.borrow().role, Role::Owner);
+    assert_eq!(store_b.views().get(VIEW, "x-1").await.unwrap().unwrap().body["event_count"], 2);
+    stop_b.send(true).unwrap();
+    task_b.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_runner_owns_a_projector_on_sqlite() {
+    let path = scratch_dir().join("two.db");
+    let a = open(StoreUrl::Sqlite(path.clone())).await;
+    let b = open(StoreUrl::Sqlite(path)).await;
+    one_owner_at_a_time(a, b).await;
+}
