@@ -1,1 +1,86 @@
+//! The HTTP API: routes, problem documents, OpenAPI, and the server loop.
+//!
+//! Architecture invariant: handlers translate HTTP to store/projection calls and back; they
+//! hold no business rules. Only this crate and the binary know axum.
 
+pub mod openapi;
+pub mod problem;
+pub mod query;
+pub mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use projections::Projector;
+use store::{EventStore, ViewStore};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::problem::Problem;
+
+/// Settings of the API.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// `/readyz` fails when a projector's oldest unprocessed event is older than this.
+    pub ready_max_lag: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { ready_max_lag: Duration::from_secs(30), request_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub events: Arc<dyn EventStore>,
+    pub views: Arc<dyn ViewStore>,
+    pub projectors: Vec<Arc<dyn Projector>>,
+    pub config: ApiConfig,
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such route")
+}
+
+fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
+}
+
+/// The whole application as a `Router`, ready to serve or to test with `oneshot`.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/api/v1/events", get(routes::events::list))
+        .route("/api/v1/streams", get(routes::streams::list))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")
+        })
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(panic_to_problem))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(RequestBodyLimitLayer::new(1024 * 1024))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

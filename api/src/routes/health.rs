@@ -1,0 +1,82 @@
+//! Liveness and readiness, for load balancers and orchestrators.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use projections::ProjectorHealth;
+
+/// `GET /healthz` body.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `GET /readyz` body.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`, `lagging` (a projector is behind by more than the bound) or `unavailable`.
+    pub status: &'static str,
+    pub store: StoreReadiness,
+    pub projectors: Vec<ProjectorHealth>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StoreReadiness {
+    pub reachable: bool,
+    pub backend: String,
+    /// Newest visible position (`null` on an empty store).
+    pub head: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The store is reachable and every projector is within the lag bound (503 otherwise).
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let backend = format!("{:?}", state.events.backend()).to_lowercase();
+    let head = match state.events.head().await {
+        Ok(h) => h,
+        Err(e) => {
+            let body = Readiness {
+                status: "unavailable",
+                store: StoreReadiness { reachable: false, backend, head: None, error: Some(e.to_string()) },
+                projectors: vec![],
+            };
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        }
+    };
+    let mut projectors = Vec::new();
+    for p in &state.projectors {
+        match projections::health(p.as_ref(), state.events.as_ref(), state.views.as_ref()).await {
+            Ok(h) => projectors.push(h),
+            Err(e) => {
+                let body = Readiness {
+                    status: "unavailable",
+                    store: StoreReadiness { reachable: false, backend, head: None, error: Some(e.to_string()) },
+                    projectors,
+                };
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            }
+        }
+    }
+    let lagging = projectors.iter().any(|h| h.lag_seconds > state.config.ready_max_lag.as_secs_f64());
+    let body = Readiness {
+        status: if lagging { "lagging" } else { "ready" },
+        store: StoreReadiness { reachable: true, backend, head: head.map(|h| h.to_string()), error: None },
+        projectors,
+    };
+    let status = if lagging { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,117 @@
+//! Flags and subcommands.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use store::{Position, Store, StoreUrl};
+
+use crate::Failure;
+
+/// Event-sourced live-chat backend.
+///
+/// Every action is an event appended to a log; projectors build the views the API serves.
+/// The store is an embedded SQLite file by default; pass a postgres:// URL for production.
+#[derive(Parser, Debug)]
+#[command(name = "livechat", version, about, long_about)]
+pub struct Cli {
+    /// Where events and views live: `sqlite:PATH`, `postgres://USER@HOST/DB` or `memory:`.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = "sqlite:./data/livechat.db")]
+    pub store: StoreUrl,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "LIVECHAT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server and the projectors (migrates the schema first).
+    Serve(ServeArgs),
+    /// Apply the embedded schema migrations and exit.
+    Migrate,
+    /// Read the event log.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Inspect and rebuild the projected views.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// Write the whole event log to stdout as JSON lines (one event per line, in log order).
+    Export,
+    /// Read a log written by `export` from stdin into an empty store (any backend).
+    Import,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LIVECHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCommand {
+    /// Print events as JSON lines, oldest first.
+    Tail(TailArgs),
+    /// Print every event of one stream as JSON lines.
+    Show {
+        /// Stream id, e.g. `channel-0190c6d2-...`.
+        stream: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// Start at this position (inclusive), as printed in `position`.
+    #[arg(long)]
+    pub from: Option<Position>,
+    /// Keep waiting for new events (Ctrl-C to stop).
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only streams of this category.
+    #[arg(long)]
+    pub category: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectionsCommand {
+    /// Checkpoint, lag (events and seconds), parked events and version of each projector.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild views from the whole log into shadow documents, then swap them in.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct RebuildArgs {
+    /// Projector to rebuild (see `projections status`).
+    pub name: Option<String>,
+    /// Rebuild every projector.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Opens the store and checks its schema; the store must exist and be migrated.
+pub async fn open(url: &StoreUrl) -> Result<Store, Failure> {
+    let store = Store::open(url).await.map_err(|e| Failure::Usage(format!("cannot open store {url}: {e}")))?;
+    Ok(store)
+}
+
+/// Opens the store for a read or write that needs the schema in place.
+pub async fn open_migrated(url: &StoreUrl) -> Result<Store, Failure> {
+    let store = open(url).await?;
+    store.check_schema().await?;
+    Ok(store)
+}

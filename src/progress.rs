@@ -1,0 +1,133 @@
+//! `projections status` and `projections rebuild`, and the progress bar long jobs share.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+use projections::{Projector, RunnerConfig};
+use store::StoreUrl;
+
+use crate::cli::{open_migrated, RebuildArgs};
+use crate::Failure;
+
+/// A progress bar on a terminal; plain progress lines (at most one a second) otherwise.
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    label: String,
+    total: u64,
+    started: Instant,
+    last_line: std::cell::Cell<Instant>,
+}
+
+impl Bar {
+    pub fn new(label: &str, total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template(
+                "{prefix} [{bar:40}] {human_pos}/{human_len} events  {per_sec}  ETA {eta}",
+            )
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_prefix(label.to_string());
+            bar
+        });
+        Bar { bar, label: label.to_string(), total, started: Instant::now(), last_line: Instant::now().into() }
+    }
+
+    pub fn set(&self, done: u64) {
+        match &self.bar {
+            Some(bar) => {
+                if done > bar.length().unwrap_or(0) {
+                    bar.set_length(done);
+                }
+                bar.set_position(done);
+            }
+            None if self.last_line.get().elapsed() >= Duration::from_secs(1) => {
+                self.last_line.set(Instant::now());
+                let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+                let eta = self.total.saturating_sub(done) as f64 / rate.max(1e-9);
+                eprintln!("{}: {done}/{} events, {rate:.0} events/s, ETA {eta:.0} s", self.label, self.total);
+            }
+            None => {}
+        }
+    }
+
+    pub fn finish(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let secs = self.started.elapsed().as_secs_f64();
+        eprintln!("{}: {done} events in {secs:.2} s ({:.0} events/s)", self.label, done as f64 / secs.max(1e-9));
+    }
+}
+
+pub async fn status(url: &StoreUrl, json: bool) -> Result<(), Failure> {
+    let store = open_migrated(url).await?;
+    let mut rows = Vec::new();
+    for p in projections::all() {
+        rows.push(projections::health(p.as_ref(), store.events().as_ref(), store.views().as_ref()).await?);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| Failure::Runtime(e.to_string()))?);
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:>8} {:>14} {:>10} {:>9} {:>7} {:>11}",
+        "PROJECTOR", "VERSION", "CHECKPOINT", "LAG", "LAG (s)", "PARKED", "HEARTBEAT"
+    );
+    for h in rows {
+        let version = match h.stored_version {
+            Some(v) if v == h.version => v.to_string(),
+            Some(v) => format!("{v}->{}", h.version),
+            None => format!("-/{}", h.version),
+        };
+        let checkpoint = h.checkpoint.map_or("-".to_string(), |c| c.to_string());
+        let heartbeat = h.heartbeat_at.map_or("never".to_string(), |t| format!("{}s ago", (Utc::now() - t).num_seconds()));
+        println!(
+            "{:<16} {:>8} {:>14} {:>10} {:>9.1} {:>7} {:>11}",
+            h.projector, version, checkpoint, h.lag_events, h.lag_seconds, h.parked, heartbeat
+        );
+    }
+    Ok(())
+}
+
+pub async fn rebuild(url: &StoreUrl, args: RebuildArgs) -> Result<(), Failure> {
+    let store = open_migrated(url).await?;
+    let chosen: Vec<_> = match (&args.name, args.all) {
+        (_, true) => projections::all(),
+        (Some(name), false) => vec![projections::by_name(name).ok_or_else(|| {
+            let names: Vec<_> = projections::all().iter().map(|p| p.name()).collect();
+            Failure::Usage(format!("no projector '{name}'; known: {}", names.join(", ")))
+        })?],
+        (None, false) => return Err(Failure::Usage("name a projector or pass --all".into())),
+    };
+    for p in chosen {
+        rebuild_one(&store, p.as_ref()).await?;
+    }
+    Ok(())
+}
+
+async fn rebuild_one(store: &store::Store, p: &dyn Projector) -> Result<(), Failure> {
+    let views = store.views();
+    let Some(_ownership) = views.try_own(p.name()).await? else {
+        return Err(Failure::Usage(format!(
+            "projector '{}' is being run by a live server; stop it first (a server rebuilds by itself when the projector version changes)",
+            p.name()
+        )));
+    };
+    let bar = Bar::new(p.name(), 0);
+    let report = projections::rebuild(p, store.events().as_ref(), views.as_ref(), &RunnerConfig::default(), |pr| {
+        if let Some(b) = &bar.bar {
+            b.set_length(pr.total.max(pr.done));
+        }
+        bar.set(pr.done);
+    })
+    .await?;
+    bar.finish(report.events);
+    if report.parked > 0 {
+        eprintln!("{}: {} events could not be applied and were parked (see projections status)", p.name(), report.parked);
+    }
+    Ok(())
+}

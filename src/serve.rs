@@ -1,0 +1,75 @@
+//! `livechat serve`: migrate, start the projector runners and the HTTP server; on SIGTERM
+//! or Ctrl-C stop accepting, drain requests, let projectors commit, exit 0.
+
+use std::time::Duration;
+
+use api::{ApiConfig, AppState};
+use projections::{Runner, RunnerConfig};
+use store::StoreUrl;
+use tokio::sync::watch;
+
+use crate::cli::{self, ServeArgs};
+use crate::Failure;
+
+pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
+    let store = cli::open(url).await?;
+    let _lock = store.lock_exclusive("serve")?;
+    let applied = store.migrate().await?;
+    for m in applied {
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Failure::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+    let address = listener.local_addr()?;
+
+    let (stop, stopped) = watch::channel(false);
+    let projectors = projections::all();
+    let mut runners = Vec::new();
+    for p in &projectors {
+        let runner = Runner::new(p.clone(), store.events(), store.views(), RunnerConfig::default());
+        runners.push(tokio::spawn(runner.run(stopped.clone())));
+    }
+
+    let state = AppState { events: store.events(), views: store.views(), projectors, config: ApiConfig::default() };
+    tracing::info!(store = %url, "livechat listening on http://{address}");
+    let mut on_signal = stop.subscribe();
+    let shutdown = async move {
+        let _ = on_signal.wait_for(|s| *s).await;
+    };
+    let server = tokio::spawn(api::serve(listener, state, shutdown));
+    wait_for_signal().await;
+    tracing::info!("shutting down: draining requests, committing projectors");
+    let _ = stop.send(true);
+    match tokio::time::timeout(Duration::from_secs(30), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(Failure::Runtime(format!("server failed: {e}"))),
+        Ok(Err(e)) => return Err(Failure::Runtime(format!("server task failed: {e}"))),
+        Err(_) => tracing::warn!("requests still running after 30 s; stopping anyway"),
+    }
+    for r in runners {
+        let _ = tokio::time::timeout(Duration::from_secs(10), r).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
