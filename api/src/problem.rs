@@ -31,7 +31,7 @@ pub struct Problem {
 impl Problem {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Problem {
-            kind: format!("https://livechat.dev/problems/{code}"),
+            kind: format!("urn:problem-type:livechat:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             code: code.to_string(),

@@ -1,0 +1,164 @@
+//! The router without a socket: status codes, problem documents and response shapes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::{router, ApiConfig, AppState};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value};
+use store::{ExpectedVersion, NewEvent, Store, StoreUrl};
+use tower::ServiceExt;
+
+async fn app() -> (Store, axum::Router) {
+    let store = Store::open(&StoreUrl::Memory).await.unwrap();
+    let state = AppState { events: store.events(), views: store.views(), projectors: projections::all(), config: ApiConfig::default() };
+    (store, router(state))
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String, Value) {
+    let res = app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let status = res.status();
+    let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    (status, content_type, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// Fixed ids and times so that snapshots are stable.
+async fn seed(store: &Store) {
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    for n in 0..5u128 {
+        let stream = if n % 2 == 0 { "channel-a" } else { "user-b" };
+        let e = NewEvent {
+            event_id: uuid::Uuid::from_u128(n + 1),
+            event_type: if n == 0 { "ChannelCreated".into() } else { "Touched".into() },
+            schema_version: 1,
+            data: json!({ "n": n }),
+            metadata: json!({ "actor": { "kind": "system" } }),
+            recorded_at: Some(at + chrono::Duration::seconds(n as i64)),
+        };
+        store.events().append(stream, ExpectedVersion::Any, vec![e]).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_event_log_pages_with_a_cursor_in_both_orders() {
+    let (store, app) = app().await;
+    seed(&store).await;
+    let (status, _, first) = get(&app, "/api/v1/events?limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("events_first_page", first);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, _, second) = get(&app, &format!("/api/v1/events?limit=2&cursor={cursor}")).await;
+    let ns: Vec<_> = second["events"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, vec![2, 3]);
+    let (_, _, last) = get(&app, &format!("/api/v1/events?limit=2&cursor={}", second["next_cursor"].as_str().unwrap())).await;
+    assert_eq!(last["events"].as_array().unwrap().len(), 1);
+    assert!(last.get("next_cursor").is_none(), "no cursor on the last page");
+
+    let (_, _, desc) = get(&app, "/api/v1/events?order=desc&limit=3").await;
+    let ns: Vec<_> = desc["events"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, vec![4, 3, 2]);
+    let (_, _, desc2) = get(&app, &format!("/api/v1/events?order=desc&limit=3&cursor={}", desc["next_cursor"].as_str().unwrap())).await;
+    let ns: Vec<_> = desc2["events"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, vec![1, 0]);
+
+    let (_, _, from) = get(&app, "/api/v1/events?from=0:3").await;
+    assert_eq!(from["events"][0]["position"], "0:3", "from is inclusive");
+    let (_, _, from_desc) = get(&app, "/api/v1/events?from=0:3&order=desc").await;
+    let ps: Vec<_> = from_desc["events"].as_array().unwrap().iter().map(|e| e["position"].as_str().unwrap()).collect();
+    assert_eq!(ps, vec!["0:3", "0:2", "0:1"]);
+}
+
+#[tokio::test]
+async fn the_event_log_filters_by_stream_category_and_type() {
+    let (store, app) = app().await;
+    seed(&store).await;
+    let count = |v: &Value| v["events"].as_array().unwrap().len();
+    assert_eq!(count(&get(&app, "/api/v1/events?stream=user-b").await.2), 2);
+    assert_eq!(count(&get(&app, "/api/v1/events?category=channel").await.2), 3);
+    assert_eq!(count(&get(&app, "/api/v1/events?event_type=ChannelCreated").await.2), 1);
+    assert_eq!(count(&get(&app, "/api/v1/events?event_type=ChannelCreated,Touched&category=user").await.2), 2);
+    assert_eq!(count(&get(&app, "/api/v1/events?stream=nope-1").await.2), 0);
+}
+
+#[tokio::test]
+async fn bad_query_parameters_get_problem_documents() {
+    let (_, app) = app().await;
+    let (status, content_type, body) = get(&app, "/api/v1/events?limit=5000&from=abc&order=sideways").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(content_type, "application/problem+json");
+    insta::assert_json_snapshot!("events_invalid_query", body);
+    let (status, _, body) = get(&app, "/api/v1/events?strem=x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "unknown-parameter");
+    let (status, _, body) = get(&app, "/api/v1/streams?min_position=x:y&limit=-1").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"].as_array().unwrap().len(), 2);
+    let (status, content_type, body) = get(&app, "/api/v1/nothing").await;
+    assert_eq!((status, content_type.as_str(), body["code"].as_str()), (StatusCode::NOT_FOUND, "application/problem+json", Some("not-found")));
+    let res = app.clone().oneshot(Request::post("/api/v1/events").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn streams_wait_for_min_position_then_list_by_category() {
+    let (store, app) = app().await;
+    seed(&store).await;
+    // No runner yet: a read that demands position 0:5 waits, then says the view lags.
+    let started = std::time::Instant::now();
+    let (status, _, body) = get(&app, "/api/v1/streams?min_position=0:5").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "view-lagging");
+    assert!(started.elapsed() >= Duration::from_secs(4));
+
+    let runner = projections::Runner::new(Arc::new(projections::stream_index::StreamIndex), store.events(), store.views(), Default::default());
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(runner.run(stopped));
+    let (status, _, body) = get(&app, "/api/v1/streams?min_position=0:5").await;
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("streams_all", body);
+    let (_, _, page) = get(&app, "/api/v1/streams?limit=1").await;
+    assert_eq!(page["streams"][0]["stream_id"], "channel-a");
+    let (_, _, next) = get(&app, &format!("/api/v1/streams?limit=1&cursor={}", page["next_cursor"].as_str().unwrap())).await;
+    assert_eq!(next["streams"][0]["stream_id"], "user-b");
+    assert!(next.get("next_cursor").is_none());
+    let (_, _, users) = get(&app, "/api/v1/streams?category=user").await;
+    assert_eq!(users["streams"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn readiness_reports_projector_lag() {
+    let (store, app) = app().await;
+    let (status, _, body) = get(&app, "/readyz").await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")));
+    // An event that has waited longer than the bound with no runner: lagging.
+    let mut e = NewEvent::new("Old", json!({}));
+    e.recorded_at = Some(Utc::now() - chrono::Duration::minutes(5));
+    store.events().append("old-1", ExpectedVersion::Any, vec![e]).await.unwrap();
+    let (status, _, body) = get(&app, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "lagging");
+    assert_eq!(body["projectors"][0]["lag_events"], 1);
+    assert!(body["projectors"][0]["lag_seconds"].as_f64().unwrap() >= 299.0);
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_the_event_format() {
+    let (store, app) = app().await;
+    let (status, _, doc) = get(&app, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let mut paths: Vec<_> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    paths.sort();
+    assert_eq!(paths, vec!["/api/v1/events", "/api/v1/openapi.json", "/api/v1/streams", "/healthz", "/readyz"]);
+    // The documented event schema has exactly the fields the API serializes.
+    seed(&store).await;
+    let (_, _, page) = get(&app, "/api/v1/events?limit=1").await;
+    let mut served: Vec<_> = page["events"][0].as_object().unwrap().keys().cloned().collect();
+    let mut documented: Vec<_> = doc["components"]["schemas"]["EventSchema"]["properties"].as_object().unwrap().keys().cloned().collect();
+    served.sort();
+    documented.sort();
+    assert_eq!(served, documented);
+}
