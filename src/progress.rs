@@ -84,7 +84,8 @@ pub async fn status(url: &StoreUrl, json: bool) -> Result<(), Failure> {
             None => format!("-/{}", h.version),
         };
         let checkpoint = h.checkpoint.map_or("-".to_string(), |c| c.to_string());
-        let heartbeat = h.heartbeat_at.map_or("never".to_string(), |t| format!("{}s ago", (Utc::now() - t).num_seconds()));
+        let heartbeat =
+            h.heartbeat_at.map_or("never".to_string(), |t| format!("{}s ago", (Utc::now() - t).num_seconds()));
         println!(
             "{:<16} {:>8} {:>14} {:>10} {:>9.1} {:>7} {:>11}",
             h.projector, version, checkpoint, h.lag_events, h.lag_seconds, h.parked, heartbeat
@@ -127,7 +128,11 @@ async fn rebuild_one(store: &store::Store, p: &dyn Projector) -> Result<(), Fail
     .await?;
     bar.finish(report.events);
     if report.parked > 0 {
-        eprintln!("{}: {} events could not be applied and were parked (see projections status)", p.name(), report.parked);
+        eprintln!(
+            "{}: {} events could not be applied and were parked (see projections status)",
+            p.name(),
+            report.parked
+        );
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
-use store::{Direction, EventFilter, ExpectedVersion, NewEvent, Position, ReadAll, RecordedEvent, StoreUrl, Subscription};
+use store::{
+    Direction, EventFilter, ExpectedVersion, NewEvent, Position, ReadAll, RecordedEvent, StoreUrl, Subscription,
+};
 
 use crate::cli::{open_migrated, TailArgs};
 use crate::progress::Bar;

@@ -13,7 +13,12 @@ use tower::ServiceExt;
 
 async fn app() -> (Store, axum::Router) {
     let store = Store::open(&StoreUrl::Memory).await.unwrap();
-    let state = AppState { events: store.events(), views: store.views(), projectors: projections::all(), config: ApiConfig::default() };
+    let state = AppState {
+        events: store.events(),
+        views: store.views(),
+        projectors: projections::all(),
+        config: ApiConfig::default(),
+    };
     (store, router(state))
 }
 
@@ -53,14 +58,16 @@ async fn the_event_log_pages_with_a_cursor_in_both_orders() {
     let (_, _, second) = get(&app, &format!("/api/v1/events?limit=2&cursor={cursor}")).await;
     let ns: Vec<_> = second["events"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![2, 3]);
-    let (_, _, last) = get(&app, &format!("/api/v1/events?limit=2&cursor={}", second["next_cursor"].as_str().unwrap())).await;
+    let (_, _, last) =
+        get(&app, &format!("/api/v1/events?limit=2&cursor={}", second["next_cursor"].as_str().unwrap())).await;
     assert_eq!(last["events"].as_array().unwrap().len(), 1);
     assert!(last.get("next_cursor").is_none(), "no cursor on the last page");
 
     let (_, _, desc) = get(&app, "/api/v1/events?order=desc&limit=3").await;
     let ns: Vec<_> = desc["events"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![4, 3, 2]);
-    let (_, _, desc2) = get(&app, &format!("/api/v1/events?order=desc&limit=3&cursor={}", desc["next_cursor"].as_str().unwrap())).await;
+    let (_, _, desc2) =
+        get(&app, &format!("/api/v1/events?order=desc&limit=3&cursor={}", desc["next_cursor"].as_str().unwrap())).await;
     let ns: Vec<_> = desc2["events"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![1, 0]);
 
@@ -97,7 +104,10 @@ async fn bad_query_parameters_get_problem_documents() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"].as_array().unwrap().len(), 2);
     let (status, content_type, body) = get(&app, "/api/v1/nothing").await;
-    assert_eq!((status, content_type.as_str(), body["code"].as_str()), (StatusCode::NOT_FOUND, "application/problem+json", Some("not-found")));
+    assert_eq!(
+        (status, content_type.as_str(), body["code"].as_str()),
+        (StatusCode::NOT_FOUND, "application/problem+json", Some("not-found"))
+    );
     let res = app.clone().oneshot(Request::post("/api/v1/events").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
@@ -113,7 +123,12 @@ async fn streams_wait_for_min_position_then_list_by_category() {
     assert_eq!(body["code"], "view-lagging");
     assert!(started.elapsed() >= Duration::from_secs(4));
 
-    let runner = projections::Runner::new(Arc::new(projections::stream_index::StreamIndex), store.events(), store.views(), Default::default());
+    let runner = projections::Runner::new(
+        Arc::new(projections::stream_index::StreamIndex),
+        store.events(),
+        store.views(),
+        Default::default(),
+    );
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(runner.run(stopped));
     let (status, _, body) = get(&app, "/api/v1/streams?min_position=0:5").await;
@@ -121,7 +136,8 @@ async fn streams_wait_for_min_position_then_list_by_category() {
     insta::assert_json_snapshot!("streams_all", body);
     let (_, _, page) = get(&app, "/api/v1/streams?limit=1").await;
     assert_eq!(page["streams"][0]["stream_id"], "channel-a");
-    let (_, _, next) = get(&app, &format!("/api/v1/streams?limit=1&cursor={}", page["next_cursor"].as_str().unwrap())).await;
+    let (_, _, next) =
+        get(&app, &format!("/api/v1/streams?limit=1&cursor={}", page["next_cursor"].as_str().unwrap())).await;
     assert_eq!(next["streams"][0]["stream_id"], "user-b");
     assert!(next.get("next_cursor").is_none());
     let (_, _, users) = get(&app, "/api/v1/streams?category=user").await;
@@ -157,7 +173,8 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
     seed(&store).await;
     let (_, _, page) = get(&app, "/api/v1/events?limit=1").await;
     let mut served: Vec<_> = page["events"][0].as_object().unwrap().keys().cloned().collect();
-    let mut documented: Vec<_> = doc["components"]["schemas"]["EventSchema"]["properties"].as_object().unwrap().keys().cloned().collect();
+    let mut documented: Vec<_> =
+        doc["components"]["schemas"]["EventSchema"]["properties"].as_object().unwrap().keys().cloned().collect();
     served.sort();
     documented.sort();
     assert_eq!(served, documented);

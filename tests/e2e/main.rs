@@ -1,0 +1,8 @@
+//! End-to-end: the real `livechat` binary, real stores, real HTTP. One test binary, so it
+//! links once.
+
+mod harness;
+
+mod cli;
+mod server;
+mod transfer;
