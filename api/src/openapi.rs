@@ -2,15 +2,22 @@
 
 use utoipa::OpenApi;
 
-use crate::problem::{FieldError, Problem};
+use crate::problem::{FieldError, ProblemDocument};
 use crate::routes::{events, health, streams};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "livechat", description = "Event-sourced live-chat backend. Errors are RFC 7807 problem documents."),
     paths(health::healthz, health::readyz, events::list, streams::list, openapi_json),
-    components(schemas(Problem, FieldError, events::EventSchema, events::EventPage, streams::StreamPage,
-        projections::stream_index::StreamSummary, projections::ProjectorHealth))
+    components(schemas(
+        ProblemDocument,
+        FieldError,
+        events::EventSchema,
+        events::EventPage,
+        streams::StreamPage,
+        projections::stream_index::StreamSummary,
+        projections::ProjectorHealth
+    ))
 )]
 pub struct ApiDoc;
 

@@ -13,31 +13,36 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// An `application/problem+json` body.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+/// An API error; it answers as an `application/problem+json` [`ProblemDocument`].
+#[derive(Clone, Debug)]
 pub struct Problem {
-    /// A URI naming the kind of problem; stable, so clients can branch on it.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    /// Stable machine-readable code, the last segment of `type`.
-    pub code: String,
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
     pub detail: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
 
+/// The body of every error response (RFC 7807).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemDocument<'a> {
+    /// A URI naming the kind of problem, `urn:problem-type:livechat:<code>`: stable, so
+    /// clients can branch on it.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'a str,
+    pub status: u16,
+    /// The last segment of `type`.
+    pub code: &'a str,
+    pub detail: &'a str,
+    /// One entry per invalid input field (on 422).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub errors: &'a [FieldError],
+}
+
 impl Problem {
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
-        Problem {
-            kind: format!("urn:problem-type:livechat:{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
-            status: status.as_u16(),
-            code: code.to_string(),
-            detail: detail.into(),
-            errors: vec![],
-        }
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Problem { status, code, detail: detail.into(), errors: vec![] }
     }
 
     /// 422 with one entry per invalid field.
@@ -55,12 +60,22 @@ impl Problem {
     pub fn not_found(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::NOT_FOUND, "not-found", detail)
     }
+
+    pub fn document(&self) -> ProblemDocument<'_> {
+        ProblemDocument {
+            kind: format!("urn:problem-type:livechat:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            code: self.code,
+            detail: &self.detail,
+            errors: &self.errors,
+        }
+    }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut res = (status, axum::Json(&self)).into_response();
+        let mut res = (self.status, axum::Json(self.document())).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         res
     }
@@ -76,7 +91,11 @@ impl From<StoreError> for Problem {
             }
             other => {
                 tracing::error!(error = %other, "store failure");
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "the store is unavailable; retry later")
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store-unavailable",
+                    "the store is unavailable; retry later",
+                )
             }
         }
     }

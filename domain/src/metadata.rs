@@ -60,9 +60,13 @@ mod tests {
                 "request_id": "req-1"
             })
         );
-        let system = Metadata { actor: Actor::system(), correlation_id: Uuid::nil(), causation_id: None, request_id: None };
+        let system =
+            Metadata { actor: Actor::system(), correlation_id: Uuid::nil(), causation_id: None, request_id: None };
         let json = serde_json::to_string(&system).unwrap();
-        assert_eq!(json, r#"{"actor":{"kind":"system","id":null},"correlation_id":"00000000-0000-0000-0000-000000000000"}"#);
+        assert_eq!(
+            json,
+            r#"{"actor":{"kind":"system","id":null},"correlation_id":"00000000-0000-0000-0000-000000000000"}"#
+        );
         assert_eq!(serde_json::from_str::<Metadata>(&json).unwrap(), system);
     }
 }

@@ -25,8 +25,10 @@ CREATE INDEX events_by_category ON events (category, tx_id, global_position);
 CREATE INDEX events_by_type ON events (event_type, tx_id, global_position);
 
 -- One round trip per append. Returns the versions and the position of the last event.
--- Raises LC409 (wrong expected version, DETAIL = actual version or '') and LC410
--- (an event id is stored elsewhere, DETAIL = the id).
+-- Raises LC409 (wrong expected version, DETAIL = actual version or '') and LC411
+-- (some event ids are already stored: the caller re-reads them to tell a retry from a
+-- conflict). A retry racing its first attempt surfaces as a unique violation on
+-- events_event_id_key (or as LC409); the caller treats both the same way.
 -- expected_kind: 0 any, 1 no stream, 2 stream exists, 3 exact (expected_version).
 CREATE FUNCTION livechat_append(
     p_stream text, p_kind int, p_expected bigint,

@@ -1,10 +1,12 @@
 -- Read models: documents written by projectors together with their checkpoint.
 -- Bodies are jsonb so that analysts can query views with SQL.
+-- Keys use the "C" collation: listings order by bytes, like the other backends, whatever
+-- the database locale.
 CREATE TABLE view_docs (
-    view      text   NOT NULL,
-    id        text   NOT NULL,
-    partition text   NOT NULL,
-    sort_key  text   NOT NULL,
+    view      text COLLATE "C" NOT NULL,
+    id        text COLLATE "C" NOT NULL,
+    partition text COLLATE "C" NOT NULL,
+    sort_key  text COLLATE "C" NOT NULL,
     body      jsonb  NOT NULL,
     version   bigint NOT NULL,
     PRIMARY KEY (view, id)

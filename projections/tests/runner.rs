@@ -214,3 +214,10 @@ async fn only_one_runner_owns_a_projector_on_sqlite() {
     let b = open(StoreUrl::Sqlite(path)).await;
     one_owner_at_a_time(a, b).await;
 }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_one_runner_owns_a_projector_on_postgres() {
+    let Some(url) = store::testkit::pg::fresh_database().await else { return };
+    let a = open(StoreUrl::Postgres(url.clone())).await;
+    let b = open(StoreUrl::Postgres(url)).await;
+    one_owner_at_a_time(a, b).await;
+}

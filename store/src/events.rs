@@ -74,7 +74,7 @@ impl EventFilter {
     pub fn matches(&self, e: &RecordedEvent) -> bool {
         self.stream.as_deref().is_none_or(|s| s == e.stream_id)
             && self.category.as_deref().is_none_or(|c| c == e.category())
-            && (self.event_types.is_empty() || self.event_types.iter().any(|t| *t == e.event_type))
+            && (self.event_types.is_empty() || self.event_types.contains(&e.event_type))
     }
 }
 

@@ -1,31 +1,320 @@
-//! PostgreSQL backend (see the module docs once written).
+//! PostgreSQL backend: tokio-postgres through a deadpool pool, no TLS.
+//!
+//! Global order is `(tx_id xid8, global_position)`. Global reads (`read_all`, `head`,
+//! `count_after`) only return rows whose transaction id is below the oldest transaction still
+//! running in the cluster (`pg_snapshot_xmin(pg_current_snapshot())`): every such transaction
+//! has finished, so no commit still in flight can ever land before what a reader has seen.
+//! A slow append is waited for, never overtaken and skipped. `global_position` is a unique id,
+//! not the delivery order.
+//!
+//! An append is one round trip: the `livechat_append` function (migrations/postgres) checks
+//! the expected version on the `streams` row (which locks only that stream) and inserts the
+//! events. Nothing is NOTIFYed inside that transaction; local readers are woken through the
+//! `commits` channel after the commit, other processes poll.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use serde_json::Value;
 use tokio::sync::watch;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
 
-use crate::error::StoreError;
-use crate::event::{NewEvent, Position, RecordedEvent};
-use crate::events::{AppendResult, Backend, Direction, EventStore, ExpectedVersion, ReadAll};
-use crate::migrate::Migration;
-use crate::views::{Commit, Doc, Ownership, ParkedEvent, ProjectorState, ViewStore};
+use crate::connect::StoreUrl;
+use crate::error::{describe_pg, StoreError};
+use crate::event::{store_time, NewEvent, Position, RecordedEvent};
+use crate::events::{
+    idempotent_result, validate_append, AppendResult, Backend, Direction, EventStore, ExpectedVersion, ReadAll,
+    StoredId,
+};
+use crate::migrate::{self, Migration};
+use crate::views::{shadow_name, Commit, Doc, DocChange, Ownership, ParkedEvent, ProjectorState, ViewStore};
+
+/// How long connecting may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pooled connections per store (dedicated ownership connections come on top).
+const POOL_SIZE: usize = 16;
+/// `pg_advisory_xact_lock` key serialising migrations: "livechat" in ASCII.
+const MIGRATION_LOCK: i64 = 0x6c69_7665_6368_6174;
+
+/// Transactions below this one have all finished: the visibility horizon of global reads.
+const HORIZON: &str = "pg_snapshot_xmin(pg_current_snapshot())";
+
+const EVENT_COLUMNS: &str = "events.tx_id::text AS tx, events.global_position, events.event_id, events.stream_id, \
+     events.stream_version, events.event_type, events.schema_version, events.data, events.metadata, events.recorded_at";
+
+const APPEND: &str =
+    "SELECT first_version, last_version, tx, pos FROM livechat_append($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+const STORED_IDS: &str =
+    "SELECT event_id, stream_id, stream_version, tx_id::text, global_position FROM events WHERE event_id = ANY($1)";
+
+const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)";
+
+const DOC_COLUMNS: &str = "view, id, partition, sort_key, body, version";
+
+const DELETE_DOCS: &str = "DELETE FROM view_docs d USING unnest($1::text[], $2::text[]) AS k (view, id)
+     WHERE d.view = k.view AND d.id = k.id";
+
+const PUT_DOCS: &str = "INSERT INTO view_docs (view, id, partition, sort_key, body, version)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[])
+     ON CONFLICT (view, id) DO UPDATE SET partition = excluded.partition, sort_key = excluded.sort_key,
+         body = excluded.body, version = view_docs.version + excluded.version";
+
+const PARK: &str = "INSERT INTO parked_events (projector, position_tx, position_pos, event_id, stream_id,
+         stream_version, event_type, error, attempts, parked_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     ON CONFLICT (projector, position_tx, position_pos) DO UPDATE SET event_id = excluded.event_id,
+         stream_id = excluded.stream_id, stream_version = excluded.stream_version,
+         event_type = excluded.event_type, error = excluded.error, attempts = excluded.attempts,
+         parked_at = excluded.parked_at";
+
+/// Moves a checkpoint the caller expects to find at `($7, $8)`; zero rows means it moved.
+const MOVE_CHECKPOINT: &str = "UPDATE projector_checkpoints SET position_tx = $2, position_pos = $3,
+         projector_version = $4, last_event_at = coalesce($5, last_event_at), updated_at = $6, heartbeat_at = $6
+     WHERE projector = $1 AND position_tx = $7 AND position_pos = $8";
+
+/// Creates a checkpoint the caller expects not to exist; zero rows means another runner made it.
+const CREATE_CHECKPOINT: &str = "INSERT INTO projector_checkpoints (projector, position_tx, position_pos,
+         projector_version, last_event_at, updated_at, heartbeat_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (projector) DO NOTHING";
+
+const CHECKPOINT: &str = "SELECT position_tx, position_pos FROM projector_checkpoints WHERE projector = $1";
+
+const STATE: &str = "SELECT position_tx, position_pos, projector_version, last_event_at, updated_at, heartbeat_at,
+         (SELECT count(*) FROM parked_events p WHERE p.projector = c.projector)
+     FROM projector_checkpoints c WHERE projector = $1";
+
+const PARKED: &str = "SELECT projector, position_tx, position_pos, event_id, stream_id, stream_version, event_type,
+         error, attempts, parked_at
+     FROM parked_events WHERE projector = $1 ORDER BY position_tx, position_pos LIMIT $2";
+
+/// Session lock making one process the runner of a projector, on a dedicated connection.
+const OWN: &str = "SELECT pg_try_advisory_lock(hashtextextended('livechat:projector:' || $1::text, 0))";
+
+struct Inner {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    commits: watch::Sender<u64>,
+}
 
 /// Event store and view store over a PostgreSQL database.
 #[derive(Clone)]
 pub struct PgStore {
-    commits: watch::Sender<u64>,
+    inner: Arc<Inner>,
+}
+
+/// Clamps a count or position into PostgreSQL's `bigint`.
+fn big(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T, StoreError> {
+    row.try_get(idx).map_err(corrupt)
+}
+
+fn parse_tx(s: &str) -> Result<u64, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("transaction id '{s}' is not an unsigned integer")))
+}
+
+fn decode_event(r: &Row) -> Result<RecordedEvent, StoreError> {
+    let tx: String = get(r, 0)?;
+    Ok(RecordedEvent {
+        position: Position::new(parse_tx(&tx)?, get::<i64>(r, 1)? as u64),
+        event_id: get(r, 2)?,
+        stream_id: get(r, 3)?,
+        stream_version: get::<i64>(r, 4)? as u64,
+        event_type: get(r, 5)?,
+        schema_version: get::<i32>(r, 6)? as u32,
+        data: get(r, 7)?,
+        metadata: get(r, 8)?,
+        recorded_at: get(r, 9)?,
+    })
+}
+
+fn decode_doc(r: &Row) -> Result<Doc, StoreError> {
+    Ok(Doc {
+        view: get(r, 0)?,
+        id: get(r, 1)?,
+        partition: get(r, 2)?,
+        sort_key: get(r, 3)?,
+        body: get(r, 4)?,
+        version: get::<i64>(r, 5)? as u64,
+    })
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+/// Adds a parameter and returns its placeholder.
+fn param(params: &mut Params, value: impl ToSql + Sync + Send + 'static) -> String {
+    params.push(Box::new(value));
+    format!("${}", params.len())
+}
+
+/// SQL and parameters of a global read: below the horizon, in `(tx_id, global_position)` order.
+fn read_all_sql(q: &ReadAll) -> (String, Params) {
+    let mut params: Params = Vec::new();
+    let mut conds = vec![format!("events.tx_id < {HORIZON}")];
+    let bound = |op: &str, p: Position, params: &mut Params| {
+        let tx = param(params, p.tx.to_string());
+        let pos = param(params, big(p.pos));
+        format!("(events.tx_id, events.global_position) {op} ({tx}::text::xid8, {pos}::bigint)")
+    };
+    match (q.direction, q.from) {
+        (Direction::Forward, from) => conds.push(bound(">", from.unwrap_or(Position::START), &mut params)),
+        (Direction::Backward, Some(before)) => conds.push(bound("<", before, &mut params)),
+        (Direction::Backward, None) => {}
+    }
+    if let Some(s) = &q.filter.stream {
+        conds.push(format!("events.stream_id = {}", param(&mut params, s.clone())));
+    }
+    if let Some(c) = &q.filter.category {
+        conds.push(format!("events.category = {}", param(&mut params, c.clone())));
+    }
+    if !q.filter.event_types.is_empty() {
+        conds.push(format!("events.event_type = ANY({})", param(&mut params, q.filter.event_types.clone())));
+    }
+    let order = match q.direction {
+        Direction::Forward => "ASC",
+        Direction::Backward => "DESC",
+    };
+    let limit = param(&mut params, big(q.limit as u64));
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY events.tx_id {order}, events.global_position {order} LIMIT {limit}",
+        conds.join(" AND ")
+    );
+    (sql, params)
+}
+
+/// The dedicated connection holding a projector's advisory lock; dropping it closes the
+/// connection, which releases the lock.
+struct OwnerConnection {
+    client: tokio_postgres::Client,
+    _task: tokio::task::JoinHandle<()>,
 }
 
 impl PgStore {
-    pub async fn connect(_url: &str) -> Result<Self, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+    /// Connects to `url` (`postgres://user:password@host:port/db`), opening one connection now
+    /// so that an unreachable database is reported here, within a few seconds.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let shown = StoreUrl::Postgres(url.to_string()).to_string();
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Invalid(format!("invalid PostgreSQL URL {shown}: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("livechat");
+        }
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Database(format!("cannot set up a connection pool for {shown}: {e}")))?;
+        let first = pool.get().await.map_err(|e| {
+            let detail = match &e {
+                deadpool_postgres::PoolError::Backend(e) => describe_pg(e),
+                deadpool_postgres::PoolError::Timeout(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                e => e.to_string(),
+            };
+            StoreError::Database(format!("cannot connect to PostgreSQL at {shown}: {detail}"))
+        })?;
+        drop(first);
+        Ok(PgStore { inner: Arc::new(Inner { pool, config, commits: watch::channel(0).0 }) })
     }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    fn notify(&self) {
+        self.inner.commits.send_modify(|n| *n += 1);
+    }
+
+    /// Applies the embedded migrations that are missing; returns those applied. Safe when
+    /// several processes migrate at once: they take turns on an advisory lock.
     pub async fn migrate(&self) -> Result<Vec<&'static Migration>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute(SCHEMA_TABLE).await?;
+        let current: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.get(0);
+        let todo = migrate::pending(migrate::POSTGRES, current)?;
+        for m in &todo {
+            tx.batch_execute(m.sql).await.map_err(|e| {
+                StoreError::Database(format!("migration {} ({}) failed: {}", m.version, m.name, describe_pg(&e)))
+            })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
+                &[&m.version, &m.name],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(todo)
     }
+
+    /// Refuses a database whose schema is newer than this binary, or not migrated yet.
     pub async fn check_schema(&self) -> Result<(), StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+        let client = self.client().await?;
+        let exists: bool = client.query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[]).await?.get(0);
+        let current: i64 = if exists {
+            client.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.get(0)
+        } else {
+            0
+        };
+        match migrate::pending(migrate::POSTGRES, current)? {
+            todo if todo.is_empty() => Ok(()),
+            _ => Err(StoreError::Invalid(format!(
+                "the database schema is at version {current}, this binary needs {}: run `livechat migrate`",
+                migrate::latest(migrate::POSTGRES)
+            ))),
+        }
     }
+
+    async fn query_events(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        client.query(&stmt, params).await?.iter().map(decode_event).collect()
+    }
+}
+
+async fn stored_ids(client: &Object, ids: &[Uuid]) -> Result<Vec<StoredId>, StoreError> {
+    let stmt = client.prepare_cached(STORED_IDS).await?;
+    client
+        .query(&stmt, &[&ids])
+        .await?
+        .iter()
+        .map(|r| {
+            let tx: String = get(r, 3)?;
+            Ok(StoredId {
+                event_id: get(r, 0)?,
+                stream_id: get(r, 1)?,
+                stream_version: get::<i64>(r, 2)? as u64,
+                position: Position::new(parse_tx(&tx)?, get::<i64>(r, 4)? as u64),
+            })
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -33,59 +322,452 @@ impl EventStore for PgStore {
     fn backend(&self) -> Backend {
         Backend::Postgres
     }
-    async fn append(&self, _: &str, _: ExpectedVersion, _: Vec<NewEvent>) -> Result<AppendResult, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_append(stream, &events)?;
+        let (kind, pinned): (i32, Option<i64>) = match expected {
+            ExpectedVersion::Any => (0, None),
+            ExpectedVersion::NoStream => (1, None),
+            ExpectedVersion::StreamExists => (2, None),
+            ExpectedVersion::Exact(v) => (3, Some(big(v))),
+        };
+        let now = store_time(Utc::now());
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        let schemas = events
+            .iter()
+            .map(|e| {
+                i32::try_from(e.schema_version).map_err(|_| {
+                    StoreError::Invalid(format!(
+                        "event {}: schema version {} is too large",
+                        e.event_id, e.schema_version
+                    ))
+                })
+            })
+            .collect::<Result<Vec<i32>, _>>()?;
+        let data: Vec<&Value> = events.iter().map(|e| &e.data).collect();
+        let metadata: Vec<&Value> = events.iter().map(|e| &e.metadata).collect();
+        let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.recorded_at.map(store_time).unwrap_or(now)).collect();
+
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(APPEND).await?;
+        let outcome =
+            client.query_one(&stmt, &[&stream, &kind, &pinned, &ids, &types, &schemas, &data, &metadata, &times]).await;
+        let result = match outcome {
+            Ok(row) => {
+                let tx: String = get(&row, 2)?;
+                AppendResult {
+                    first_version: get::<i64>(&row, 0)? as u64,
+                    last_version: get::<i64>(&row, 1)? as u64,
+                    position: Position::new(parse_tx(&tx)?, get::<i64>(&row, 3)? as u64),
+                }
+            }
+            Err(e) => {
+                let Some(db) = e.as_db_error() else { return Err(e.into()) };
+                let code = db.code();
+                let already_stored = code.code() == "LC411"
+                    || (*code == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("events_event_id_key"));
+                if already_stored {
+                    let found = stored_ids(&client, &ids).await?;
+                    idempotent_result(stream, expected, &events, &found)?
+                } else if code.code() == "LC409" {
+                    let actual = match db.detail().unwrap_or("") {
+                        "" => None,
+                        v => Some(v.parse::<u64>().map_err(|_| corrupt(format!("stream version '{v}'")))?),
+                    };
+                    // A retry racing its own first attempt loses on the version check: as
+                    // elsewhere, stored ids decide between the original result and a conflict.
+                    let found = stored_ids(&client, &ids).await?;
+                    if found.is_empty() {
+                        return Err(StoreError::WrongExpectedVersion { stream: stream.to_string(), expected, actual });
+                    }
+                    idempotent_result(stream, expected, &events, &found)?
+                } else {
+                    return Err(e.into());
+                }
+            }
+        };
+        drop(client);
+        self.notify();
+        Ok(result)
     }
-    async fn read_stream(&self, _: &str, _: u64, _: Direction, _: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // One stream's committed rows are totally ordered by version (the streams row lock
+        // serialises its writers): no horizon needed.
+        let sql = match direction {
+            Direction::Forward => format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
+            ),
+            Direction::Backward => format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version <= $2 ORDER BY stream_version DESC LIMIT $3"
+            ),
+        };
+        self.query_events(&sql, &[&stream, &big(from_version), &big(limit as u64)]).await
     }
-    async fn read_all(&self, _: &ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn read_all(&self, q: &ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (sql, params) = read_all_sql(q);
+        self.query_events(&sql, &refs(&params)).await
     }
-    async fn stream_version(&self, _: &str) -> Result<Option<u64>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT version FROM streams WHERE stream_id = $1").await?;
+        let row = client.query_opt(&stmt, &[&stream]).await?;
+        row.map(|r| get::<i64>(&r, 0).map(|v| v as u64)).transpose()
     }
+
     async fn head(&self) -> Result<Option<Position>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT tx_id::text, global_position FROM events WHERE events.tx_id < {HORIZON}
+                 ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1"
+            ))
+            .await?;
+        let row = client.query_opt(&stmt, &[]).await?;
+        row.map(|r| Ok(Position::new(parse_tx(&get::<String>(&r, 0)?)?, get::<i64>(&r, 1)? as u64))).transpose()
     }
-    async fn count_after(&self, _: Position, _: u64) -> Result<u64, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn count_after(&self, after: Position, cap: u64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM (SELECT 1 FROM events
+                     WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)
+                       AND events.tx_id < {HORIZON}
+                     LIMIT $3) AS visible"
+            ))
+            .await?;
+        let row = client.query_one(&stmt, &[&after.tx.to_string(), &big(after.pos), &big(cap)]).await?;
+        Ok(get::<i64>(&row, 0)? as u64)
     }
+
     fn commits(&self) -> watch::Receiver<u64> {
-        self.commits.subscribe()
+        self.inner.commits.subscribe()
     }
+}
+
+/// What a commit's document changes amount to per document, applied in two statements.
+#[derive(Default)]
+struct DocOutcome<'a> {
+    /// The last `Put`, unless a `Delete` came after it.
+    put: Option<(&'a str, &'a str, &'a Value)>,
+    /// `Put`s since the last `Delete` (or the start): the version increment.
+    puts: i64,
+    /// A `Delete` happened: the stored document goes first.
+    deleted: bool,
+}
+
+async fn commit_tx(client: &mut Object, c: &Commit) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    let last_event_at = c.last_event_at.map(store_time);
+    let now = store_time(c.now);
+    let (to_tx, to_pos) = (big(c.checkpoint.tx), big(c.checkpoint.pos));
+    let version = c.projector_version as i32;
+    // The checkpoint first: the conditional write both checks and locks it, so two runners
+    // cannot both continue from the same checkpoint.
+    let written = match c.expected {
+        Some(p) => {
+            let stmt = tx.prepare_cached(MOVE_CHECKPOINT).await?;
+            tx.execute(&stmt, &[&c.projector, &to_tx, &to_pos, &version, &last_event_at, &now, &big(p.tx), &big(p.pos)])
+                .await?
+        }
+        None => {
+            let stmt = tx.prepare_cached(CREATE_CHECKPOINT).await?;
+            tx.execute(&stmt, &[&c.projector, &to_tx, &to_pos, &version, &last_event_at, &now]).await?
+        }
+    };
+    if written == 0 {
+        let stmt = tx.prepare_cached(CHECKPOINT).await?;
+        let current = tx
+            .query_opt(&stmt, &[&c.projector])
+            .await?
+            .map(|r| Ok::<_, StoreError>(Position::new(get::<i64>(&r, 0)? as u64, get::<i64>(&r, 1)? as u64)))
+            .transpose()?;
+        return Err(StoreError::Busy(format!(
+            "checkpoint of '{}' moved (expected {:?}, found {:?}): another runner is active",
+            c.projector, c.expected, current
+        )));
+    }
+
+    // Changes are folded per document (in key order, so concurrent commits lock rows in the
+    // same order), with the same result as applying them one by one.
+    let mut docs: BTreeMap<(&str, &str), DocOutcome> = BTreeMap::new();
+    for change in &c.changes {
+        let outcome = docs.entry(change.key()).or_default();
+        match change {
+            DocChange::Put { partition, sort_key, body, .. } => {
+                outcome.put = Some((partition.as_str(), sort_key.as_str(), body));
+                outcome.puts += 1;
+            }
+            DocChange::Delete { .. } => *outcome = DocOutcome { put: None, puts: 0, deleted: true },
+        }
+    }
+    let deleted: Vec<(&str, &str)> = docs.iter().filter(|(_, o)| o.deleted).map(|(k, _)| *k).collect();
+    if !deleted.is_empty() {
+        let views: Vec<&str> = deleted.iter().map(|k| k.0).collect();
+        let ids: Vec<&str> = deleted.iter().map(|k| k.1).collect();
+        let stmt = tx.prepare_cached(DELETE_DOCS).await?;
+        tx.execute(&stmt, &[&views, &ids]).await?;
+    }
+    let (mut views, mut ids, mut partitions, mut sort_keys, mut bodies, mut increments) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::<&Value>::new(), Vec::<i64>::new());
+    for (&(view, id), o) in &docs {
+        if let Some((partition, sort_key, body)) = o.put {
+            views.push(view);
+            ids.push(id);
+            partitions.push(partition);
+            sort_keys.push(sort_key);
+            bodies.push(body);
+            increments.push(o.puts);
+        }
+    }
+    if !views.is_empty() {
+        let stmt = tx.prepare_cached(PUT_DOCS).await?;
+        tx.execute(&stmt, &[&views, &ids, &partitions, &sort_keys, &bodies, &increments]).await?;
+    }
+    if !c.parked.is_empty() {
+        let stmt = tx.prepare_cached(PARK).await?;
+        for p in &c.parked {
+            tx.execute(
+                &stmt,
+                &[
+                    &p.projector,
+                    &big(p.position.tx),
+                    &big(p.position.pos),
+                    &p.event_id,
+                    &p.stream_id,
+                    &big(p.stream_version),
+                    &p.event_type,
+                    &p.error,
+                    &(p.attempts.min(i32::MAX as u32) as i32),
+                    &store_time(p.parked_at),
+                ],
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 #[async_trait]
 impl ViewStore for PgStore {
-    async fn get(&self, _: &str, _: &str) -> Result<Option<Doc>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+    async fn get(&self, view: &str, id: &str) -> Result<Option<Doc>, StoreError> {
+        let client = self.client().await?;
+        let stmt =
+            client.prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM view_docs WHERE view = $1 AND id = $2")).await?;
+        client.query_opt(&stmt, &[&view, &id]).await?.as_ref().map(decode_doc).transpose()
     }
-    async fn get_many(&self, _: &str, _: &[String]) -> Result<Vec<Doc>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn get_many(&self, view: &str, ids: &[String]) -> Result<Vec<Doc>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM view_docs WHERE view = $1 AND id = ANY($2)"))
+            .await?;
+        client.query(&stmt, &[&view, &ids]).await?.iter().map(decode_doc).collect()
     }
-    async fn list(&self, _: &str, _: Option<&str>, _: Option<(&str, &str)>, _: usize) -> Result<Vec<Doc>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn list(
+        &self,
+        view: &str,
+        partition: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Doc>, StoreError> {
+        let mut params: Params = Vec::new();
+        let mut conds = vec![format!("view = {}", param(&mut params, view.to_string()))];
+        if let Some(p) = partition {
+            conds.push(format!("partition = {}", param(&mut params, p.to_string())));
+        }
+        if let Some((s, i)) = after {
+            let s = param(&mut params, s.to_string());
+            let i = param(&mut params, i.to_string());
+            conds.push(format!("(sort_key, id) > ({s}, {i})"));
+        }
+        let limit = param(&mut params, big(limit as u64));
+        let sql = format!(
+            "SELECT {DOC_COLUMNS} FROM view_docs WHERE {} ORDER BY sort_key, id LIMIT {limit}",
+            conds.join(" AND ")
+        );
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&sql).await?;
+        client.query(&stmt, &refs(&params)).await?.iter().map(decode_doc).collect()
     }
-    async fn commit(&self, _: Commit) -> Result<(), StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        commit_tx(&mut client, &commit).await
     }
-    async fn projector_state(&self, _: &str) -> Result<Option<ProjectorState>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn projector_state(&self, projector: &str) -> Result<Option<ProjectorState>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(STATE).await?;
+        let Some(r) = client.query_opt(&stmt, &[&projector]).await? else { return Ok(None) };
+        Ok(Some(ProjectorState {
+            projector: projector.to_string(),
+            position: Position::new(get::<i64>(&r, 0)? as u64, get::<i64>(&r, 1)? as u64),
+            projector_version: get::<i32>(&r, 2)? as u32,
+            last_event_at: get(&r, 3)?,
+            updated_at: get(&r, 4)?,
+            heartbeat_at: get(&r, 5)?,
+            parked: get::<i64>(&r, 6)? as u64,
+        }))
     }
-    async fn heartbeat(&self, _: &str, _: DateTime<Utc>) -> Result<(), StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn heartbeat(&self, projector: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt =
+            client.prepare_cached("UPDATE projector_checkpoints SET heartbeat_at = $2 WHERE projector = $1").await?;
+        client.execute(&stmt, &[&projector, &store_time(now)]).await?;
+        Ok(())
     }
-    async fn parked(&self, _: &str, _: usize) -> Result<Vec<ParkedEvent>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn parked(&self, projector: &str, limit: usize) -> Result<Vec<ParkedEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(PARKED).await?;
+        client
+            .query(&stmt, &[&projector, &big(limit as u64)])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ParkedEvent {
+                    projector: get(r, 0)?,
+                    position: Position::new(get::<i64>(r, 1)? as u64, get::<i64>(r, 2)? as u64),
+                    event_id: get(r, 3)?,
+                    stream_id: get(r, 4)?,
+                    stream_version: get::<i64>(r, 5)? as u64,
+                    event_type: get(r, 6)?,
+                    error: get(r, 7)?,
+                    attempts: get::<i32>(r, 8)? as u32,
+                    parked_at: get(r, 9)?,
+                })
+            })
+            .collect()
     }
-    async fn reset(&self, _: &str, _: &[&str]) -> Result<(), StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn reset(&self, projector: &str, views: &[&str]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("DELETE FROM view_docs WHERE view = ANY($1)", &[&views]).await?;
+        tx.execute("DELETE FROM projector_checkpoints WHERE projector = $1", &[&projector]).await?;
+        tx.execute("DELETE FROM parked_events WHERE projector = $1", &[&projector]).await?;
+        tx.commit().await?;
+        Ok(())
     }
-    async fn swap_shadow(&self, _: &str, _: &[&str]) -> Result<(), StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn swap_shadow(&self, projector: &str, views: &[&str]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for v in views {
+            tx.execute("DELETE FROM view_docs WHERE view = $1", &[v]).await?;
+            tx.execute("UPDATE view_docs SET view = $1 WHERE view = $2", &[v, &shadow_name(v)]).await?;
+        }
+        let shadow = shadow_name(projector);
+        for table in ["projector_checkpoints", "parked_events"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE projector = $1"), &[&projector]).await?;
+            tx.execute(&format!("UPDATE {table} SET projector = $1 WHERE projector = $2"), &[&projector, &shadow])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
-    async fn try_own(&self, _: &str) -> Result<Option<Ownership>, StoreError> {
-        Err(StoreError::Invalid("PostgreSQL backend not built yet".into()))
+
+    async fn try_own(&self, projector: &str) -> Result<Option<Ownership>, StoreError> {
+        // A session lock on a connection of its own, outside any transaction: it lives exactly
+        // as long as the connection, and never holds back the xid horizon.
+        let cannot =
+            |why: String| StoreError::Database(format!("cannot open a connection to own '{projector}': {why}"));
+        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, self.inner.config.connect(NoTls))
+            .await
+            .map_err(|_| cannot(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+            .map_err(|e| cannot(describe_pg(&e)))?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "projector ownership connection failed");
+            }
+        });
+        let owned: bool = client.query_one(OWN, &[&projector]).await?.get(0);
+        if !owned {
+            return Ok(None);
+        }
+        Ok(Some(Ownership::new(OwnerConnection { client, _task: task }, |c| !c.client.is_closed())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventFilter;
+
+    #[test]
+    fn global_reads_are_gated_and_ordered_by_transaction_then_position() {
+        let (sql, params) = read_all_sql(&ReadAll {
+            from: Some(Position::new(7, 3)),
+            direction: Direction::Forward,
+            limit: 10,
+            filter: EventFilter {
+                stream: Some("s-1".into()),
+                category: Some("s".into()),
+                event_types: vec!["A".into(), "B".into()],
+            },
+        });
+        assert!(sql.contains("events.tx_id < pg_snapshot_xmin(pg_current_snapshot())"), "{sql}");
+        assert!(sql.contains("(events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)"), "{sql}");
+        assert!(sql.contains("events.stream_id = $3 AND events.category = $4 AND events.event_type = ANY($5)"));
+        assert!(sql.ends_with("ORDER BY events.tx_id ASC, events.global_position ASC LIMIT $6"), "{sql}");
+        assert_eq!(params.len(), 6);
+
+        let (sql, params) = read_all_sql(&ReadAll {
+            from: None,
+            direction: Direction::Backward,
+            limit: 5,
+            filter: EventFilter::default(),
+        });
+        assert!(sql.contains("events.tx_id < pg_snapshot_xmin"), "{sql}");
+        assert!(!sql.contains("global_position) <"), "{sql}");
+        assert!(sql.ends_with("ORDER BY events.tx_id DESC, events.global_position DESC LIMIT $1"), "{sql}");
+        assert_eq!(params.len(), 1);
+
+        let (sql, _) = read_all_sql(&ReadAll {
+            from: Some(Position::new(9, 0)),
+            direction: Direction::Backward,
+            limit: 5,
+            filter: EventFilter::default(),
+        });
+        assert!(sql.contains("(events.tx_id, events.global_position) < ($1::text::xid8, $2::bigint)"), "{sql}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_fails_promptly_with_a_clear_error() {
+        // Port 1 on localhost: nothing listens, the connection is refused at once.
+        let started = std::time::Instant::now();
+        let err = PgStore::connect("postgres://livechat:secret@127.0.0.1:1/livechat").await.err().expect("no server");
+        assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+        let StoreError::Database(msg) = err else { panic!("expected a database error, got {err:?}") };
+        assert!(msg.contains("cannot connect to PostgreSQL at postgres://livechat:***@127.0.0.1:1/livechat"), "{msg}");
+        assert!(msg.contains("refused"), "the reason is part of the message: {msg}");
+        assert!(!msg.contains("secret"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_url_is_refused() {
+        assert!(matches!(PgStore::connect("postgres://h:notaport/db").await, Err(StoreError::Invalid(_))));
     }
 }

@@ -73,7 +73,7 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection, St
 const EVENT_COLUMNS: &str =
     "position, event_id, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at";
 
-fn event_row(r: &Row<'_>) -> rusqlite::Result<(i64, String, String, i64, String, i64, String, String, i64)> {
+fn event_row(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
 }
 
@@ -173,12 +173,12 @@ impl SqliteStore {
 
     /// Applies the embedded migrations that are missing; returns those applied.
     pub async fn migrate(&self) -> Result<Vec<&'static Migration>, StoreError> {
-        self.write(|c| migrate::sqlite_apply(c)).await
+        self.write(migrate::sqlite_apply).await
     }
 
     /// Refuses a database whose schema is newer than this binary.
     pub async fn check_schema(&self) -> Result<(), StoreError> {
-        self.read(|c| migrate::sqlite_check(c)).await
+        self.read(migrate::sqlite_check).await
     }
 }
 
@@ -522,7 +522,10 @@ fn commit_tx(conn: &mut Connection, c: &Commit) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn parked_row(r: &Row<'_>) -> rusqlite::Result<(String, i64, i64, String, String, i64, String, String, u32, i64)> {
+/// projector, tx, pos, event id, stream, version, type, error, attempts, parked at.
+type RawParked = (String, i64, i64, String, String, i64, String, String, u32, i64);
+
+fn parked_row(r: &Row<'_>) -> rusqlite::Result<RawParked> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
 }
 

@@ -97,10 +97,12 @@ pub struct ProjectorState {
     pub parked: u64,
 }
 
+type AliveCheck = Box<dyn Fn(&(dyn Any + Send + Sync)) -> bool + Send + Sync>;
+
 /// Held while this process is the one runner of a projector; dropping it lets go.
 pub struct Ownership {
     hold: Box<dyn Any + Send + Sync>,
-    alive: Box<dyn Fn(&(dyn Any + Send + Sync)) -> bool + Send + Sync>,
+    alive: AliveCheck,
 }
 
 impl Ownership {

@@ -18,3 +18,11 @@ mod sqlite {
     use super::*;
     store::conformance_suite!(Some(open(StoreUrl::Sqlite(scratch_dir().join("conformance.db"))).await));
 }
+
+mod postgres {
+    use super::*;
+    async fn pg() -> Option<Store> {
+        Some(open(StoreUrl::Postgres(store::testkit::pg::fresh_database().await?)).await)
+    }
+    store::conformance_suite!(pg().await);
+}

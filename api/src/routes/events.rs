@@ -6,7 +6,7 @@ use serde::Serialize;
 use store::{Direction, EventFilter, Position, ReadAll, RecordedEvent};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::AppState;
 
@@ -62,13 +62,16 @@ pub struct EventPage {
 /// Reads the event log with filters and cursor pagination.
 #[utoipa::path(get, path = "/api/v1/events", tag = "audit", params(EventsQuery),
     responses((status = 200, body = EventPage),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+              (status = 422, body = ProblemDocument, content_type = "application/problem+json")))]
 pub async fn list(State(state): State<AppState>, mut q: Params) -> Result<Json<EventPage>, Problem> {
     let filter = EventFilter {
         stream: q.text("stream"),
         category: q.text("category"),
-        event_types: q.text("event_type").map(|t| t.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default(),
+        event_types: q
+            .text("event_type")
+            .map(|t| t.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default(),
     };
     let from: Option<Position> = q.parse("from", "a position (TX:POS)");
     let cursor: Option<Position> = q.parse("cursor", "a cursor returned by this API");

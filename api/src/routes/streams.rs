@@ -10,7 +10,7 @@ use serde::Serialize;
 use store::Position;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::AppState;
 
@@ -54,9 +54,9 @@ pub(crate) async fn wait_for_view(state: &AppState, projector: &str, min: Option
 /// Lists streams with their version, event count and first/last event times.
 #[utoipa::path(get, path = "/api/v1/streams", tag = "audit", params(StreamsQuery),
     responses((status = 200, body = StreamPage),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json"),
-              (status = 503, body = Problem, content_type = "application/problem+json")))]
+              (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
+              (status = 422, body = ProblemDocument, content_type = "application/problem+json"),
+              (status = 503, body = ProblemDocument, content_type = "application/problem+json")))]
 pub async fn list(State(state): State<AppState>, mut q: Params) -> Result<Json<StreamPage>, Problem> {
     let category = q.text("category");
     let cursor = q.text("cursor");
@@ -73,13 +73,12 @@ pub async fn list(State(state): State<AppState>, mut q: Params) -> Result<Json<S
     } else {
         None
     };
-    let streams = docs
-        .into_iter()
-        .map(|d| serde_json::from_value(d.body))
-        .collect::<Result<Vec<StreamSummary>, _>>()
-        .map_err(|e| {
-            tracing::error!(error = %e, "unreadable stream index document");
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-        })?;
+    let streams =
+        docs.into_iter().map(|d| serde_json::from_value(d.body)).collect::<Result<Vec<StreamSummary>, _>>().map_err(
+            |e| {
+                tracing::error!(error = %e, "unreadable stream index document");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            },
+        )?;
     Ok(Json(StreamPage { streams, next_cursor }))
 }

@@ -26,6 +26,19 @@ fn all(limit: usize) -> ReadAll {
     ReadAll::forward(Position::START, limit)
 }
 
+/// Waits until `n` events are visible in the global log. On PostgreSQL a committed event
+/// stays invisible while any older transaction in the cluster is still running (other tests
+/// share the cluster), which is the very guarantee that keeps readers from skipping it.
+pub async fn settle(store: &dyn EventStore, n: u64) {
+    for _ in 0..400 {
+        if store.count_after(Position::START, u64::MAX).await.unwrap() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{n} events did not become visible within 10 s");
+}
+
 async fn seed(store: &dyn EventStore, stream: &str, count: u64) {
     for n in 0..count {
         store.append(stream, ExpectedVersion::Any, vec![ev(n)]).await.expect("seed append");
@@ -213,6 +226,7 @@ pub async fn read_all_pages_and_filters(store: Store) {
         e.event_type = if n % 5 == 0 { "Fifth".into() } else { "Tested".into() };
         s.append(&stream, ExpectedVersion::Any, vec![e]).await.unwrap();
     }
+    settle(s.as_ref(), 30).await;
     let everything = s.read_all(&all(1000)).await.unwrap();
     assert_eq!(everything.len(), 30);
     assert!(everything.windows(2).all(|w| w[0].position < w[1].position), "strictly increasing positions");
