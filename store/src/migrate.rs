@@ -69,12 +69,17 @@ pub(crate) fn sqlite_apply(conn: &mut Connection) -> Result<Vec<&'static Migrati
 }
 
 pub(crate) fn sqlite_check(conn: &Connection) -> Result<(), StoreError> {
-    let current = sqlite_current(conn)?;
-    match pending(SQLITE, current)? {
+    require_current(SQLITE, sqlite_current(conn)?)
+}
+
+/// Accepts exactly the schema this binary knows: newer is `SchemaTooNew`, older asks for
+/// `livechat migrate`.
+pub fn require_current(set: &'static [Migration], current: i64) -> Result<(), StoreError> {
+    match pending(set, current)? {
         todo if todo.is_empty() => Ok(()),
         _ => Err(StoreError::Invalid(format!(
             "the database schema is at version {current}, this binary needs {}: run `livechat migrate`",
-            latest(SQLITE)
+            latest(set)
         ))),
     }
 }

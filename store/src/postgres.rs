@@ -283,13 +283,7 @@ impl PgStore {
         } else {
             0
         };
-        match migrate::pending(migrate::POSTGRES, current)? {
-            todo if todo.is_empty() => Ok(()),
-            _ => Err(StoreError::Invalid(format!(
-                "the database schema is at version {current}, this binary needs {}: run `livechat migrate`",
-                migrate::latest(migrate::POSTGRES)
-            ))),
-        }
+        migrate::require_current(migrate::POSTGRES, current)
     }
 
     async fn query_events(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<RecordedEvent>, StoreError> {

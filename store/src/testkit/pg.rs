@@ -7,7 +7,7 @@
 //!   `<temp dir>/livechat-test-pg-<port>`, and left running for the next test process.
 //! * Neither: tests are skipped with a message on stderr, or fail when `LIVECHAT_REQUIRE_PG=1`.
 //!
-//! ```ignore
+//! ```text
 //! let Some(url) = store::testkit::pg::fresh_database().await else { return };
 //! // or: let url = store::pg_database_or_skip!();
 //! ```
