@@ -14,4 +14,3 @@ CREATE TABLE events (
     UNIQUE (stream_id, stream_version)
 );
 CREATE INDEX events_by_category ON events (category, position);
-CREATE INDEX events_by_type ON events (event_type, position);

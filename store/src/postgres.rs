@@ -7,10 +7,12 @@
 //! A slow append is waited for, never overtaken and skipped. `global_position` is a unique id,
 //! not the delivery order.
 //!
-//! An append is one round trip: the `livechat_append` function (migrations/postgres) checks
-//! the expected version on the `streams` row (which locks only that stream) and inserts the
-//! events. Nothing is NOTIFYed inside that transaction; local readers are woken through the
-//! `commits` channel after the commit, other processes poll.
+//! An append is one round trip: a single `INSERT ... SELECT` ([`APPEND`]) that checks the
+//! expected version against the stream's current version and inserts the batch; the unique
+//! `(stream_id, stream_version)` index makes a racing writer of the same stream fail instead
+//! of both winning. No lock beyond that index entry, no counter row. Nothing is NOTIFYed
+//! inside the transaction; local readers are woken through the `commits` channel after the
+//! commit, other processes poll.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,8 +51,31 @@ const HORIZON: &str = "pg_snapshot_xmin(pg_current_snapshot())";
 const EVENT_COLUMNS: &str = "events.tx_id::text AS tx, events.global_position, events.event_id, events.stream_id, \
      events.stream_version, events.event_type, events.schema_version, events.data, events.metadata, events.recorded_at";
 
-const APPEND: &str =
-    "SELECT first_version, last_version, tx, pos FROM livechat_append($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// The append: inserts the batch after the stream's last version if the expectation
+/// (`$2`: 0 any, 1 no stream, 2 stream exists, 3 exact `$3`) holds; no row back means it
+/// did not. Public so that tests can hold an append open inside their own transaction.
+pub const APPEND: &str =
+    "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at)
+     SELECT u.id, $1, cur.v + u.ord, u.typ, u.sch, u.dat, u.met, u.tim
+     FROM (SELECT coalesce(max(stream_version), -1) AS v FROM events WHERE stream_id = $1) AS cur,
+          unnest($4::uuid[], $5::text[], $6::int[], $7::jsonb[], $8::jsonb[], $9::timestamptz[])
+              WITH ORDINALITY AS u (id, typ, sch, dat, met, tim, ord)
+     WHERE CASE $2::int WHEN 0 THEN true WHEN 1 THEN cur.v = -1 WHEN 2 THEN cur.v >= 0 ELSE cur.v = $3::bigint END
+     ORDER BY u.ord
+     RETURNING stream_version, tx_id::text, global_position";
+
+/// [`APPEND`] for the common single-event case, with scalar parameters: no array encoding.
+pub const APPEND_ONE: &str =
+    "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, data, metadata, recorded_at)
+     SELECT $4, $1, cur.v + 1, $5, $6, $7, $8, $9
+     FROM (SELECT coalesce(max(stream_version), -1) AS v FROM events WHERE stream_id = $1) AS cur
+     WHERE CASE $2::int WHEN 0 THEN true WHEN 1 THEN cur.v = -1 WHEN 2 THEN cur.v >= 0 ELSE cur.v = $3::bigint END
+     RETURNING stream_version, tx_id::text, global_position";
+
+/// How often an `Any` append retries after losing a race for the next version.
+const ANY_RETRIES: usize = 100;
+
+const STREAM_VERSION: &str = "SELECT max(stream_version) FROM events WHERE stream_id = $1";
 
 const STORED_IDS: &str =
     "SELECT event_id, stream_id, stream_version, tx_id::text, global_position FROM events WHERE event_id = ANY($1)";
@@ -286,6 +311,25 @@ impl PgStore {
         migrate::require_current(migrate::POSTGRES, current)
     }
 
+    /// An append whose expectation failed: the original result if it was a retry of an
+    /// append already stored, otherwise `WrongExpectedVersion` with the actual version.
+    async fn refused(
+        &self,
+        client: &Object,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let found = stored_ids(client, &ids).await?;
+        if !found.is_empty() {
+            return idempotent_result(stream, expected, events, &found);
+        }
+        let stmt = client.prepare_cached(STREAM_VERSION).await?;
+        let actual: Option<i64> = client.query_one(&stmt, &[&stream]).await?.get(0);
+        Err(StoreError::WrongExpectedVersion { stream: stream.to_string(), expected, actual: actual.map(|v| v as u64) })
+    }
+
     async fn query_events(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(sql).await?;
@@ -349,40 +393,46 @@ impl EventStore for PgStore {
         let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.recorded_at.map(store_time).unwrap_or(now)).collect();
 
         let client = self.client().await?;
-        let stmt = client.prepare_cached(APPEND).await?;
-        let outcome =
-            client.query_one(&stmt, &[&stream, &kind, &pinned, &ids, &types, &schemas, &data, &metadata, &times]).await;
-        let result = match outcome {
-            Ok(row) => {
-                let tx: String = get(&row, 2)?;
-                AppendResult {
-                    first_version: get::<i64>(&row, 0)? as u64,
-                    last_version: get::<i64>(&row, 1)? as u64,
-                    position: Position::new(parse_tx(&tx)?, get::<i64>(&row, 3)? as u64),
-                }
-            }
-            Err(e) => {
-                let Some(db) = e.as_db_error() else { return Err(e.into()) };
-                let code = db.code();
-                let already_stored = code.code() == "LC411"
-                    || (*code == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("events_event_id_key"));
-                if already_stored {
-                    let found = stored_ids(&client, &ids).await?;
-                    idempotent_result(stream, expected, &events, &found)?
-                } else if code.code() == "LC409" {
-                    let actual = match db.detail().unwrap_or("") {
-                        "" => None,
-                        v => Some(v.parse::<u64>().map_err(|_| corrupt(format!("stream version '{v}'")))?),
-                    };
-                    // A retry racing its own first attempt loses on the version check: as
-                    // elsewhere, stored ids decide between the original result and a conflict.
-                    let found = stored_ids(&client, &ids).await?;
-                    if found.is_empty() {
-                        return Err(StoreError::WrongExpectedVersion { stream: stream.to_string(), expected, actual });
+        let single = events.len() == 1;
+        let stmt = client.prepare_cached(if single { APPEND_ONE } else { APPEND }).await?;
+        let params: [&(dyn ToSql + Sync); 9] = if single {
+            [&stream, &kind, &pinned, &ids[0], &types[0], &schemas[0], data[0], metadata[0], &times[0]]
+        } else {
+            [&stream, &kind, &pinned, &ids, &types, &schemas, &data, &metadata, &times]
+        };
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match client.query(&stmt, &params).await {
+                Ok(rows) if !rows.is_empty() => {
+                    let (mut last_version, mut tx, mut pos) = (0i64, String::new(), 0i64);
+                    for row in &rows {
+                        let v: i64 = get(row, 0)?;
+                        if v >= last_version {
+                            (last_version, tx, pos) = (v, get(row, 1)?, get(row, 2)?);
+                        }
                     }
-                    idempotent_result(stream, expected, &events, &found)?
-                } else {
-                    return Err(e.into());
+                    break AppendResult {
+                        first_version: (last_version + 1) as u64 - rows.len() as u64,
+                        last_version: last_version as u64,
+                        position: Position::new(parse_tx(&tx)?, pos as u64),
+                    };
+                }
+                // The expectation did not hold.
+                Ok(_) => break self.refused(&client, stream, expected, &events).await?,
+                Err(e) => {
+                    let Some(db) = e.as_db_error() else { return Err(e.into()) };
+                    if *db.code() != SqlState::UNIQUE_VIOLATION {
+                        return Err(e.into());
+                    }
+                    if db.constraint() == Some("events_event_id_key") {
+                        let found = stored_ids(&client, &ids).await?;
+                        break idempotent_result(stream, expected, &events, &found)?;
+                    }
+                    // A concurrent writer took the next version first.
+                    if expected != ExpectedVersion::Any || attempt >= ANY_RETRIES {
+                        break self.refused(&client, stream, expected, &events).await?;
+                    }
                 }
             }
         };
@@ -398,8 +448,8 @@ impl EventStore for PgStore {
         direction: Direction,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        // One stream's committed rows are totally ordered by version (the streams row lock
-        // serialises its writers): no horizon needed.
+        // A stream's versions commit in order (a writer only takes version n + 1 once n is
+        // committed, the unique index makes racers wait): no horizon needed.
         let sql = match direction {
             Direction::Forward => format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
@@ -418,9 +468,9 @@ impl EventStore for PgStore {
 
     async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached("SELECT version FROM streams WHERE stream_id = $1").await?;
-        let row = client.query_opt(&stmt, &[&stream]).await?;
-        row.map(|r| get::<i64>(&r, 0).map(|v| v as u64)).transpose()
+        let stmt = client.prepare_cached(STREAM_VERSION).await?;
+        let version: Option<i64> = get(&client.query_one(&stmt, &[&stream]).await?, 0)?;
+        Ok(version.map(|v| v as u64))
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {

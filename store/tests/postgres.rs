@@ -52,12 +52,22 @@ fn ids(events: &[RecordedEvent]) -> Vec<Uuid> {
     events.iter().map(|e| e.event_id).collect()
 }
 
-/// Appends one event through `livechat_append` inside the caller's open transaction.
+/// Appends one event with the store's own statement inside the caller's open transaction.
 async fn append_held(tx: &tokio_postgres::Transaction<'_>, stream: &str, id: Uuid) {
+    let empty = serde_json::json!({});
     tx.query_one(
-        "SELECT * FROM livechat_append($1, 0, NULL, ARRAY[$2::uuid], ARRAY['Held'], ARRAY[1],
-             ARRAY['{}'::jsonb], ARRAY['{}'::jsonb], ARRAY[now()])",
-        &[&stream, &id],
+        store::postgres::APPEND,
+        &[
+            &stream,
+            &0i32,
+            &None::<i64>,
+            &vec![id],
+            &vec!["Held"],
+            &vec![1i32],
+            &vec![&empty],
+            &vec![&empty],
+            &vec![chrono::Utc::now()],
+        ],
     )
     .await
     .expect("held append");
