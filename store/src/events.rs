@@ -166,7 +166,22 @@ pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), S
     if let Some(e) = events.iter().find(|e| e.event_type.is_empty()) {
         return Err(StoreError::Invalid(format!("event {} has an empty event type", e.event_id)));
     }
+    // PostgreSQL cannot store NUL in text or jsonb; refuse it everywhere so that a log can
+    // move between backends.
+    if let Some(e) = events.iter().find(|e| e.event_type.contains('\0') || has_nul(&e.data) || has_nul(&e.metadata)) {
+        return Err(StoreError::Invalid(format!("event {} contains a NUL character (\\u0000)", e.event_id)));
+    }
     Ok(())
+}
+
+fn has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// An event id already in the store: where it is.

@@ -455,16 +455,6 @@ fn state_row(conn: &Connection, projector: &str) -> Result<Option<ProjectorState
 
 fn commit_tx(conn: &mut Connection, c: &Commit) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current = tx
-        .prepare_cached("SELECT position_tx, position_pos FROM projector_checkpoints WHERE projector = ?1")?
-        .query_row([&c.projector], |r| Ok(Position::new(r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
-        .optional()?;
-    if current != c.expected {
-        return Err(StoreError::Busy(format!(
-            "checkpoint of '{}' moved (expected {:?}, found {:?}): another runner is active",
-            c.projector, c.expected, current
-        )));
-    }
     {
         let mut put = tx.prepare_cached(
             "INSERT INTO view_docs (view, id, partition, sort_key, body, version) VALUES (?1, ?2, ?3, ?4, ?5, 1)
@@ -501,23 +491,51 @@ fn commit_tx(conn: &mut Connection, c: &Commit) -> Result<(), StoreError> {
             ])?;
         }
     }
+    // The checkpoint last, and only from where the runner started: if it moved, returning
+    // drops the transaction and the documents written above with it.
     let now = micros(c.now);
-    tx.prepare_cached(
-        "INSERT INTO projector_checkpoints (projector, position_tx, position_pos, projector_version, last_event_at, updated_at, heartbeat_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-         ON CONFLICT (projector) DO UPDATE SET position_tx = excluded.position_tx, position_pos = excluded.position_pos,
-             projector_version = excluded.projector_version,
-             last_event_at = coalesce(excluded.last_event_at, projector_checkpoints.last_event_at),
-             updated_at = excluded.updated_at, heartbeat_at = excluded.heartbeat_at",
-    )?
-    .execute(params![
-        c.projector,
-        c.checkpoint.tx as i64,
-        c.checkpoint.pos as i64,
-        c.projector_version,
-        c.last_event_at.map(micros),
-        now
-    ])?;
+    let moved = match c.expected {
+        Some(p) => tx
+            .prepare_cached(
+                "UPDATE projector_checkpoints SET position_tx = ?2, position_pos = ?3, projector_version = ?4,
+                     last_event_at = coalesce(?5, last_event_at), updated_at = ?6, heartbeat_at = ?6
+                 WHERE projector = ?1 AND position_tx = ?7 AND position_pos = ?8",
+            )?
+            .execute(params![
+                c.projector,
+                c.checkpoint.tx as i64,
+                c.checkpoint.pos as i64,
+                c.projector_version,
+                c.last_event_at.map(micros),
+                now,
+                p.tx as i64,
+                p.pos as i64
+            ])?,
+        None => tx
+            .prepare_cached(
+                "INSERT INTO projector_checkpoints (projector, position_tx, position_pos, projector_version,
+                     last_event_at, updated_at, heartbeat_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (projector) DO NOTHING",
+            )?
+            .execute(params![
+                c.projector,
+                c.checkpoint.tx as i64,
+                c.checkpoint.pos as i64,
+                c.projector_version,
+                c.last_event_at.map(micros),
+                now
+            ])?,
+    };
+    if moved == 0 {
+        let current = tx
+            .prepare_cached("SELECT position_tx, position_pos FROM projector_checkpoints WHERE projector = ?1")?
+            .query_row([&c.projector], |r| Ok(Position::new(r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
+            .optional()?;
+        return Err(StoreError::Busy(format!(
+            "checkpoint of '{}' moved (expected {:?}, found {:?}): another runner is active",
+            c.projector, c.expected, current
+        )));
+    }
     tx.commit()?;
     Ok(())
 }

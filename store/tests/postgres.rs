@@ -680,3 +680,43 @@ async fn crash_safety() {
         assert_eq!(stored.len(), v.len(), "read_stream and read_all disagree on {stream}");
     }
 }
+
+/// A failure after the checkpoint moved (here PostgreSQL refusing a NUL in jsonb while the
+/// documents are written) rolls back the checkpoint too: neither is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_between_documents_and_checkpoint_leaves_neither() {
+    let Some(url) = fresh_database().await else { return };
+    let store = open(&url).await;
+    let put = |id: &str, body: serde_json::Value| DocChange::Put {
+        view: "things".into(),
+        id: id.into(),
+        partition: String::new(),
+        sort_key: id.into(),
+        body,
+    };
+    let commit = |expected: Option<Position>, checkpoint: Position, changes: Vec<DocChange>| Commit {
+        projector: "things".into(),
+        projector_version: 1,
+        expected,
+        checkpoint,
+        last_event_at: None,
+        changes,
+        parked: vec![],
+        now: Utc::now(),
+    };
+    let p1 = Position::new(5, 1);
+    store.commit(commit(None, p1, vec![put("a", json!({"n": 1}))])).await.unwrap();
+    let failed = store
+        .commit(commit(
+            Some(p1),
+            Position::new(6, 2),
+            vec![put("b", json!({"n": 2})), put("c", json!({"bad": "\u{0}"}))],
+        ))
+        .await;
+    assert!(matches!(failed, Err(StoreError::Database(_))), "{failed:?}");
+    assert_eq!(store.projector_state("things").await.unwrap().unwrap().position, p1, "checkpoint rolled back");
+    assert_eq!(store.get("things", "b").await.unwrap(), None, "documents rolled back");
+    // The runner can go on from where it was.
+    store.commit(commit(Some(p1), Position::new(6, 2), vec![put("b", json!({"n": 2}))])).await.unwrap();
+    assert!(store.get("things", "b").await.unwrap().is_some());
+}

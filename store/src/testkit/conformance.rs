@@ -175,6 +175,10 @@ pub async fn invalid_appends_are_refused(store: Store) {
     assert!(invalid(s.append("has space", ExpectedVersion::Any, vec![ev(0)]).await));
     let e = ev(0);
     assert!(invalid(s.append("twice-1", ExpectedVersion::Any, vec![e.clone(), e]).await));
+    let nul = NewEvent::new("Said", json!({"text": "a\u{0}b"}));
+    assert!(invalid(s.append("nul-1", ExpectedVersion::Any, vec![nul]).await), "NUL is refused on every backend");
+    let nul_key = NewEvent::new("Said", json!({"nested": [{"k\u{0}": 1}]}));
+    assert!(invalid(s.append("nul-1", ExpectedVersion::Any, vec![nul_key]).await));
     assert_eq!(s.head().await.unwrap(), None);
 }
 
