@@ -69,6 +69,7 @@ pub async fn status(url: &StoreUrl, json: bool) -> Result<(), Failure> {
     for p in projections::all() {
         rows.push(projections::health(p.as_ref(), store.events().as_ref(), store.views().as_ref()).await?);
     }
+    let horizon = store.events().horizon_age().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| Failure::Runtime(e.to_string()))?);
         return Ok(());
@@ -90,6 +91,9 @@ pub async fn status(url: &StoreUrl, json: bool) -> Result<(), Failure> {
             "{:<16} {:>8} {:>14} {:>10} {:>9.1} {:>7} {:>11}",
             h.projector, version, checkpoint, h.lag_events, h.lag_seconds, h.parked, heartbeat
         );
+    }
+    if let Some(age) = horizon.filter(|a| *a >= 1.0) {
+        println!("\nA write transaction has been running for {age:.0} s: events committed since stay invisible to projectors until it ends.");
     }
     Ok(())
 }

@@ -145,6 +145,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// Number of visible events strictly after `after`, counting at most `cap`.
     async fn count_after(&self, after: Position, cap: u64) -> Result<u64, StoreError>;
 
+    /// How long, in seconds, the oldest write transaction still running has been holding back
+    /// what global reads can see. Only PostgreSQL has such a horizon (and it is cluster-wide:
+    /// a transaction in another database counts); elsewhere `None`.
+    async fn horizon_age(&self) -> Result<Option<f64>, StoreError> {
+        Ok(None)
+    }
+
     /// Ticks after every local commit: an in-process wake-up hint for tailing readers.
     /// Readers must still poll: other processes write too.
     fn commits(&self) -> watch::Receiver<u64>;

@@ -48,6 +48,11 @@ const MIGRATION_LOCK: i64 = 0x6c69_7665_6368_6174;
 /// Transactions below this one have all finished: the visibility horizon of global reads.
 const HORIZON: &str = "pg_snapshot_xmin(pg_current_snapshot())";
 
+/// Age of the oldest transaction holding an xid anywhere in the cluster: what holds the
+/// horizon back (sessions of other roles count only with `pg_read_all_stats`).
+const HORIZON_AGE: &str = "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
+     FROM pg_stat_activity WHERE backend_xid IS NOT NULL";
+
 const EVENT_COLUMNS: &str = "events.tx_id::text AS tx, events.global_position, events.event_id, events.stream_id, \
      events.stream_version, events.event_type, events.schema_version, events.data, events.metadata, events.recorded_at";
 
@@ -245,6 +250,11 @@ impl PgStore {
         }
         if config.get_application_name().is_none() {
             config.application_name("livechat");
+        }
+        if config.get_options().is_none() {
+            // A transaction of ours left idle would hold the read horizon of every reader in
+            // the cluster; the server ends it instead. Ours never idle: this is a guard.
+            config.options("-c idle_in_transaction_session_timeout=60000");
         }
         let manager =
             Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
@@ -497,6 +507,13 @@ impl EventStore for PgStore {
             .await?;
         let row = client.query_one(&stmt, &[&after.tx.to_string(), &big(after.pos), &big(cap)]).await?;
         Ok(get::<i64>(&row, 0)? as u64)
+    }
+
+    async fn horizon_age(&self) -> Result<Option<f64>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(HORIZON_AGE).await?;
+        let age: f64 = get(&client.query_one(&stmt, &[]).await?, 0)?;
+        Ok(Some(age))
     }
 
     fn commits(&self) -> watch::Receiver<u64> {

@@ -212,6 +212,9 @@ async fn a_long_transaction_in_another_database_stalls_delivery_but_loses_nothin
     let b_id = b.event_id;
     store.append("other-1", ExpectedVersion::NoStream, vec![b]).await.unwrap();
     assert_stays_hidden(&store, &mut sub, "a transaction in another database was open").await;
+    // The stall is visible to operators: the horizon's age counts the open transaction.
+    let age = store.horizon_age().await.unwrap().expect("PostgreSQL has a horizon");
+    assert!(age >= 0.5, "the open transaction held the horizon for {age} s");
 
     long.commit().await.unwrap();
     let first = timeout(LONG, sub.next()).await.expect("B was lost").unwrap();

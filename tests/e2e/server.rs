@@ -75,5 +75,9 @@ async fn serve_runs_on_postgres() {
     let (status, streams) = server.get(&format!("/api/v1/streams?min_position={last}")).await;
     assert_eq!(status, 200, "{streams}");
     assert_eq!(streams["streams"].as_array().unwrap().len(), 3);
+    let (status, ready) = server.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["store"]["backend"], "postgres");
+    assert!(ready["store"]["horizon_age_seconds"].is_number(), "{ready}");
     assert_eq!(server.terminate().0, Some(0));
 }

@@ -25,7 +25,8 @@ pub async fn healthz() -> Json<Health> {
 /// `GET /readyz` body.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready`, `lagging` (a projector is behind by more than the bound) or `unavailable`.
+    /// `ready`, `lagging` (a projector, or the PostgreSQL horizon, is behind by more than the
+    /// bound) or `unavailable`.
     pub status: &'static str,
     pub store: StoreReadiness,
     pub projectors: Vec<ProjectorHealth>,
@@ -37,6 +38,10 @@ pub struct StoreReadiness {
     pub backend: String,
     /// Newest visible position (`null` on an empty store).
     pub head: Option<String>,
+    /// PostgreSQL: seconds the oldest running write transaction in the cluster has held back
+    /// what readers can see; new events stay invisible to projectors meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub horizon_age_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -51,7 +56,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Err(e) => {
             let body = Readiness {
                 status: "unavailable",
-                store: StoreReadiness { reachable: false, backend, head: None, error: Some(e.to_string()) },
+                store: StoreReadiness {
+                    reachable: false,
+                    backend,
+                    head: None,
+                    horizon_age_seconds: None,
+                    error: Some(e.to_string()),
+                },
                 projectors: vec![],
             };
             return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
@@ -64,17 +75,32 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             Err(e) => {
                 let body = Readiness {
                     status: "unavailable",
-                    store: StoreReadiness { reachable: false, backend, head: None, error: Some(e.to_string()) },
+                    store: StoreReadiness {
+                        reachable: false,
+                        backend,
+                        head: None,
+                        horizon_age_seconds: None,
+                        error: Some(e.to_string()),
+                    },
                     projectors,
                 };
                 return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
             }
         }
     }
-    let lagging = projectors.iter().any(|h| h.lag_seconds > state.config.ready_max_lag.as_secs_f64());
+    // A held horizon hides new events from projectors without counting as their lag.
+    let horizon_age_seconds = state.events.horizon_age().await.ok().flatten();
+    let bound = state.config.ready_max_lag.as_secs_f64();
+    let lagging = projectors.iter().any(|h| h.lag_seconds > bound) || horizon_age_seconds.is_some_and(|a| a > bound);
     let body = Readiness {
         status: if lagging { "lagging" } else { "ready" },
-        store: StoreReadiness { reachable: true, backend, head: head.map(|h| h.to_string()), error: None },
+        store: StoreReadiness {
+            reachable: true,
+            backend,
+            head: head.map(|h| h.to_string()),
+            horizon_age_seconds,
+            error: None,
+        },
         projectors,
     };
     let status = if lagging { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
