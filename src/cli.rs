@@ -91,6 +91,14 @@ pub enum ProjectionsCommand {
     },
     /// Rebuild views from the whole log into shadow documents, then swap them in.
     Rebuild(RebuildArgs),
+    /// List the events a projector could not apply (JSON lines: stream, position, error).
+    Parked {
+        /// Projector name (see `projections status`).
+        name: String,
+        /// At most this many, oldest first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Args, Debug)]

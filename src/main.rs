@@ -78,6 +78,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Events(EventsCommand::Show { stream }) => transfer::show(&url, &stream).await,
         Command::Projections(ProjectionsCommand::Status { json }) => progress::status(&url, json).await,
         Command::Projections(ProjectionsCommand::Rebuild(args)) => progress::rebuild(&url, args).await,
+        Command::Projections(ProjectionsCommand::Parked { name, limit }) => progress::parked(&url, &name, limit).await,
         Command::Export => transfer::export(&url).await,
         Command::Import => transfer::import(&url).await,
     }

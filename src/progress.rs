@@ -98,14 +98,28 @@ pub async fn status(url: &StoreUrl, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The projector called `name`, or a usage error listing the known ones.
+fn projector(name: &str) -> Result<std::sync::Arc<dyn Projector>, Failure> {
+    projections::by_name(name).ok_or_else(|| {
+        let names: Vec<_> = projections::all().iter().map(|p| p.name()).collect();
+        Failure::Usage(format!("no projector '{name}'; known: {}", names.join(", ")))
+    })
+}
+
+pub async fn parked(url: &StoreUrl, name: &str, limit: usize) -> Result<(), Failure> {
+    let p = projector(name)?;
+    let store = open_migrated(url).await?;
+    for event in store.views().parked(p.name(), limit).await? {
+        println!("{}", serde_json::to_string(&event).map_err(|e| Failure::Runtime(e.to_string()))?);
+    }
+    Ok(())
+}
+
 pub async fn rebuild(url: &StoreUrl, args: RebuildArgs) -> Result<(), Failure> {
     let store = open_migrated(url).await?;
     let chosen: Vec<_> = match (&args.name, args.all) {
         (_, true) => projections::all(),
-        (Some(name), false) => vec![projections::by_name(name).ok_or_else(|| {
-            let names: Vec<_> = projections::all().iter().map(|p| p.name()).collect();
-            Failure::Usage(format!("no projector '{name}'; known: {}", names.join(", ")))
-        })?],
+        (Some(name), false) => vec![projector(name)?],
         (None, false) => return Err(Failure::Usage("name a projector or pass --all".into())),
     };
     for p in chosen {

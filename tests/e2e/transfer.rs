@@ -119,11 +119,55 @@ fn events_tail_show_and_projections_from_the_cli() {
     table.args(["projections", "status"]);
     let text = stdout(&run(table, ""));
     assert!(text.contains("stream_index") && text.contains("0:9"), "{text}");
+    let mut parked = livechat(&url);
+    parked.args(["projections", "parked", "stream_index"]);
+    let out = run(parked, "");
+    assert!(out.status.success() && stdout(&out).is_empty(), "nothing parked: {}", stdout(&out));
     let mut unknown = livechat(&url);
     unknown.args(["projections", "rebuild", "nope"]);
     let out = run(unknown, "");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no projector 'nope'; known: stream_index"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_events_are_listed_with_stream_position_and_error() {
+    let dir = scratch();
+    let url = sqlite_url(&dir);
+    assert!(import_into(&url, &sample_log(3)).status.success());
+    // Park an event the way a runner does, through the store.
+    let store = store::Store::open(&url.parse().unwrap()).await.unwrap();
+    let event = store.events().read_all(&store::ReadAll::forward(store::Position::START, 1)).await.unwrap().remove(0);
+    let parked = store::ParkedEvent::new(
+        "stream_index",
+        &event,
+        "cannot decode Started v1: missing field `name`".into(),
+        3,
+        chrono::Utc::now(),
+    );
+    let commit = store::Commit {
+        projector: "stream_index".into(),
+        projector_version: 1,
+        expected: None,
+        checkpoint: event.position,
+        last_event_at: Some(event.recorded_at),
+        changes: vec![],
+        parked: vec![parked],
+        now: chrono::Utc::now(),
+    };
+    store.views().commit(commit).await.unwrap();
+    drop(store);
+
+    let mut cmd = livechat(&url);
+    cmd.args(["projections", "parked", "stream_index"]);
+    let listed = lines(&stdout(&run(cmd, "")));
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0]["stream_id"].as_str(), listed[0]["position"].as_str()), (Some("channel-a"), Some("0:1")));
+    assert!(listed[0]["error"].as_str().unwrap().contains("missing field `name`"));
+    let mut status = livechat(&url);
+    status.args(["projections", "status", "--json"]);
+    let health: Value = serde_json::from_str(&stdout(&run(status, ""))).unwrap();
+    assert_eq!(health[0]["parked"], 1);
 }
 
 #[test]
