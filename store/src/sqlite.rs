@@ -664,8 +664,9 @@ impl ViewStore for SqliteStore {
             for v in &views {
                 tx.execute("DELETE FROM view_docs WHERE view = ?1", [v])?;
             }
-            tx.execute("DELETE FROM projector_checkpoints WHERE projector = ?1", [&projector])?;
-            tx.execute("DELETE FROM parked_events WHERE projector = ?1", [&projector])?;
+            for table in ["projector_checkpoints", "parked_events"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE projector = ?1"), [&projector])?;
+            }
             tx.commit()?;
             Ok(())
         })

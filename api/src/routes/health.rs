@@ -51,41 +51,26 @@ pub struct StoreReadiness {
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let backend = format!("{:?}", state.events.backend()).to_lowercase();
+    let unavailable = |backend: String, e: store::StoreError, projectors: Vec<ProjectorHealth>| {
+        let store = StoreReadiness {
+            reachable: false,
+            backend,
+            head: None,
+            horizon_age_seconds: None,
+            error: Some(e.to_string()),
+        };
+        let body = Readiness { status: "unavailable", store, projectors };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    };
     let head = match state.events.head().await {
         Ok(h) => h,
-        Err(e) => {
-            let body = Readiness {
-                status: "unavailable",
-                store: StoreReadiness {
-                    reachable: false,
-                    backend,
-                    head: None,
-                    horizon_age_seconds: None,
-                    error: Some(e.to_string()),
-                },
-                projectors: vec![],
-            };
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-        }
+        Err(e) => return unavailable(backend, e, vec![]),
     };
     let mut projectors = Vec::new();
     for p in &state.projectors {
         match projections::health(p.as_ref(), state.events.as_ref(), state.views.as_ref()).await {
             Ok(h) => projectors.push(h),
-            Err(e) => {
-                let body = Readiness {
-                    status: "unavailable",
-                    store: StoreReadiness {
-                        reachable: false,
-                        backend,
-                        head: None,
-                        horizon_age_seconds: None,
-                        error: Some(e.to_string()),
-                    },
-                    projectors,
-                };
-                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-            }
+            Err(e) => return unavailable(backend, e, projectors),
         }
     }
     // A held horizon hides new events from projectors without counting as their lag.
