@@ -30,9 +30,10 @@ impl Position {
 
     /// The bound to read *after* so that this position itself is included.
     pub fn just_before(self) -> Position {
-        match self.pos {
-            0 => Position::new(self.tx.saturating_sub(1), u64::MAX),
-            p => Position::new(self.tx, p - 1),
+        match (self.tx, self.pos) {
+            (0, 0) => Position::START,
+            (tx, 0) => Position::new(tx - 1, u64::MAX),
+            (tx, pos) => Position::new(tx, pos - 1),
         }
     }
 }
@@ -135,4 +136,43 @@ impl RecordedEvent {
 /// Timestamps are kept to the microsecond so that every backend round-trips them exactly.
 pub fn store_time(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_print_and_parse_as_tx_colon_pos() {
+        let p = Position::new(7, 42);
+        assert_eq!(p.to_string(), "7:42");
+        assert_eq!("7:42".parse(), Ok(p));
+        assert_eq!("42".parse(), Ok(Position::new(0, 42)), "a bare number is an embedded-store position");
+        assert_eq!(serde_json::to_value(p).unwrap(), "7:42");
+        for bad in ["", "x", "1:", ":1", "-1:2", "1:2:3", "1.5"] {
+            assert!(bad.parse::<Position>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn positions_order_by_transaction_then_sequence() {
+        assert!(Position::new(1, 900) < Position::new(2, 5));
+        assert!(Position::new(2, 5) < Position::new(2, 6));
+    }
+
+    #[test]
+    fn just_before_is_the_tightest_exclusive_bound() {
+        assert_eq!(Position::new(0, 5).just_before(), Position::new(0, 4));
+        assert_eq!(Position::new(3, 0).just_before(), Position::new(2, u64::MAX));
+        assert_eq!(Position::START.just_before(), Position::START, "nothing lies before the start");
+        for p in [Position::new(0, 1), Position::new(9, 9)] {
+            assert!(p.just_before() < p);
+        }
+    }
+
+    #[test]
+    fn categories_are_the_prefix_before_the_first_dash() {
+        assert_eq!(category_of("channel-0190-abcd"), "channel");
+        assert_eq!(category_of("plain"), "plain");
+    }
 }
