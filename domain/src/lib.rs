@@ -1,7 +1,13 @@
 //! The pure model of livechat: what events mean and which decisions produce them.
 //!
 //! Architecture invariant: no I/O, no tokio, no SQL, no clock and no randomness. Time and
-//! ids come in through commands. So far it holds the envelope metadata every event carries;
-//! channels, users and sessions arrive with their issues.
+//! ids come in through commands; a decision is `(state, command) -> events | error`.
 
+pub mod aggregate;
+pub mod channel;
 pub mod metadata;
+pub mod rules;
+pub mod user;
+pub mod values;
+
+pub use aggregate::{Aggregate, DecodeError};

@@ -1,0 +1,290 @@
+//! Command handling: load a stream, fold it, decide (pure, in `domain`), append with the
+//! expected version, and retry when someone else wrote in between.
+//!
+//! Architecture invariant: the only place where decisions meet the event store. Handlers
+//! hold no business rules: those are the `decide` functions they are given.
+
+use chrono::{DateTime, Utc};
+use domain::aggregate::{decode, encode, Aggregate, DecodeError};
+use domain::metadata::{Actor, Metadata};
+use store::{Direction, EventStore, ExpectedVersion, NewEvent, Position, StoreError};
+use uuid::Uuid;
+
+/// Who asks, when, and how to recognise a retried request.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    pub request_id: Option<String>,
+    /// From the `Idempotency-Key` header: makes event ids deterministic, so a retried request
+    /// returns the first result instead of writing twice.
+    pub idempotency_key: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+impl Context {
+    pub fn new(actor: Actor, now: DateTime<Utc>) -> Self {
+        Context { actor, correlation_id: Uuid::now_v7(), request_id: None, idempotency_key: None, now }
+    }
+
+    fn metadata(&self) -> serde_json::Value {
+        let m = Metadata {
+            actor: self.actor.clone(),
+            correlation_id: self.correlation_id,
+            causation_id: None,
+            request_id: self.request_id.clone(),
+        };
+        serde_json::to_value(m).expect("metadata serializes")
+    }
+
+    /// The id of the `index`-th event this request appends to `stream`.
+    fn event_id(&self, stream: &str, index: usize) -> Uuid {
+        match &self.idempotency_key {
+            Some(key) => {
+                let actor = self.actor.id.map(|a| a.to_string()).unwrap_or_default();
+                Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("livechat/{actor}/{key}/{stream}/{index}").as_bytes())
+            }
+            None => Uuid::now_v7(),
+        }
+    }
+}
+
+/// Why a command did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    /// The decision refused it (the domain error says why).
+    #[error("{0}")]
+    Domain(E),
+    /// The caller edited an older version (`If-Match`), or writers kept colliding.
+    #[error("the resource changed: it is now at version {current:?}")]
+    Conflict { current: Option<u64> },
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An aggregate with the version of its stream.
+#[derive(Clone, Debug)]
+pub struct Loaded<A> {
+    pub state: A,
+    /// Version of the last event, `None` for a stream without events.
+    pub version: Option<u64>,
+    pub(crate) ids: Vec<Uuid>,
+    pub(crate) last_position: Option<Position>,
+}
+
+/// What a command did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Stream version after the command (the resource's ETag).
+    pub version: Option<u64>,
+    /// Position of the last event written (for `min_position` reads); `None` if nothing was.
+    pub position: Option<Position>,
+    /// Events written.
+    pub written: usize,
+}
+
+/// The stream of aggregate `A` with this id.
+pub fn stream_id<A: Aggregate>(id: impl std::fmt::Display) -> String {
+    format!("{}-{id}", A::CATEGORY)
+}
+
+/// Reads and folds a stream.
+pub async fn load<A: Aggregate>(events: &dyn EventStore, stream: &str) -> Result<Loaded<A>, StoreOrDecode> {
+    let mut state = A::default();
+    let (mut version, mut ids, mut last_position) = (None, Vec::new(), None);
+    let mut from = 0;
+    loop {
+        let page = events.read_stream(stream, from, Direction::Forward, 1000).await?;
+        let Some(last) = page.last() else { break };
+        from = last.stream_version + 1;
+        for e in &page {
+            state.apply(&decode::<A::Event>(&e.event_type, &e.data)?);
+            ids.push(e.event_id);
+        }
+        version = Some(last.stream_version);
+        last_position = Some(last.position);
+    }
+    Ok(Loaded { state, version, ids, last_position })
+}
+
+/// A read failure: the store, or an event this code cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreOrDecode {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl<E> From<StoreOrDecode> for CommandError<E> {
+    fn from(e: StoreOrDecode) -> Self {
+        match e {
+            StoreOrDecode::Store(e) => CommandError::Store(e),
+            StoreOrDecode::Decode(e) => CommandError::Decode(e),
+        }
+    }
+}
+
+/// How often a command is decided again after losing a race for the stream.
+const ATTEMPTS: usize = 5;
+
+/// Runs `decide` against the current state of `stream` and appends what it decides.
+///
+/// `if_match`: the version the caller last saw; a different current version is a
+/// [`CommandError::Conflict`], never a silent overwrite. Without it, a concurrent write makes
+/// the command load and decide again (bounded).
+pub async fn execute<A, E>(
+    events: &dyn EventStore,
+    stream: &str,
+    ctx: &Context,
+    if_match: Option<u64>,
+    decide: impl Fn(&A) -> Result<Vec<A::Event>, E>,
+) -> Result<Outcome, CommandError<E>>
+where
+    A: Aggregate,
+{
+    for _ in 0..ATTEMPTS {
+        let loaded: Loaded<A> = load(events, stream).await?;
+        // A retried request whose first attempt already landed: answer as the first did.
+        if ctx.idempotency_key.is_some() {
+            let first = ctx.event_id(stream, 0);
+            if let Some(i) = loaded.ids.iter().position(|id| *id == first) {
+                let written =
+                    loaded.ids[i..].iter().enumerate().take_while(|(k, id)| **id == ctx.event_id(stream, *k)).count();
+                return Ok(Outcome { version: loaded.version, position: loaded.last_position, written });
+            }
+        }
+        if if_match.is_some() && if_match != loaded.version {
+            return Err(CommandError::Conflict { current: loaded.version });
+        }
+        let decided = decide(&loaded.state).map_err(CommandError::Domain)?;
+        if decided.is_empty() {
+            return Ok(Outcome { version: loaded.version, position: None, written: 0 });
+        }
+        let metadata = ctx.metadata();
+        let batch: Vec<NewEvent> = decided
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let (event_type, data) = encode(e);
+                NewEvent {
+                    event_id: ctx.event_id(stream, i),
+                    event_type,
+                    schema_version: 1,
+                    data,
+                    metadata: metadata.clone(),
+                    recorded_at: None,
+                }
+            })
+            .collect();
+        let expected = loaded.version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+        match events.append(stream, expected, batch).await {
+            Ok(r) => {
+                return Ok(Outcome {
+                    version: Some(r.last_version),
+                    position: Some(r.position),
+                    written: decided.len(),
+                })
+            }
+            Err(StoreError::WrongExpectedVersion { actual, .. }) if if_match.is_some() => {
+                return Err(CommandError::Conflict { current: actual })
+            }
+            Err(StoreError::WrongExpectedVersion { .. }) => {
+                tracing::debug!(stream, "concurrent write; deciding again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let current = events.stream_version(stream).await?;
+    Err(CommandError::Conflict { current })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+    use std::sync::Arc;
+    use store::memory::MemoryEventStore;
+
+    /// A counter that refuses to go above 3.
+    #[derive(Default, Debug)]
+    struct Counter(u32);
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "event_type", content = "data")]
+    enum CounterEvent {
+        Incremented {},
+    }
+
+    impl Aggregate for Counter {
+        type Event = CounterEvent;
+        const CATEGORY: &'static str = "counter";
+        fn apply(&mut self, _: &CounterEvent) {
+            self.0 += 1;
+        }
+    }
+
+    fn increment(c: &Counter) -> Result<Vec<CounterEvent>, &'static str> {
+        if c.0 >= 3 {
+            Err("full")
+        } else {
+            Ok(vec![CounterEvent::Incremented {}])
+        }
+    }
+
+    fn ctx() -> Context {
+        Context::new(Actor::system(), Utc::now())
+    }
+
+    #[tokio::test]
+    async fn it_decides_on_the_current_state_and_reports_domain_errors() {
+        let store = MemoryEventStore::new();
+        for v in 0..3 {
+            let out = execute(&store, "counter-1", &ctx(), None, increment).await.unwrap();
+            assert_eq!((out.version, out.written), (Some(v), 1));
+        }
+        let full = execute(&store, "counter-1", &ctx(), None, increment).await;
+        assert!(matches!(full, Err(CommandError::Domain("full"))));
+        let stored = store.read_stream("counter-1", 0, Direction::Forward, 10).await.unwrap();
+        assert_eq!(stored[0].metadata["actor"]["kind"], "system");
+    }
+
+    #[tokio::test]
+    async fn a_stale_if_match_is_a_conflict_with_the_current_version() {
+        let store = MemoryEventStore::new();
+        execute(&store, "counter-1", &ctx(), None, increment).await.unwrap();
+        execute(&store, "counter-1", &ctx(), Some(0), increment).await.unwrap();
+        let stale = execute(&store, "counter-1", &ctx(), Some(0), increment).await;
+        assert!(matches!(stale, Err(CommandError::Conflict { current: Some(1) })), "{stale:?}");
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_makes_a_retry_return_the_first_result() {
+        let store = MemoryEventStore::new();
+        let mut keyed = ctx();
+        keyed.idempotency_key = Some("req-1".into());
+        let first = execute(&store, "counter-1", &keyed, None, increment).await.unwrap();
+        let again = execute(&store, "counter-1", &keyed, None, increment).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(store.stream_version("counter-1").await.unwrap(), Some(0), "written once");
+        keyed.idempotency_key = Some("req-2".into());
+        assert_eq!(execute(&store, "counter-1", &keyed, None, increment).await.unwrap().version, Some(1));
+    }
+
+    #[tokio::test]
+    async fn concurrent_commands_are_decided_again_not_lost() {
+        let store = Arc::new(MemoryEventStore::new());
+        let tasks: Vec<_> = (0..3)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { execute(store.as_ref(), "counter-1", &ctx(), None, increment).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(store.stream_version("counter-1").await.unwrap(), Some(2));
+    }
+}

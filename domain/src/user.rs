@@ -1,0 +1,494 @@
+//! Users: operators and admins, their profile, credentials, tokens and status.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::values::{language, optional_text, text, Country, Email, Invalid};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    #[default]
+    Operator,
+}
+
+/// Presence status; only `online` operators get conversations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Online,
+    Away,
+    #[default]
+    Offline,
+}
+
+/// Why a status changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusReason {
+    /// The operator chose it.
+    Chosen,
+    /// No activity for longer than the inactivity limit.
+    Inactive,
+    /// The account was deactivated.
+    Deactivated,
+}
+
+/// What happened to a user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "data")]
+pub enum UserEvent {
+    UserCreated {
+        user_id: Uuid,
+        name: String,
+        login: Email,
+        chat_name: Option<String>,
+        languages: Vec<String>,
+        country: Option<Country>,
+        role: Role,
+        /// argon2 PHC string; redacted wherever events are shown.
+        password_hash: String,
+    },
+    UserProfileUpdated {
+        name: String,
+        chat_name: Option<String>,
+        languages: Vec<String>,
+        country: Option<Country>,
+    },
+    UserRoleChanged {
+        role: Role,
+    },
+    /// Revokes every token issued before it.
+    PasswordChanged {
+        password_hash: String,
+    },
+    /// Revokes every token; the user can no longer log in.
+    UserDeactivated {},
+    UserReactivated {},
+    /// A bearer token was issued; only its SHA-256 is kept.
+    TokenIssued {
+        token_sha256: String,
+        expires_at: DateTime<Utc>,
+    },
+    StatusChanged {
+        status: Status,
+        reason: StatusReason,
+    },
+}
+
+/// A user as rebuilt from their stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct User {
+    pub id: Option<Uuid>,
+    pub name: String,
+    pub login: Option<Email>,
+    pub chat_name: Option<String>,
+    pub languages: Vec<String>,
+    pub country: Option<Country>,
+    pub role: Role,
+    pub password_hash: String,
+    pub active: bool,
+    pub status: Status,
+    /// Tokens issued since the last password change or deactivation.
+    pub tokens: Vec<(String, DateTime<Utc>)>,
+}
+
+impl User {
+    pub fn exists(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// The name visitors see: the online chat name, else the name.
+    pub fn display_name(&self) -> &str {
+        self.chat_name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&self.name)
+    }
+
+    /// Is `token_sha256` a live token of this active user at `now`?
+    pub fn accepts(&self, token_sha256: &str, now: DateTime<Utc>) -> bool {
+        self.active && self.tokens.iter().any(|(t, exp)| t == token_sha256 && *exp > now)
+    }
+}
+
+impl Aggregate for User {
+    type Event = UserEvent;
+    const CATEGORY: &'static str = "user";
+
+    fn apply(&mut self, e: &UserEvent) {
+        match e {
+            UserEvent::UserCreated { user_id, name, login, chat_name, languages, country, role, password_hash } => {
+                *self = User {
+                    id: Some(*user_id),
+                    name: name.clone(),
+                    login: Some(login.clone()),
+                    chat_name: chat_name.clone(),
+                    languages: languages.clone(),
+                    country: country.clone(),
+                    role: *role,
+                    password_hash: password_hash.clone(),
+                    active: true,
+                    status: Status::Offline,
+                    tokens: vec![],
+                }
+            }
+            UserEvent::UserProfileUpdated { name, chat_name, languages, country } => {
+                self.name = name.clone();
+                self.chat_name = chat_name.clone();
+                self.languages = languages.clone();
+                self.country = country.clone();
+            }
+            UserEvent::UserRoleChanged { role } => self.role = *role,
+            UserEvent::PasswordChanged { password_hash } => {
+                self.password_hash = password_hash.clone();
+                self.tokens.clear();
+            }
+            UserEvent::UserDeactivated {} => {
+                self.active = false;
+                self.tokens.clear();
+                self.status = Status::Offline;
+            }
+            UserEvent::UserReactivated {} => self.active = true,
+            UserEvent::TokenIssued { token_sha256, expires_at } => {
+                self.tokens.push((token_sha256.clone(), *expires_at))
+            }
+            UserEvent::StatusChanged { status, .. } => self.status = *status,
+        }
+    }
+}
+
+/// Why a user command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UserError {
+    /// 404
+    #[error("no such user")]
+    NotFound,
+    /// 409
+    #[error("this user already exists")]
+    AlreadyExists,
+    /// 409
+    #[error("the user is deactivated")]
+    Deactivated,
+    /// 422
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+}
+
+/// A profile as submitted, before validation.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct ProfileInput {
+    pub name: String,
+    #[serde(default)]
+    pub chat_name: Option<String>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+}
+
+/// A validated profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub chat_name: Option<String>,
+    pub languages: Vec<String>,
+    pub country: Option<Country>,
+}
+
+impl ProfileInput {
+    /// Validates every field, collecting all errors.
+    pub fn parse(&self) -> Result<Profile, Vec<Invalid>> {
+        let mut errors = Vec::new();
+        let name = text("name", &self.name, 100).map_err(|e| errors.push(e)).ok();
+        let chat_name = match &self.chat_name {
+            Some(n) => optional_text("chat_name", n, 100).map_err(|e| errors.push(e)).ok().filter(|n| !n.is_empty()),
+            None => None,
+        };
+        let mut languages = Vec::new();
+        for (i, l) in self.languages.iter().enumerate() {
+            match language(&format!("languages[{i}]"), l) {
+                Ok(l) if !languages.contains(&l) => languages.push(l),
+                Ok(_) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        let country = match self.country.as_deref().filter(|c| !c.trim().is_empty()) {
+            Some(c) => Country::parse("country", c).map_err(|e| errors.push(e)).ok(),
+            None => None,
+        };
+        match name {
+            Some(name) if errors.is_empty() => Ok(Profile { name, chat_name, languages, country }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Creates a user (`user_id`, password hash and role come from the caller).
+pub fn create(
+    state: &User,
+    user_id: Uuid,
+    login: Email,
+    profile: Profile,
+    role: Role,
+    password_hash: String,
+) -> Result<Vec<UserEvent>, UserError> {
+    if state.exists() {
+        return Err(UserError::AlreadyExists);
+    }
+    Ok(vec![UserEvent::UserCreated {
+        user_id,
+        name: profile.name,
+        login,
+        chat_name: profile.chat_name,
+        languages: profile.languages,
+        country: profile.country,
+        role,
+        password_hash,
+    }])
+}
+
+fn live(state: &User) -> Result<(), UserError> {
+    match (state.exists(), state.active) {
+        (false, _) => Err(UserError::NotFound),
+        (true, false) => Err(UserError::Deactivated),
+        (true, true) => Ok(()),
+    }
+}
+
+pub fn update_profile(state: &User, p: Profile) -> Result<Vec<UserEvent>, UserError> {
+    live(state)?;
+    let unchanged = state.name == p.name
+        && state.chat_name == p.chat_name
+        && state.languages == p.languages
+        && state.country == p.country;
+    if unchanged {
+        return Ok(vec![]);
+    }
+    Ok(vec![UserEvent::UserProfileUpdated {
+        name: p.name,
+        chat_name: p.chat_name,
+        languages: p.languages,
+        country: p.country,
+    }])
+}
+
+pub fn change_role(state: &User, role: Role) -> Result<Vec<UserEvent>, UserError> {
+    live(state)?;
+    Ok(if state.role == role { vec![] } else { vec![UserEvent::UserRoleChanged { role }] })
+}
+
+pub fn change_password(state: &User, password_hash: String) -> Result<Vec<UserEvent>, UserError> {
+    live(state)?;
+    Ok(vec![UserEvent::PasswordChanged { password_hash }])
+}
+
+/// Deactivating also takes the user offline (the caller makes them leave their channels).
+pub fn deactivate(state: &User) -> Result<Vec<UserEvent>, UserError> {
+    if !state.exists() {
+        return Err(UserError::NotFound);
+    }
+    if !state.active {
+        return Ok(vec![]);
+    }
+    let mut events = vec![UserEvent::UserDeactivated {}];
+    if state.status != Status::Offline {
+        events.insert(0, UserEvent::StatusChanged { status: Status::Offline, reason: StatusReason::Deactivated });
+    }
+    Ok(events)
+}
+
+pub fn reactivate(state: &User) -> Result<Vec<UserEvent>, UserError> {
+    if !state.exists() {
+        return Err(UserError::NotFound);
+    }
+    Ok(if state.active { vec![] } else { vec![UserEvent::UserReactivated {}] })
+}
+
+pub fn issue_token(state: &User, token_sha256: String, expires_at: DateTime<Utc>) -> Result<Vec<UserEvent>, UserError> {
+    live(state)?;
+    Ok(vec![UserEvent::TokenIssued { token_sha256, expires_at }])
+}
+
+pub fn set_status(state: &User, status: Status, reason: StatusReason) -> Result<Vec<UserEvent>, UserError> {
+    live(state)?;
+    Ok(if state.status == status { vec![] } else { vec![UserEvent::StatusChanged { status, reason }] })
+}
+
+/// Blanks secrets in an event's data before it is shown (API, CLI): password hashes and token
+/// digests. Exports keep them, so that a restored store keeps its accounts.
+pub fn redact(event_type: &str, data: &mut serde_json::Value) {
+    let secret = match event_type {
+        "UserCreated" | "PasswordChanged" => "password_hash",
+        "TokenIssued" => "token_sha256",
+        _ => return,
+    };
+    if let Some(v) = data.get_mut(secret) {
+        *v = serde_json::Value::String("[redacted]".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{decode, encode};
+    use chrono::TimeZone;
+
+    fn profile(name: &str) -> Profile {
+        ProfileInput { name: name.into(), ..Default::default() }.parse().unwrap()
+    }
+
+    fn ada() -> Vec<UserEvent> {
+        create(
+            &User::default(),
+            Uuid::from_u128(1),
+            Email::parse("login", "ada@example.com").unwrap(),
+            profile("Ada"),
+            Role::Operator,
+            "$argon2id$hash".into(),
+        )
+        .unwrap()
+    }
+
+    fn given(history: &[UserEvent]) -> User {
+        User::from_history(history)
+    }
+
+    #[test]
+    fn a_user_is_created_once() {
+        let history = ada();
+        let user = given(&history);
+        assert!(user.active && user.exists());
+        assert_eq!(user.display_name(), "Ada");
+        let again =
+            create(&user, Uuid::from_u128(1), user.login.clone().unwrap(), profile("Ada"), Role::Admin, "x".into());
+        assert_eq!(again, Err(UserError::AlreadyExists));
+    }
+
+    #[test]
+    fn the_chat_name_is_what_visitors_see() {
+        let mut history = ada();
+        let p = ProfileInput { name: "Ada".into(), chat_name: Some("Ada from Support".into()), ..Default::default() };
+        history.extend(update_profile(&given(&history), p.parse().unwrap()).unwrap());
+        assert_eq!(given(&history).display_name(), "Ada from Support");
+        assert_eq!(update_profile(&given(&history), p.parse().unwrap()), Ok(vec![]), "no change, no event");
+    }
+
+    #[test]
+    fn a_profile_reports_every_invalid_field() {
+        let p = ProfileInput {
+            name: " ".into(),
+            chat_name: None,
+            languages: vec!["fr_BE".into(), "klingon!".into()],
+            country: Some("XX".into()),
+        };
+        let errors = p.parse().unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["name", "languages[1]", "country"]);
+    }
+
+    #[test]
+    fn a_password_change_or_deactivation_revokes_tokens() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let later = now + chrono::Duration::hours(1);
+        let mut history = ada();
+        history.extend(issue_token(&given(&history), "t1".into(), later).unwrap());
+        assert!(given(&history).accepts("t1", now));
+        assert!(!given(&history).accepts("t1", later), "expired");
+        assert!(!given(&history).accepts("t2", now));
+        let mut changed = history.clone();
+        changed.extend(change_password(&given(&history), "new".into()).unwrap());
+        assert!(!given(&changed).accepts("t1", now));
+        let mut gone = history.clone();
+        gone.extend(deactivate(&given(&history)).unwrap());
+        assert!(!given(&gone).accepts("t1", now));
+        assert_eq!(issue_token(&given(&gone), "t3".into(), later), Err(UserError::Deactivated));
+        assert_eq!(deactivate(&given(&gone)), Ok(vec![]), "deactivating twice changes nothing");
+    }
+
+    #[test]
+    fn deactivating_an_online_user_takes_them_offline_first() {
+        let mut history = ada();
+        history.extend(set_status(&given(&history), Status::Online, StatusReason::Chosen).unwrap());
+        let events = deactivate(&given(&history)).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                UserEvent::StatusChanged { status: Status::Offline, reason: StatusReason::Deactivated },
+                UserEvent::UserDeactivated {}
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_on_a_missing_user_are_not_found() {
+        assert_eq!(set_status(&User::default(), Status::Online, StatusReason::Chosen), Err(UserError::NotFound));
+        assert_eq!(deactivate(&User::default()), Err(UserError::NotFound));
+    }
+
+    #[test]
+    fn events_round_trip_through_their_stored_form_and_secrets_are_redacted() {
+        for e in ada() {
+            let (t, mut data) = encode(&e);
+            assert_eq!(t, "UserCreated");
+            assert_eq!(decode::<UserEvent>(&t, &data).unwrap(), e);
+            redact(&t, &mut data);
+            assert_eq!(data["password_hash"], "[redacted]");
+            assert_eq!(data["login"], "ada@example.com");
+        }
+    }
+}
+
+/// A login (email) claimed by one user: its stream (`login-<email>`) is created at most once,
+/// which keeps logins unique across users without a lock.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Login {
+    pub owner: Option<Uuid>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "data")]
+pub enum LoginEvent {
+    LoginClaimed { user_id: Uuid },
+}
+
+impl Aggregate for Login {
+    type Event = LoginEvent;
+    const CATEGORY: &'static str = "login";
+
+    fn apply(&mut self, e: &LoginEvent) {
+        match e {
+            LoginEvent::LoginClaimed { user_id } => self.owner = Some(*user_id),
+        }
+    }
+}
+
+/// Why a login cannot be claimed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoginError {
+    /// 409
+    #[error("this login is already used by another user")]
+    Taken,
+}
+
+/// Claims a login for `user_id`; claiming it again for the same user changes nothing.
+pub fn claim_login(state: &Login, user_id: Uuid) -> Result<Vec<LoginEvent>, LoginError> {
+    match state.owner {
+        None => Ok(vec![LoginEvent::LoginClaimed { user_id }]),
+        Some(owner) if owner == user_id => Ok(vec![]),
+        Some(_) => Err(LoginError::Taken),
+    }
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+
+    #[test]
+    fn a_login_belongs_to_one_user() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let claimed = Login::from_history(&claim_login(&Login::default(), a).unwrap());
+        assert_eq!(claim_login(&claimed, a), Ok(vec![]));
+        assert_eq!(claim_login(&claimed, b), Err(LoginError::Taken));
+    }
+}

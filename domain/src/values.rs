@@ -1,0 +1,191 @@
+//! Validated values ("parse, don't validate"): each `parse` says precisely what is wrong.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a value was refused; the API turns it into a field error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Invalid { field: field.to_string(), message: message.into() }
+    }
+}
+
+/// A required, trimmed, single-line text of bounded length.
+pub fn text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(Invalid::new(field, "is required"));
+    }
+    optional_text(field, t, max)
+}
+
+/// Like [`text`], but may be empty.
+pub fn optional_text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
+    let t = raw.trim();
+    if t.chars().count() > max {
+        return Err(Invalid::new(field, format!("is longer than {max} characters")));
+    }
+    if t.chars().any(|c| c.is_control()) {
+        return Err(Invalid::new(field, "contains control characters"));
+    }
+    Ok(t.to_string())
+}
+
+/// A `#RRGGBB` color.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Color(String);
+
+impl Color {
+    pub fn parse(field: &str, raw: &str) -> Result<Color, Invalid> {
+        let ok = raw.len() == 7 && raw.starts_with('#') && raw[1..].chars().all(|c| c.is_ascii_hexdigit());
+        if !ok {
+            return Err(Invalid::new(field, format!("'{raw}' is not a color like #875A7B")));
+        }
+        Ok(Color(raw.to_ascii_uppercase()))
+    }
+
+    /// For constants known to be valid.
+    pub fn known(raw: &'static str) -> Color {
+        Color(raw.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An ISO 3166-1 alpha-2 country code, upper case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Country(String);
+
+/// Every assigned ISO 3166-1 alpha-2 code.
+const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS \
+BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM \
+FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP \
+KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV \
+MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD \
+SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC \
+VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+
+impl Country {
+    pub fn parse(field: &str, raw: &str) -> Result<Country, Invalid> {
+        let code = raw.trim().to_ascii_uppercase();
+        if code.len() == 2 && COUNTRIES.split_whitespace().any(|c| c == code) {
+            Ok(Country(code))
+        } else {
+            Err(Invalid::new(field, format!("'{raw}' is not an ISO 3166-1 alpha-2 country code")))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A login: an email address, lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, raw: &str) -> Result<Email, Invalid> {
+        let e = raw.trim().to_lowercase();
+        let bad = || Invalid::new(field, format!("'{raw}' is not an email address"));
+        let (local, domain) = e.split_once('@').ok_or_else(bad)?;
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        let local_ok = !local.is_empty() && !local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@');
+        if !domain_ok || !local_ok || e.len() > 254 {
+            return Err(bad());
+        }
+        Ok(Email(e))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A language tag such as `en`, `fr_BE` or `pt-BR`, normalised to `ll_CC`.
+pub fn language(field: &str, raw: &str) -> Result<String, Invalid> {
+    let t = raw.trim().replace('-', "_");
+    let mut parts = t.split('_');
+    let lang = parts.next().unwrap_or_default();
+    let region = parts.next();
+    let ok = (2..=3).contains(&lang.len())
+        && lang.chars().all(|c| c.is_ascii_alphabetic())
+        && region.is_none_or(|r| r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()))
+        && parts.next().is_none();
+    if !ok {
+        return Err(Invalid::new(field, format!("'{raw}' is not a language code like en or fr_BE")));
+    }
+    Ok(match region {
+        Some(r) => format!("{}_{}", lang.to_ascii_lowercase(), r.to_ascii_uppercase()),
+        None => lang.to_ascii_lowercase(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colors_are_hash_and_six_hex_digits() {
+        assert_eq!(Color::parse("c", "#875a7b").unwrap().as_str(), "#875A7B");
+        for bad in ["875A7B", "#875A7", "#875A7BB", "#GGGGGG", "", "red"] {
+            assert!(Color::parse("c", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn countries_are_assigned_alpha_2_codes() {
+        assert_eq!(Country::parse("c", "be").unwrap().as_str(), "BE");
+        for bad in ["XX", "BEL", "", "B"] {
+            assert!(Country::parse("c", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_need_a_local_part_and_a_dotted_domain() {
+        assert_eq!(Email::parse("l", " Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        for bad in ["ada", "ada@", "@x.com", "ada@localhost", "a b@x.com", "ada@x..com", "ada@.x.com"] {
+            assert!(Email::parse("l", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn texts_are_trimmed_bounded_and_single_line() {
+        assert_eq!(text("n", "  Support ", 10).unwrap(), "Support");
+        assert_eq!(text("n", "   ", 10), Err(Invalid::new("n", "is required")));
+        assert!(text("n", "12345678901", 10).is_err());
+        assert!(text("n", "a\nb", 10).is_err());
+        assert_eq!(optional_text("n", "", 10).unwrap(), "");
+    }
+
+    #[test]
+    fn languages_normalise_to_ll_cc() {
+        assert_eq!(language("l", "fr-be").unwrap(), "fr_BE");
+        assert_eq!(language("l", "EN").unwrap(), "en");
+        for bad in ["e", "english", "fr_BEL", "fr_BE_x", ""] {
+            assert!(language("l", bad).is_err(), "{bad}");
+        }
+    }
+}
