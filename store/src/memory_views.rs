@@ -14,6 +14,7 @@ struct Tables {
     docs: BTreeMap<(String, String), Doc>,
     checkpoints: BTreeMap<String, ProjectorState>,
     parked: Vec<ParkedEvent>,
+    activity: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// Documents in ordered maps behind a mutex.
@@ -166,6 +167,17 @@ impl ViewStore for MemoryViewStore {
         }
         *t = next;
         Ok(())
+    }
+
+    async fn touch(&self, subject: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut t = self.lock();
+        let slot = t.activity.entry(subject.to_string()).or_insert(at);
+        *slot = (*slot).max(at);
+        Ok(())
+    }
+
+    async fn last_touched(&self, subject: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.lock().activity.get(subject).copied())
     }
 
     async fn try_own(&self, projector: &str) -> Result<Option<Ownership>, StoreError> {

@@ -16,11 +16,13 @@ pub struct Migration {
 pub const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "events", sql: include_str!("../../migrations/sqlite/0001_events.sql") },
     Migration { version: 2, name: "views", sql: include_str!("../../migrations/sqlite/0002_views.sql") },
+    Migration { version: 3, name: "activity", sql: include_str!("../../migrations/sqlite/0003_activity.sql") },
 ];
 
 pub const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "events", sql: include_str!("../../migrations/postgres/0001_events.sql") },
     Migration { version: 2, name: "views", sql: include_str!("../../migrations/postgres/0002_views.sql") },
+    Migration { version: 3, name: "activity", sql: include_str!("../../migrations/postgres/0003_activity.sql") },
 ];
 
 /// Highest version this binary knows.

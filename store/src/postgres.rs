@@ -750,6 +750,24 @@ impl ViewStore for PgStore {
         Ok(())
     }
 
+    async fn touch(&self, subject: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO activity (subject, last_seen) VALUES ($1, $2)
+                 ON CONFLICT (subject) DO UPDATE SET last_seen = greatest(activity.last_seen, excluded.last_seen)",
+            )
+            .await?;
+        client.execute(&stmt, &[&subject, &store_time(at)]).await?;
+        Ok(())
+    }
+
+    async fn last_touched(&self, subject: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT last_seen FROM activity WHERE subject = $1").await?;
+        client.query_opt(&stmt, &[&subject]).await?.map(|r| get(&r, 0)).transpose()
+    }
+
     async fn try_own(&self, projector: &str) -> Result<Option<Ownership>, StoreError> {
         // A session lock on a connection of its own, outside any transaction: it lives exactly
         // as long as the connection, and never holds back the xid horizon.

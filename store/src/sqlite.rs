@@ -693,6 +693,31 @@ impl ViewStore for SqliteStore {
         .await
     }
 
+    async fn touch(&self, subject: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let subject = subject.to_string();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO activity (subject, last_seen) VALUES (?1, ?2)
+                 ON CONFLICT (subject) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+            )?
+            .execute(params![subject, micros(at)])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_touched(&self, subject: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let subject = subject.to_string();
+        self.read(move |c| {
+            let at: Option<i64> = c
+                .prepare_cached("SELECT last_seen FROM activity WHERE subject = ?1")?
+                .query_row([subject], |r| r.get(0))
+                .optional()?;
+            at.map(from_micros).transpose()
+        })
+        .await
+    }
+
     async fn try_own(&self, projector: &str) -> Result<Option<Ownership>, StoreError> {
         match lock_file(&self.inner.path, projector, &format!("projector-{projector}")) {
             Ok(file) => Ok(Some(Ownership::new(file, |_| true))),

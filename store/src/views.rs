@@ -157,4 +157,10 @@ pub trait ViewStore: Send + Sync + 'static {
 
     /// Becomes the single runner of `projector` across processes, or `None` if another holds it.
     async fn try_own(&self, projector: &str) -> Result<Option<Ownership>, StoreError>;
+
+    /// Records that `subject` was active at `at` (an earlier time never overwrites a later one).
+    async fn touch(&self, subject: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// When `subject` was last active, if ever.
+    async fn last_touched(&self, subject: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 }

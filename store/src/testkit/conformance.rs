@@ -508,6 +508,18 @@ pub async fn view_single_owner(store: Store) {
     assert!(again.is_some(), "released after drop");
 }
 
+/// Activity: the latest time wins, whatever order the touches arrive in.
+pub async fn view_activity(store: Store) {
+    let v = store.views();
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+    assert_eq!(v.last_touched("user-1").await.unwrap(), None);
+    v.touch("user-1", t0).await.unwrap();
+    v.touch("user-1", t0 + chrono::Duration::seconds(90)).await.unwrap();
+    v.touch("user-1", t0 + chrono::Duration::seconds(30)).await.unwrap();
+    assert_eq!(v.last_touched("user-1").await.unwrap(), Some(t0 + chrono::Duration::seconds(90)));
+    assert_eq!(v.last_touched("user-2").await.unwrap(), None);
+}
+
 /// Generates one test per conformance check for a backend.
 ///
 /// `$open` is an async expression giving `Option<Store>` (None: backend unavailable, skip).
@@ -518,7 +530,7 @@ macro_rules! conformance_suite {
             expected_version_matrix, concurrent_writers_one_winner_per_version, concurrent_any_appends_all_land,
             idempotent_retry_by_event_id, invalid_appends_are_refused, envelopes_round_trip, read_stream_both_ways,
             read_all_pages_and_filters, subscription_catches_up_then_tails, view_documents,
-            view_commit_is_atomic_with_checkpoint, view_shadow_swap, view_single_owner);
+            view_commit_is_atomic_with_checkpoint, view_shadow_swap, view_single_owner, view_activity);
     };
     (@tests $open:expr; $($name:ident),*) => {
         $(
