@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "LIVECHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Login of the admin created on the first start (its password comes from
+    /// LIVECHAT_ADMIN_PASSWORD, or is generated and printed once).
+    #[arg(long, env = "LIVECHAT_ADMIN_LOGIN", default_value = "admin@example.com")]
+    pub admin_login: String,
 }
 
 #[derive(Subcommand, Debug)]

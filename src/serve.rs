@@ -31,7 +31,18 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         runners.push(tokio::spawn(runner.run(stopped.clone())));
     }
 
-    let state = AppState { events: store.events(), views: store.views(), projectors, config: ApiConfig::default() };
+    let state = AppState::new(store.events(), store.views(), ApiConfig::default());
+    match api::bootstrap::bootstrap(&state, &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok()).await {
+        Ok(Some(b)) => {
+            tracing::info!(login = %b.login, default_channel = ?b.channel_id, "first start: created the admin");
+            if let Some(password) = b.generated_password {
+                // Shown once, on stdout, never logged.
+                println!("First start: admin login {} password {password}", b.login);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return Err(Failure::Usage(format!("cannot create the first admin: {e}"))),
+    }
     tracing::info!(store = %url, "livechat listening on http://{address}");
     let mut on_signal = stop.subscribe();
     let shutdown = async move {

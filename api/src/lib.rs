@@ -3,6 +3,11 @@
 //! Architecture invariant: handlers translate HTTP to store/projection calls and back; they
 //! hold no business rules. Only this crate and the binary know axum.
 
+pub mod auth;
+pub mod bootstrap;
+pub mod clock;
+pub mod commanding;
+pub mod geo;
 pub mod openapi;
 pub mod problem;
 pub mod query;
@@ -30,11 +35,20 @@ pub struct ApiConfig {
     /// `/readyz` fails when a projector's oldest unprocessed event is older than this.
     pub ready_max_lag: Duration,
     pub request_timeout: Duration,
+    /// Lifetime of a bearer token.
+    pub token_ttl: Duration,
+    /// An operator without activity for this long is taken offline and leaves their channels.
+    pub inactivity: Duration,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { ready_max_lag: Duration::from_secs(30), request_timeout: Duration::from_secs(30) }
+        ApiConfig {
+            ready_max_lag: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            token_ttl: Duration::from_secs(12 * 3600),
+            inactivity: Duration::from_secs(30 * 60),
+        }
     }
 }
 
@@ -45,6 +59,36 @@ pub struct AppState {
     pub views: Arc<dyn ViewStore>,
     pub projectors: Vec<Arc<dyn Projector>>,
     pub config: ApiConfig,
+    pub clock: Arc<dyn clock::Clock>,
+    pub users: Arc<auth::UserCache>,
+    pub activity: Arc<auth::Activity>,
+    pub geo: Arc<geo::CountryResolver>,
+}
+
+impl AppState {
+    /// State over these stores with every projector, the system clock and no country source.
+    pub fn new(events: Arc<dyn EventStore>, views: Arc<dyn ViewStore>, config: ApiConfig) -> Self {
+        AppState {
+            events,
+            views,
+            projectors: projections::all(),
+            config,
+            clock: Arc::new(clock::SystemClock),
+            users: Arc::default(),
+            activity: Arc::default(),
+            geo: Arc::new(geo::CountryResolver::default()),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_geo(mut self, geo: geo::CountryResolver) -> Self {
+        self.geo = Arc::new(geo);
+        self
+    }
 }
 
 async fn not_found() -> Problem {
@@ -65,6 +109,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(routes::events::list))
         .route("/api/v1/streams", get(routes::streams::list))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .merge(routes::auth::routes())
+        .merge(routes::users::routes())
+        .merge(routes::channels::routes())
+        .merge(routes::public::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")

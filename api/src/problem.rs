@@ -21,6 +21,8 @@ pub struct Problem {
     pub code: &'static str,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    /// On a version conflict: the resource's current version.
+    pub current_version: Option<u64>,
 }
 
 /// The body of every error response (RFC 7807).
@@ -38,11 +40,14 @@ pub struct ProblemDocument<'a> {
     /// One entry per invalid input field (on 422).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub errors: &'a [FieldError],
+    /// On 409 `version-conflict`: the version to send in `If-Match` after reloading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Problem { status, code, detail: detail.into(), errors: vec![] }
+        Problem { status, code, detail: detail.into(), errors: vec![], current_version: None }
     }
 
     /// 422 with one entry per invalid field.
@@ -69,6 +74,7 @@ impl Problem {
             code: self.code,
             detail: &self.detail,
             errors: &self.errors,
+            current_version: self.current_version,
         }
     }
 }
@@ -77,6 +83,9 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut res = (self.status, axum::Json(self.document())).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         res
     }
 }

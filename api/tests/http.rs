@@ -11,30 +11,42 @@ use serde_json::{json, Value};
 use store::{ExpectedVersion, NewEvent, Store, StoreUrl};
 use tower::ServiceExt;
 
-async fn app() -> (Store, axum::Router) {
-    let store = Store::open(&StoreUrl::Memory).await.unwrap();
-    let state = AppState {
-        events: store.events(),
-        views: store.views(),
-        projectors: projections::all(),
-        config: ApiConfig::default(),
-    };
-    (store, router(state))
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A router over a memory store, with the first admin created; `get` calls it as that admin.
+struct App {
+    router: axum::Router,
+    token: String,
 }
 
-async fn get(app: &axum::Router, uri: &str) -> (StatusCode, String, Value) {
-    let res = app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+async fn app() -> (Store, App) {
+    let store = Store::open(&StoreUrl::Memory).await.unwrap();
+    let state = AppState::new(store.events(), store.views(), ApiConfig::default());
+    api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.unwrap().unwrap();
+    let router = router(state);
+    let login = json!({"login": "admin@example.com", "password": PASSWORD}).to_string();
+    let req = Request::post("/api/v1/auth/token").header("content-type", "application/json").body(Body::from(login));
+    let res = router.clone().oneshot(req.unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = serde_json::from_slice(&axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap()).unwrap();
+    (store, App { router, token: body["access_token"].as_str().unwrap().to_string() })
+}
+
+async fn get(app: &App, uri: &str) -> (StatusCode, String, Value) {
+    let req = Request::get(uri).header("authorization", format!("Bearer {}", app.token)).body(Body::empty());
+    let res = app.router.clone().oneshot(req.unwrap()).await.unwrap();
     let status = res.status();
     let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
     (status, content_type, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-/// Fixed ids and times so that snapshots are stable.
-async fn seed(store: &Store) {
+/// Fixed ids and times so that snapshots are stable; returns the events' positions.
+async fn seed(store: &Store) -> Vec<String> {
     let at = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    let mut positions = Vec::new();
     for n in 0..5u128 {
-        let stream = if n % 2 == 0 { "channel-a" } else { "user-b" };
+        let stream = if n % 2 == 0 { "room-a" } else { "room-b" };
         let e = NewEvent {
             event_id: uuid::Uuid::from_u128(n + 1),
             event_type: if n == 0 { "ChannelCreated".into() } else { "Touched".into() },
@@ -43,51 +55,58 @@ async fn seed(store: &Store) {
             metadata: json!({ "actor": { "kind": "system" } }),
             recorded_at: Some(at + chrono::Duration::seconds(n as i64)),
         };
-        store.events().append(stream, ExpectedVersion::Any, vec![e]).await.unwrap();
+        positions
+            .push(store.events().append(stream, ExpectedVersion::Any, vec![e]).await.unwrap().position.to_string());
     }
+    positions
 }
 
 #[tokio::test]
 async fn the_event_log_pages_with_a_cursor_in_both_orders() {
     let (store, app) = app().await;
-    seed(&store).await;
-    let (status, _, first) = get(&app, "/api/v1/events?limit=2").await;
+    let p = seed(&store).await;
+    let rooms = "/api/v1/events?category=room";
+    let (status, _, first) = get(&app, &format!("{rooms}&limit=2")).await;
     assert_eq!(status, StatusCode::OK);
-    insta::assert_json_snapshot!("events_first_page", first);
+    insta::assert_json_snapshot!("events_first_page", first, { ".events[].position" => "[position]", ".next_cursor" => "[position]" });
     let cursor = first["next_cursor"].as_str().unwrap();
-    let (_, _, second) = get(&app, &format!("/api/v1/events?limit=2&cursor={cursor}")).await;
+    let (_, _, second) = get(&app, &format!("{rooms}&limit=2&cursor={cursor}")).await;
     let ns: Vec<_> = second["events"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![2, 3]);
-    let (_, _, last) =
-        get(&app, &format!("/api/v1/events?limit=2&cursor={}", second["next_cursor"].as_str().unwrap())).await;
+    let (_, _, last) = get(&app, &format!("{rooms}&limit=2&cursor={}", second["next_cursor"].as_str().unwrap())).await;
     assert_eq!(last["events"].as_array().unwrap().len(), 1);
     assert!(last.get("next_cursor").is_none(), "no cursor on the last page");
 
-    let (_, _, desc) = get(&app, "/api/v1/events?order=desc&limit=3").await;
+    let (_, _, desc) = get(&app, &format!("{rooms}&order=desc&limit=3")).await;
     let ns: Vec<_> = desc["events"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![4, 3, 2]);
     let (_, _, desc2) =
-        get(&app, &format!("/api/v1/events?order=desc&limit=3&cursor={}", desc["next_cursor"].as_str().unwrap())).await;
+        get(&app, &format!("{rooms}&order=desc&limit=3&cursor={}", desc["next_cursor"].as_str().unwrap())).await;
     let ns: Vec<_> = desc2["events"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_u64().unwrap()).collect();
     assert_eq!(ns, vec![1, 0]);
 
-    let (_, _, from) = get(&app, "/api/v1/events?from=0:3").await;
-    assert_eq!(from["events"][0]["position"], "0:3", "from is inclusive");
-    let (_, _, from_desc) = get(&app, "/api/v1/events?from=0:3&order=desc").await;
+    let (_, _, from) = get(&app, &format!("{rooms}&from={}", p[2])).await;
+    assert_eq!(from["events"][0]["position"], p[2], "from is inclusive");
+    let (_, _, from_desc) = get(&app, &format!("{rooms}&from={}&order=desc", p[2])).await;
     let ps: Vec<_> = from_desc["events"].as_array().unwrap().iter().map(|e| e["position"].as_str().unwrap()).collect();
-    assert_eq!(ps, vec!["0:3", "0:2", "0:1"]);
+    assert_eq!(ps, vec![p[2].as_str(), p[1].as_str(), p[0].as_str()]);
 }
 
 #[tokio::test]
-async fn the_event_log_filters_by_stream_category_and_type() {
+async fn the_event_log_filters_by_stream_category_and_type_and_hides_secrets() {
     let (store, app) = app().await;
     seed(&store).await;
     let count = |v: &Value| v["events"].as_array().unwrap().len();
-    assert_eq!(count(&get(&app, "/api/v1/events?stream=user-b").await.2), 2);
-    assert_eq!(count(&get(&app, "/api/v1/events?category=channel").await.2), 3);
-    assert_eq!(count(&get(&app, "/api/v1/events?event_type=ChannelCreated").await.2), 1);
-    assert_eq!(count(&get(&app, "/api/v1/events?event_type=ChannelCreated,Touched&category=user").await.2), 2);
+    assert_eq!(count(&get(&app, "/api/v1/events?stream=room-b").await.2), 2);
+    assert_eq!(count(&get(&app, "/api/v1/events?category=room").await.2), 5);
+    assert_eq!(count(&get(&app, "/api/v1/events?event_type=ChannelCreated&category=room").await.2), 1);
+    assert_eq!(count(&get(&app, "/api/v1/events?event_type=ChannelCreated,Touched&category=room").await.2), 5);
     assert_eq!(count(&get(&app, "/api/v1/events?stream=nope-1").await.2), 0);
+    let (_, _, users) = get(&app, "/api/v1/events?event_type=UserCreated,TokenIssued").await;
+    let users = users["events"].as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["data"]["password_hash"], "[redacted]");
+    assert_eq!(users[1]["data"]["token_sha256"], "[redacted]");
 }
 
 #[tokio::test]
@@ -108,17 +127,18 @@ async fn bad_query_parameters_get_problem_documents() {
         (status, content_type.as_str(), body["code"].as_str()),
         (StatusCode::NOT_FOUND, "application/problem+json", Some("not-found"))
     );
-    let res = app.clone().oneshot(Request::post("/api/v1/events").body(Body::empty()).unwrap()).await.unwrap();
+    let res = app.router.clone().oneshot(Request::post("/api/v1/events").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[tokio::test]
 async fn streams_wait_for_min_position_then_list_by_category() {
     let (store, app) = app().await;
-    seed(&store).await;
-    // No runner yet: a read that demands position 0:5 waits, then says the view lags.
+    let p = seed(&store).await;
+    let last = &p[4];
+    // No runner yet: a read that demands the last position waits, then says the view lags.
     let started = std::time::Instant::now();
-    let (status, _, body) = get(&app, "/api/v1/streams?min_position=0:5").await;
+    let (status, _, body) = get(&app, &format!("/api/v1/streams?min_position={last}")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "view-lagging");
     assert!(started.elapsed() >= Duration::from_secs(4));
@@ -131,24 +151,32 @@ async fn streams_wait_for_min_position_then_list_by_category() {
     );
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(runner.run(stopped));
-    let (status, _, body) = get(&app, "/api/v1/streams?min_position=0:5").await;
+    let (status, _, body) = get(&app, &format!("/api/v1/streams?category=room&min_position={last}")).await;
     assert_eq!(status, StatusCode::OK);
-    insta::assert_json_snapshot!("streams_all", body);
-    let (_, _, page) = get(&app, "/api/v1/streams?limit=1").await;
-    assert_eq!(page["streams"][0]["stream_id"], "channel-a");
-    let (_, _, next) =
-        get(&app, &format!("/api/v1/streams?limit=1&cursor={}", page["next_cursor"].as_str().unwrap())).await;
-    assert_eq!(next["streams"][0]["stream_id"], "user-b");
+    insta::assert_json_snapshot!("streams_all", body, { ".streams[].last_position" => "[position]" });
+    let (_, _, page) = get(&app, "/api/v1/streams?category=room&limit=1").await;
+    assert_eq!(page["streams"][0]["stream_id"], "room-a");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, _, next) = get(&app, &format!("/api/v1/streams?category=room&limit=1&cursor={cursor}")).await;
+    assert_eq!(next["streams"][0]["stream_id"], "room-b");
     assert!(next.get("next_cursor").is_none());
-    let (_, _, users) = get(&app, "/api/v1/streams?category=user").await;
-    assert_eq!(users["streams"].as_array().unwrap().len(), 1);
+    let (_, _, all) = get(&app, "/api/v1/streams").await;
+    let categories: Vec<_> =
+        all["streams"].as_array().unwrap().iter().map(|s| s["category"].as_str().unwrap()).collect();
+    assert_eq!(categories, vec!["channel", "login", "room", "room", "user"]);
 }
 
 #[tokio::test]
 async fn readiness_reports_projector_lag() {
     let (store, app) = app().await;
     let (status, _, body) = get(&app, "/readyz").await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")));
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")), "{body}");
+    // The projector catches up on the first start's events, then stops running.
+    let index = projections::stream_index::StreamIndex;
+    let _owned = store.views().try_own("stream_index").await.unwrap().unwrap();
+    projections::rebuild(&index, store.events().as_ref(), store.views().as_ref(), &Default::default(), |_| {})
+        .await
+        .unwrap();
     // An event that has waited longer than the bound with no runner: lagging.
     let mut e = NewEvent::new("Old", json!({}));
     e.recorded_at = Some(Utc::now() - chrono::Duration::minutes(5));

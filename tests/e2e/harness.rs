@@ -10,11 +10,18 @@ use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_livechat");
+pub const ADMIN_LOGIN: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 /// A command line for the binary with a clean environment.
 pub fn livechat(store: &str) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_remove("DATABASE_URL").env_remove("LIVECHAT_LISTEN").env("RUST_LOG", "info").arg("--store").arg(store);
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("LIVECHAT_LISTEN")
+        .env("RUST_LOG", "info")
+        .env("LIVECHAT_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .arg("--store")
+        .arg(store);
     cmd
 }
 
@@ -44,7 +51,7 @@ pub fn sample_log(n: u64) -> String {
     let mut versions = std::collections::HashMap::new();
     let mut out = String::new();
     for i in 0..n {
-        let stream = ["channel-a", "user-b", "session-c"][(i % 3) as usize];
+        let stream = ["room-a", "visit-b", "ticket-c"][(i % 3) as usize];
         let v = versions.entry(stream).or_insert(0u64);
         let e = json!({
             "position": format!("0:{}", i + 1),
@@ -74,6 +81,8 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The first admin's token, once [`Server::login`] ran.
+    pub token: Option<String>,
 }
 
 impl Server {
@@ -100,11 +109,25 @@ impl Server {
         let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
             panic!("server did not start: {:?}", log.lock().unwrap());
         });
-        Server { child, base, log }
+        Server { child, base, log, token: None }
+    }
+
+    /// Logs in as the first admin; later requests carry the token.
+    pub async fn login(&mut self) {
+        let body = json!({ "login": ADMIN_LOGIN, "password": ADMIN_PASSWORD });
+        let res =
+            reqwest::Client::new().post(format!("{}/api/v1/auth/token", self.base)).json(&body).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "admin login");
+        let body: Value = res.json().await.unwrap();
+        self.token = Some(body["access_token"].as_str().unwrap().to_string());
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let res = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        let mut req = reqwest::Client::new().get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
         (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
     }
 

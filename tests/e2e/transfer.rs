@@ -95,7 +95,7 @@ fn events_tail_show_and_projections_from_the_cli() {
     assert_eq!(got.iter().map(|e| e["position"].as_str().unwrap()).collect::<Vec<_>>(), vec!["0:7", "0:8", "0:9"]);
 
     let mut show = livechat(&url);
-    show.args(["events", "show", "user-b"]);
+    show.args(["events", "show", "visit-b"]);
     let got = lines(&stdout(&run(show, "")));
     assert_eq!(got.iter().map(|e| e["stream_version"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
     let mut missing = livechat(&url);
@@ -162,7 +162,7 @@ async fn parked_events_are_listed_with_stream_position_and_error() {
     cmd.args(["projections", "parked", "stream_index"]);
     let listed = lines(&stdout(&run(cmd, "")));
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0]["stream_id"].as_str(), listed[0]["position"].as_str()), (Some("channel-a"), Some("0:1")));
+    assert_eq!((listed[0]["stream_id"].as_str(), listed[0]["position"].as_str()), (Some("room-a"), Some("0:1")));
     assert!(listed[0]["error"].as_str().unwrap().contains("missing field `name`"));
     let mut status = livechat(&url);
     status.args(["projections", "status", "--json"]);

@@ -6,6 +6,7 @@ use serde::Serialize;
 use store::{Direction, EventFilter, Position, ReadAll, RecordedEvent};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Caller;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::AppState;
@@ -64,7 +65,8 @@ pub struct EventPage {
     responses((status = 200, body = EventPage),
               (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
               (status = 422, body = ProblemDocument, content_type = "application/problem+json")))]
-pub async fn list(State(state): State<AppState>, mut q: Params) -> Result<Json<EventPage>, Problem> {
+pub async fn list(State(state): State<AppState>, caller: Caller, mut q: Params) -> Result<Json<EventPage>, Problem> {
+    caller.require_admin()?;
     let filter = EventFilter {
         stream: q.text("stream"),
         category: q.text("category"),
@@ -101,5 +103,8 @@ pub async fn list(State(state): State<AppState>, mut q: Params) -> Result<Json<E
     } else {
         None
     };
+    for e in &mut events {
+        domain::user::redact(&e.event_type, &mut e.data);
+    }
     Ok(Json(EventPage { events, next_cursor }))
 }

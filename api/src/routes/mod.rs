@@ -1,5 +1,9 @@
-//! One module per resource.
+//! One module per resource; each adds its routes with a `routes()` function.
 
+pub mod auth;
+pub mod channels;
 pub mod events;
 pub mod health;
+pub mod public;
 pub mod streams;
+pub mod users;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use store::Position;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::Caller;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::AppState;
@@ -57,7 +58,8 @@ pub(crate) async fn wait_for_view(state: &AppState, projector: &str, min: Option
               (status = 400, body = ProblemDocument, content_type = "application/problem+json"),
               (status = 422, body = ProblemDocument, content_type = "application/problem+json"),
               (status = 503, body = ProblemDocument, content_type = "application/problem+json")))]
-pub async fn list(State(state): State<AppState>, mut q: Params) -> Result<Json<StreamPage>, Problem> {
+pub async fn list(State(state): State<AppState>, caller: Caller, mut q: Params) -> Result<Json<StreamPage>, Problem> {
+    caller.require_admin()?;
     let category = q.text("category");
     let cursor = q.text("cursor");
     let min_position: Option<Position> = q.parse("min_position", "a position (TX:POS)");

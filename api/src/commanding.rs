@@ -1,0 +1,109 @@
+//! Running commands from HTTP requests: who acts, idempotency keys, `If-Match`, and how each
+//! refusal becomes a problem document.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use commands::{CommandError, Context, Outcome};
+use domain::channel::ChannelError;
+use domain::metadata::Actor;
+use domain::user::{LoginError, UserError};
+use domain::values::Invalid;
+
+use crate::problem::{FieldError, Problem};
+use crate::AppState;
+
+/// A command context for `actor`, with the request's `Idempotency-Key` and `X-Request-Id`.
+pub fn context(state: &AppState, actor: Actor, headers: &HeaderMap) -> Context {
+    let mut ctx = Context::new(actor, state.clock.now());
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_string());
+    ctx.idempotency_key = text("idempotency-key").filter(|k| !k.is_empty() && k.len() <= 200);
+    ctx.request_id = text("x-request-id").filter(|k| !k.is_empty() && k.len() <= 200);
+    ctx
+}
+
+/// The version in an `If-Match` header (`"3"` or `3`); 400 if it is not one.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    let Some(raw) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let v = raw.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');
+    v.parse().map(Some).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-if-match",
+            "If-Match must be an ETag returned by this API, like \"3\"",
+        )
+    })
+}
+
+/// An `ETag` header for a stream version.
+pub fn etag(version: Option<u64>) -> Option<(header::HeaderName, HeaderValue)> {
+    version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()).map(|h| (header::ETAG, h))
+}
+
+pub fn invalid(errors: Vec<Invalid>) -> Problem {
+    Problem::invalid(errors.into_iter().map(|e| FieldError { field: e.field, message: e.message }).collect())
+}
+
+/// Maps a refused command to its problem document.
+pub fn refused<E: Into<Problem>>(e: CommandError<E>) -> Problem {
+    match e {
+        CommandError::Domain(d) => d.into(),
+        CommandError::Conflict { current } => {
+            let mut p = Problem::new(
+                StatusCode::CONFLICT,
+                "version-conflict",
+                match current {
+                    Some(v) => {
+                        format!("the resource changed meanwhile: it is now at version \"{v}\"; reload and retry")
+                    }
+                    None => "the resource changed meanwhile; reload and retry".to_string(),
+                },
+            );
+            p.current_version = current;
+            p
+        }
+        CommandError::Decode(e) => {
+            tracing::error!(error = %e, "stored event unreadable");
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        }
+        CommandError::Store(e) => e.into(),
+    }
+}
+
+/// Result of a command for handlers: the outcome or a problem.
+pub type Done = Result<Outcome, Problem>;
+
+impl From<UserError> for Problem {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::NotFound => Problem::not_found("no such user"),
+            UserError::AlreadyExists => Problem::new(StatusCode::CONFLICT, "already-exists", e.to_string()),
+            UserError::Deactivated => Problem::new(StatusCode::CONFLICT, "user-deactivated", e.to_string()),
+            UserError::Invalid(i) => invalid(vec![i]),
+        }
+    }
+}
+
+impl From<LoginError> for Problem {
+    fn from(e: LoginError) -> Self {
+        let mut p = invalid(vec![Invalid::new("login", "is already used by another user")]);
+        p.status = StatusCode::CONFLICT;
+        p.code = "login-taken";
+        p.detail = e.to_string();
+        p
+    }
+}
+
+impl From<ChannelError> for Problem {
+    fn from(e: ChannelError) -> Self {
+        let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());
+        match &e {
+            ChannelError::NotFound => Problem::not_found("no such channel"),
+            ChannelError::RuleNotFound => code(StatusCode::NOT_FOUND, "rule-not-found"),
+            ChannelError::UnknownUser => code(StatusCode::UNPROCESSABLE_ENTITY, "unknown-user"),
+            ChannelError::AlreadyExists => code(StatusCode::CONFLICT, "already-exists"),
+            ChannelError::Archived => code(StatusCode::CONFLICT, "channel-archived"),
+            ChannelError::AlreadyOperator => code(StatusCode::CONFLICT, "already-operator"),
+            ChannelError::NotOperator => code(StatusCode::CONFLICT, "not-operator"),
+            ChannelError::Invalid(errors) => invalid(errors.clone()),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `POST /api/v1/auth/token`: log in.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use commands::{execute, stream_id};
+use domain::metadata::{Actor, ActorKind};
+use domain::user::{issue_token, Login, User};
+use domain::values::Email;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{mint, verify_password};
+use crate::commanding::{context, refused};
+use crate::problem::{Problem, ProblemDocument};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/auth/token", post(token))
+}
+
+/// Credentials.
+#[derive(Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// The user's email.
+    pub login: String,
+    pub password: String,
+}
+
+/// A bearer token for `Authorization: Bearer ...`.
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    pub user_id: uuid::Uuid,
+    pub role: String,
+}
+
+fn wrong() -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "wrong login or password")
+}
+
+/// Exchanges a login and password for a bearer token.
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body = TokenRequest,
+    responses((status = 200, body = TokenResponse),
+              (status = 401, body = ProblemDocument, content_type = "application/problem+json"),
+              (status = 429, body = ProblemDocument, content_type = "application/problem+json")))]
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<TokenRequest>,
+) -> Result<Json<TokenResponse>, Problem> {
+    let login = Email::parse("login", &req.login).map_err(|_| wrong())?;
+    let claim = commands::load::<Login>(state.events.as_ref(), &stream_id::<Login>(login.as_str()))
+        .await
+        .map_err(|e| refused::<Problem>(e.into()))?;
+    let Some(user_id) = claim.state.owner else { return Err(wrong()) };
+    let user = state.users.get(state.events.as_ref(), user_id).await?;
+    if !user.active || !verify_password(req.password, user.password_hash.clone()).await {
+        return Err(wrong());
+    }
+    let (token, digest) = mint(user_id);
+    let ttl = state.config.token_ttl;
+    let expires_at = state.clock.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
+    let mut ctx = context(&state, Actor { kind: ActorKind::Operator, id: Some(user_id) }, &headers);
+    // Every login is a new token: a replayed key must not hand back a token never stored.
+    ctx.idempotency_key = None;
+    execute::<User, _>(state.events.as_ref(), &stream_id::<User>(user_id), &ctx, None, |u| {
+        issue_token(u, digest.clone(), expires_at)
+    })
+    .await
+    .map_err(refused)?;
+    let role = serde_json::to_value(user.role).ok().and_then(|r| r.as_str().map(String::from)).unwrap_or_default();
+    Ok(Json(TokenResponse { access_token: token, token_type: "Bearer", expires_in: ttl.as_secs(), user_id, role }))
+}
