@@ -59,6 +59,15 @@ pub struct ServeArgs {
     /// LIVECHAT_ADMIN_PASSWORD, or is generated and printed once).
     #[arg(long, env = "LIVECHAT_ADMIN_LOGIN", default_value = "admin@example.com")]
     pub admin_login: String,
+    /// Header a trusted proxy sets to the visitor's ISO country code (e.g. CF-IPCountry).
+    #[arg(long, env = "LIVECHAT_COUNTRY_HEADER")]
+    pub country_header: Option<String>,
+    /// MaxMind-format country database to look visitors' addresses up in.
+    #[arg(long, env = "LIVECHAT_GEOIP")]
+    pub geoip: Option<std::path::PathBuf>,
+    /// Minutes without activity after which an operator goes offline and leaves their channels.
+    #[arg(long, env = "LIVECHAT_INACTIVITY_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub inactivity_minutes: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -31,7 +31,9 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         runners.push(tokio::spawn(runner.run(stopped.clone())));
     }
 
-    let state = AppState::new(store.events(), store.views(), ApiConfig::default());
+    let config = ApiConfig { inactivity: Duration::from_secs(args.inactivity_minutes * 60), ..ApiConfig::default() };
+    let geo = api::geo::CountryResolver { header: args.country_header.clone() };
+    let state = AppState::new(store.events(), store.views(), config).with_geo(geo);
     match api::bootstrap::bootstrap(&state, &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok()).await {
         Ok(Some(b)) => {
             tracing::info!(login = %b.login, default_channel = ?b.channel_id, "first start: created the admin");

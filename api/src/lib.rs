@@ -9,6 +9,7 @@ pub mod clock;
 pub mod commanding;
 pub mod geo;
 pub mod openapi;
+pub mod presence;
 pub mod problem;
 pub mod query;
 pub mod routes;

@@ -4,10 +4,12 @@
 //! Architecture invariant: projectors do no I/O; only the runner talks to the stores, and
 //! it writes documents and checkpoints in one transaction (exactly-once views).
 
+pub mod channels;
 pub mod projector;
 pub mod runner;
 pub mod status;
 pub mod stream_index;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ pub use status::{health, wait_for, ProjectorHealth};
 
 /// Every projector this binary runs.
 pub fn all() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(stream_index::StreamIndex)]
+    vec![Arc::new(stream_index::StreamIndex), Arc::new(users::Users), Arc::new(channels::Channels)]
 }
 
 /// The projector called `name`, if this binary has one.
