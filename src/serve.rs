@@ -50,6 +50,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let shutdown = async move {
         let _ = on_signal.wait_for(|s| *s).await;
     };
+    let sweeper = tokio::spawn(api::presence::run_sweeper(state.clone(), Duration::from_secs(30), stopped.clone()));
     let server = tokio::spawn(api::serve(listener, state, shutdown));
     wait_for_signal().await;
     tracing::info!("shutting down: draining requests, committing projectors");
@@ -60,6 +61,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         Ok(Err(e)) => return Err(Failure::Runtime(format!("server task failed: {e}"))),
         Err(_) => tracing::warn!("requests still running after 30 s; stopping anyway"),
     }
+    let _ = tokio::time::timeout(Duration::from_secs(10), sweeper).await;
     for r in runners {
         let _ = tokio::time::timeout(Duration::from_secs(10), r).await;
     }

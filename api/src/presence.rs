@@ -1,7 +1,10 @@
-//! Presence across channels: making an operator leave every channel they joined.
+//! Presence across channels: leaving every channel at once, and the inactivity rule that
+//! takes operators offline after a while without activity.
 
 use commands::{execute, stream_id, Context};
 use domain::channel::{leave, Channel, LeaveReason};
+use domain::metadata::Actor;
+use domain::user::{set_status, Status, StatusReason, User};
 use projections::channels::{ChannelDoc, ACTIVE, VIEW};
 use uuid::Uuid;
 
@@ -44,4 +47,90 @@ pub async fn leave_all(state: &AppState, ctx: &Context, user_id: Uuid, reason: L
         .map_err(refused)?;
     }
     Ok(())
+}
+
+/// One pass of the inactivity rule: every operator who is joined somewhere or not offline,
+/// and whose last activity is older than `config.inactivity`, leaves their channels (reason
+/// `inactive`) and goes offline. Returns who was taken offline.
+pub async fn sweep(state: &AppState) -> Result<Vec<Uuid>, Problem> {
+    let now = state.clock.now();
+    let limit = chrono::Duration::from_std(state.config.inactivity).unwrap_or(chrono::Duration::minutes(30));
+    let mut candidates: Vec<Uuid> = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page =
+            state.views.list(VIEW, Some(ACTIVE), after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.sort_key.clone(), last.id.clone()));
+        for d in page {
+            if let Ok(doc) = serde_json::from_value::<ChannelDoc>(d.body) {
+                candidates.extend(doc.joined.iter().filter(|u| !candidates.contains(u)).copied().collect::<Vec<_>>());
+            }
+        }
+    }
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = state
+            .views
+            .list(projections::users::VIEW, None, after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.sort_key.clone(), last.id.clone()));
+        for d in page {
+            if let Ok(u) = serde_json::from_value::<projections::users::UserSummary>(d.body) {
+                if u.active && u.status != Status::Offline && !candidates.contains(&u.user_id) {
+                    candidates.push(u.user_id);
+                }
+            }
+        }
+    }
+    let mut gone = Vec::new();
+    for user_id in candidates {
+        let last = state.views.last_touched(&stream_id::<User>(user_id)).await?;
+        if last.is_some_and(|t| now - t <= limit) {
+            continue;
+        }
+        let ctx = Context::new(Actor::system(), now);
+        leave_all(state, &ctx, user_id, LeaveReason::Inactive).await?;
+        execute::<User, _>(state.events.as_ref(), &stream_id::<User>(user_id), &ctx, None, |u| {
+            if u.exists() && u.active {
+                set_status(u, Status::Offline, StatusReason::Inactive)
+            } else {
+                Ok(vec![])
+            }
+        })
+        .await
+        .map_err(refused)?;
+        tracing::info!(%user_id, "operator inactive: left their channels and went offline");
+        gone.push(user_id);
+    }
+    Ok(gone)
+}
+
+/// Runs [`sweep`] every `every` on the one node that owns the sweeper, until `shutdown`.
+pub async fn run_sweeper(
+    state: AppState,
+    every: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    const OWNER: &str = "presence_sweeper";
+    while !*shutdown.borrow() {
+        match state.views.try_own(OWNER).await {
+            Ok(Some(ownership)) => {
+                while !*shutdown.borrow() && ownership.is_alive() {
+                    if let Err(e) = sweep(&state).await {
+                        tracing::warn!(error = %e.detail, "presence sweep failed");
+                    }
+                    let _ = tokio::time::timeout(every, shutdown.changed()).await;
+                }
+            }
+            Ok(None) => {
+                let _ = tokio::time::timeout(every, shutdown.changed()).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot own the presence sweeper");
+                let _ = tokio::time::timeout(every, shutdown.changed()).await;
+            }
+        }
+    }
 }

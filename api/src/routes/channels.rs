@@ -1,9 +1,507 @@
-//! Routes of this resource.
+//! Channels: the dashboard, Odoo's channel form tab by tab (name, options, operators,
+//! rules) and operators joining or leaving. Writes need an admin, except joining and
+//! leaving, which operators do for themselves.
 
-use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use commands::{execute, load, stream_id, Outcome};
+use domain::channel::{self, Channel, ChannelEvent, ChannelOptions, LeaveReason, OptionsInput};
+use domain::rules::{Rule, RuleInput};
+use domain::user::{set_status, Status, StatusReason, User};
+use projections::channels::{ChannelDoc, ACTIVE, VIEW};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
+use crate::auth::Caller;
+use crate::commanding::{context, etag, if_match, refused};
+use crate::problem::{Problem, ProblemDocument};
+use crate::query::Params;
+use crate::routes::streams::wait_for_view;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/channels", get(dashboard).post(create))
+        .route("/api/v1/channels/{id}", get(form).patch(rename))
+        .route("/api/v1/channels/{id}/archive", post(archive))
+        .route("/api/v1/channels/{id}/options", put(options))
+        .route("/api/v1/channels/{id}/options/reset-colors", post(reset_colors))
+        .route("/api/v1/channels/{id}/operators", post(add_operator))
+        .route("/api/v1/channels/{id}/operators/{user_id}", delete(remove_operator))
+        .route("/api/v1/channels/{id}/rules", post(add_rule))
+        .route("/api/v1/channels/{id}/rules/order", put(reorder_rules))
+        .route("/api/v1/channels/{id}/rules/{rule_id}", put(update_rule).delete(remove_rule))
+        .route("/api/v1/channels/{id}/join", post(join))
+        .route("/api/v1/channels/{id}/leave", post(leave))
+        .route("/api/v1/channels/{id}/presence", get(presence))
+}
+
+/// One card of the dashboard (Odoo's kanban).
+#[derive(Serialize, ToSchema)]
+pub struct ChannelCard {
+    pub channel_id: Uuid,
+    pub name: String,
+    pub operator_count: usize,
+    /// Operators joined now.
+    pub joined_count: usize,
+    /// Whether the caller is joined (the Join/Leave button).
+    pub is_joined: bool,
+    /// Whether the caller is one of the channel's operators (may join).
+    pub is_operator: bool,
+    /// Conversations so far (arrive with the conversations issue).
+    pub conversation_count: u64,
+    /// Share of happy ratings, in percent (0 until there are rated conversations).
+    pub satisfaction_percent: u8,
+}
+
+/// The dashboard: every active channel.
+#[derive(Serialize, ToSchema)]
+pub struct Dashboard {
+    pub channels: Vec<ChannelCard>,
+}
+
+/// An operator of a channel, as the form lists them.
+#[derive(Serialize, ToSchema)]
+pub struct OperatorEntry {
+    pub user_id: Uuid,
+    pub name: String,
+    /// What visitors see.
+    pub display_name: String,
+    #[schema(value_type = String, example = "online")]
+    pub status: Status,
+    pub joined: bool,
+}
+
+/// The whole channel form.
+#[derive(Serialize, ToSchema)]
+pub struct ChannelForm {
+    pub channel_id: Uuid,
+    pub name: String,
+    pub archived: bool,
+    #[schema(value_type = Object)]
+    pub options: ChannelOptions,
+    pub operators: Vec<OperatorEntry>,
+    /// In sequence order: the first matching rule applies.
+    #[schema(value_type = Vec<Object>)]
+    pub rules: Vec<Rule>,
+    /// The channel's stream version, also sent as `ETag`.
+    pub version: u64,
+}
+
+fn parse_id(raw: &str, what: &str) -> Result<Uuid, Problem> {
+    Uuid::try_parse(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
+}
+
+/// Reads a channel from its stream: always current, whatever the views' lag.
+async fn current(state: &AppState, id: Uuid) -> Result<(Channel, u64), Problem> {
+    let loaded = load::<Channel>(state.events.as_ref(), &stream_id::<Channel>(id))
+        .await
+        .map_err(|e| refused::<Problem>(e.into()))?;
+    match (loaded.state.id, loaded.version) {
+        (Some(_), Some(v)) => Ok((loaded.state, v)),
+        _ => Err(Problem::not_found("no such channel")),
+    }
+}
+
+async fn build_form(state: &AppState, c: Channel, version: u64) -> Result<ChannelForm, Problem> {
+    let mut operators = Vec::new();
+    for &user_id in &c.operators {
+        let u = state.users.get(state.events.as_ref(), user_id).await?;
+        operators.push(OperatorEntry {
+            user_id,
+            name: u.name.clone(),
+            display_name: u.display_name().to_string(),
+            status: u.status,
+            joined: c.joined.contains(&user_id),
+        });
+    }
+    Ok(ChannelForm {
+        channel_id: c.id.unwrap_or_default(),
+        name: c.name,
+        archived: c.archived,
+        options: c.options,
+        operators,
+        rules: c.rules,
+        version,
+    })
+}
+
+/// The form as a response, with `ETag` and the position of the write that produced it.
+async fn respond(
+    state: &AppState,
+    id: Uuid,
+    status: StatusCode,
+    outcome: Option<Outcome>,
+) -> Result<Response, Problem> {
+    let (c, version) = current(state, id).await?;
+    let form = build_form(state, c, version).await?;
+    let mut res = (status, Json(form)).into_response();
+    if let Some((k, v)) = etag(Some(version)) {
+        res.headers_mut().insert(k, v);
+    }
+    if let Some(p) = outcome.and_then(|o| o.position) {
+        if let Ok(v) = HeaderValue::from_str(&p.to_string()) {
+            res.headers_mut().insert("x-livechat-position", v);
+        }
+    }
+    if status == StatusCode::CREATED {
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/channels/{id}")) {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    Ok(res)
+}
+
+/// Runs a channel decision for an admin and answers with the updated form.
+async fn admin_write(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    raw_id: &str,
+    decide: impl Fn(&Channel) -> Result<Vec<ChannelEvent>, channel::ChannelError>,
+) -> Result<Response, Problem> {
+    caller.require_admin()?;
+    let id = parse_id(raw_id, "channel")?;
+    let ctx = context(state, caller.actor(), headers);
+    let outcome =
+        execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(id), &ctx, if_match(headers)?, decide)
+            .await
+            .map_err(refused)?;
+    respond(state, id, StatusCode::OK, Some(outcome)).await
+}
+
+fn json_body<T>(body: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, Problem> {
+    body.map(|Json(b)| b).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", e.body_text()))
+}
+
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// The dashboard: each active channel with its operators, who is joined and whether the
+/// caller is.
+#[utoipa::path(get, path = "/api/v1/channels", tag = "channels",
+    responses((status = 200, body = Dashboard), (status = 401, body = ProblemDocument)))]
+pub async fn dashboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    mut q: Params,
+) -> Result<Json<Dashboard>, Problem> {
+    let min_position = q.parse("min_position", "a position (TX:POS)");
+    q.finish()?;
+    wait_for_view(&state, "channels", min_position).await?;
+    let mut channels = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page =
+            state.views.list(VIEW, Some(ACTIVE), after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.sort_key.clone(), last.id.clone()));
+        for d in page {
+            let Ok(doc) = serde_json::from_value::<ChannelDoc>(d.body) else { continue };
+            channels.push(ChannelCard {
+                channel_id: doc.channel_id,
+                name: doc.name,
+                operator_count: doc.operators.len(),
+                joined_count: doc.joined.len(),
+                is_joined: doc.joined.contains(&caller.user_id),
+                is_operator: doc.operators.contains(&caller.user_id),
+                conversation_count: 0,
+                satisfaction_percent: 0,
+            });
+        }
+    }
+    Ok(Json(Dashboard { channels }))
+}
+
+/// A new channel.
+#[derive(Deserialize, ToSchema)]
+pub struct NewChannel {
+    pub name: String,
+}
+
+/// Creates a channel with Odoo's default options; the creator becomes its operator.
+#[utoipa::path(post, path = "/api/v1/channels", tag = "channels", request_body = NewChannel,
+    responses((status = 201, body = ChannelForm), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body<NewChannel>,
+) -> Result<Response, Problem> {
+    caller.require_admin()?;
+    let new = json_body(body)?;
+    let ctx = context(&state, caller.actor(), &headers);
+    // With an idempotency key a retried create must land on the same stream.
+    let id = match &ctx.idempotency_key {
+        Some(key) => {
+            Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("livechat/channel/{}/{key}", caller.user_id).as_bytes())
+        }
+        None => Uuid::now_v7(),
+    };
+    let outcome = execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(id), &ctx, None, |c| {
+        channel::create(c, id, &new.name, Some(caller.user_id), ChannelOptions::default())
+    })
+    .await
+    .map_err(refused)?;
+    respond(&state, id, StatusCode::CREATED, Some(outcome)).await
+}
+
+/// The whole channel form (operators, options, rules), read from the channel's stream.
+#[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels",
+    responses((status = 200, body = ChannelForm), (status = 404, body = ProblemDocument)))]
+pub async fn form(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
+    respond(&state, parse_id(&id, "channel")?, StatusCode::OK, None).await
+}
+
+/// A new name.
+#[derive(Deserialize, ToSchema)]
+pub struct Rename {
+    pub name: String,
+}
+
+/// Renames a channel (`If-Match` guards against overwriting someone else's edit).
+#[utoipa::path(patch, path = "/api/v1/channels/{id}", tag = "channels", request_body = Rename,
+    responses((status = 200, body = ChannelForm), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<Rename>,
+) -> Result<Response, Problem> {
+    let r = json_body(body)?;
+    admin_write(&state, &caller, &headers, &id, |c| channel::rename(c, &r.name)).await
+}
+
+/// Archives a channel; joined operators leave it.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/archive", tag = "channels",
+    responses((status = 200, body = ChannelForm), (status = 404, body = ProblemDocument)))]
+pub async fn archive(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    admin_write(&state, &caller, &headers, &id, channel::archive).await
+}
+
+/// Changes the options tab; absent fields keep their value. Colors are `#RRGGBB`.
+#[utoipa::path(put, path = "/api/v1/channels/{id}/options", tag = "channels", request_body = Object,
+    responses((status = 200, body = ChannelForm), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn options(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<OptionsInput>,
+) -> Result<Response, Problem> {
+    let input = json_body(body)?;
+    admin_write(&state, &caller, &headers, &id, |c| channel::change_options(c, &input)).await
+}
+
+/// Restores Odoo's default colors.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/options/reset-colors", tag = "channels",
+    responses((status = 200, body = ChannelForm)))]
+pub async fn reset_colors(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    admin_write(&state, &caller, &headers, &id, channel::reset_colors).await
+}
+
+/// A user to add as operator.
+#[derive(Deserialize, ToSchema)]
+pub struct OperatorRef {
+    pub user_id: Uuid,
+}
+
+/// Adds an existing, active user as an operator of the channel.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/operators", tag = "channels", request_body = OperatorRef,
+    responses((status = 200, body = ChannelForm), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn add_operator(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<OperatorRef>,
+) -> Result<Response, Problem> {
+    let user_id = json_body(body)?.user_id;
+    let user = state.users.get(state.events.as_ref(), user_id).await?;
+    let active = user.exists() && user.active;
+    admin_write(&state, &caller, &headers, &id, |c| channel::add_operator(c, user_id, active)).await
+}
+
+/// Removes an operator (making them leave first if joined).
+#[utoipa::path(delete, path = "/api/v1/channels/{id}/operators/{user_id}", tag = "channels",
+    responses((status = 200, body = ChannelForm), (status = 409, body = ProblemDocument)))]
+pub async fn remove_operator(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let user_id = parse_id(&user_id, "operator")?;
+    admin_write(&state, &caller, &headers, &id, |c| channel::remove_operator(c, user_id)).await
+}
+
+/// Appends a rule (rules apply in order).
+#[utoipa::path(post, path = "/api/v1/channels/{id}/rules", tag = "channels", request_body = Object,
+    responses((status = 201, body = ChannelForm), (status = 422, body = ProblemDocument)))]
+pub async fn add_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<RuleInput>,
+) -> Result<Response, Problem> {
+    let input = json_body(body)?;
+    let rule_id = Uuid::now_v7();
+    let mut res = admin_write(&state, &caller, &headers, &id, |c| channel::add_rule(c, rule_id, &input)).await?;
+    *res.status_mut() = StatusCode::CREATED;
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/channels/{id}/rules/{rule_id}")) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// Replaces a rule's settings.
+#[utoipa::path(put, path = "/api/v1/channels/{id}/rules/{rule_id}", tag = "channels", request_body = Object,
+    responses((status = 200, body = ChannelForm), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn update_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, rule_id)): Path<(String, String)>,
+    body: Body<RuleInput>,
+) -> Result<Response, Problem> {
+    let input = json_body(body)?;
+    let rule_id = parse_id(&rule_id, "rule")?;
+    admin_write(&state, &caller, &headers, &id, |c| channel::update_rule(c, rule_id, &input)).await
+}
+
+/// Removes a rule.
+#[utoipa::path(delete, path = "/api/v1/channels/{id}/rules/{rule_id}", tag = "channels",
+    responses((status = 200, body = ChannelForm), (status = 404, body = ProblemDocument)))]
+pub async fn remove_rule(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, rule_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let rule_id = parse_id(&rule_id, "rule")?;
+    admin_write(&state, &caller, &headers, &id, |c| channel::remove_rule(c, rule_id)).await
+}
+
+/// The new order of every rule of the channel.
+#[derive(Deserialize, ToSchema)]
+pub struct RuleOrder {
+    pub rule_ids: Vec<Uuid>,
+}
+
+/// Reorders the rules; the list must name each rule once.
+#[utoipa::path(put, path = "/api/v1/channels/{id}/rules/order", tag = "channels", request_body = RuleOrder,
+    responses((status = 200, body = ChannelForm), (status = 422, body = ProblemDocument)))]
+pub async fn reorder_rules(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<RuleOrder>,
+) -> Result<Response, Problem> {
+    let order = json_body(body)?;
+    admin_write(&state, &caller, &headers, &id, |c| channel::reorder_rules(c, &order.rule_ids)).await
+}
+
+/// Where the caller stands in a channel after joining or leaving.
+#[derive(Serialize, ToSchema)]
+pub struct Membership {
+    pub channel_id: Uuid,
+    pub joined: bool,
+}
+
+async fn presence_change(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    raw_id: &str,
+    joining: bool,
+) -> Result<Response, Problem> {
+    let id = parse_id(raw_id, "channel")?;
+    let ctx = context(state, caller.actor(), headers);
+    let user_id = caller.user_id;
+    let outcome = execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(id), &ctx, None, |c| {
+        if joining {
+            channel::join(c, user_id)
+        } else {
+            channel::leave(c, user_id, LeaveReason::Left)
+        }
+    })
+    .await
+    .map_err(refused)?;
+    // Joining is being at work: an offline operator becomes online.
+    if joining && caller.user.status == Status::Offline {
+        execute::<User, _>(state.events.as_ref(), &stream_id::<User>(user_id), &ctx, None, |u| {
+            set_status(u, Status::Online, StatusReason::Chosen)
+        })
+        .await
+        .map_err(refused)?;
+    }
+    let mut res = Json(Membership { channel_id: id, joined: joining }).into_response();
+    if let Some(p) = outcome.position {
+        if let Ok(v) = HeaderValue::from_str(&p.to_string()) {
+            res.headers_mut().insert("x-livechat-position", v);
+        }
+    }
+    Ok(res)
+}
+
+/// The caller joins the channel (they must be one of its operators).
+#[utoipa::path(post, path = "/api/v1/channels/{id}/join", tag = "presence",
+    responses((status = 200, body = Membership), (status = 409, body = ProblemDocument)))]
+pub async fn join(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    presence_change(&state, &caller, &headers, &id, true).await
+}
+
+/// The caller leaves the channel.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/leave", tag = "presence",
+    responses((status = 200, body = Membership), (status = 404, body = ProblemDocument)))]
+pub async fn leave(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    presence_change(&state, &caller, &headers, &id, false).await
+}
+
+/// Who is joined to a channel now, with their status.
+#[derive(Serialize, ToSchema)]
+pub struct Presence {
+    pub channel_id: Uuid,
+    pub joined: Vec<OperatorEntry>,
+}
+
+/// The presence view of a channel (admins).
+#[utoipa::path(get, path = "/api/v1/channels/{id}/presence", tag = "presence",
+    responses((status = 200, body = Presence), (status = 403, body = ProblemDocument)))]
+pub async fn presence(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Presence>, Problem> {
+    caller.require_admin()?;
+    let id = parse_id(&id, "channel")?;
+    let (c, version) = current(&state, id).await?;
+    let form = build_form(&state, c, version).await?;
+    Ok(Json(Presence { channel_id: id, joined: form.operators.into_iter().filter(|o| o.joined).collect() }))
 }

@@ -1,0 +1,387 @@
+//! Channels over real HTTP: an in-process server on a socket, real stores, projectors
+//! running, and a manual clock so that inactivity does not take 30 real minutes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::clock::ManualClock;
+use api::{ApiConfig, AppState};
+use commands::{execute, stream_id, Context};
+use domain::metadata::Actor;
+use domain::user::{claim_login, create, Login, ProfileInput, Role, User};
+use domain::values::Email;
+use projections::{Runner, RunnerConfig};
+use reqwest::Method;
+use serde_json::{json, Value};
+use store::{Store, StoreUrl};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Env {
+    base: String,
+    http: reqwest::Client,
+    clock: Arc<ManualClock>,
+    state: AppState,
+    admin: String,
+    _stop: watch::Sender<bool>,
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let store = Store::open(&StoreUrl::Memory).await.unwrap();
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let state = AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone());
+        api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.unwrap().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let fast = RunnerConfig { poll: Duration::from_millis(10), ..Default::default() };
+        for p in projections::all() {
+            tokio::spawn(Runner::new(p, store.events(), store.views(), fast.clone()).run(stopped.clone()));
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut on_stop = stopped.clone();
+        tokio::spawn(api::serve(listener, state.clone(), async move {
+            let _ = on_stop.wait_for(|s| *s).await;
+        }));
+        let mut env = Env { base, http: reqwest::Client::new(), clock, state, admin: String::new(), _stop: stop };
+        env.admin = env.login("admin@example.com").await;
+        env
+    }
+
+    async fn login(&self, login: &str) -> String {
+        let a = self
+            .call(Method::POST, "/api/v1/auth/token", None, Some(json!({"login": login, "password": PASSWORD})))
+            .await;
+        assert_eq!(a.status, 200, "login {login}: {}", a.body);
+        a.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        Answer { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    /// An operator account made directly through the domain (the users API has its own tests).
+    async fn operator(&self, login: &str, name: &str) -> (Uuid, String) {
+        let id = Uuid::now_v7();
+        let email = Email::parse("login", login).unwrap();
+        let ctx = Context::new(Actor::system(), self.clock.now_utc());
+        let events = self.state.events.as_ref();
+        execute::<Login, _>(events, &stream_id::<Login>(email.as_str()), &ctx, None, |l| claim_login(l, id))
+            .await
+            .unwrap();
+        let hash = api::auth::hash_password(PASSWORD.into()).await.unwrap();
+        let profile = ProfileInput { name: name.into(), ..Default::default() }.parse().unwrap();
+        execute::<User, _>(events, &stream_id::<User>(id), &ctx, None, |u| {
+            create(u, id, email.clone(), profile.clone(), Role::Operator, hash.clone())
+        })
+        .await
+        .unwrap();
+        (id, self.login(login).await)
+    }
+}
+
+trait Now {
+    fn now_utc(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+impl Now for ManualClock {
+    fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
+        api::clock::Clock::now(self)
+    }
+}
+
+fn position(a: &Answer) -> String {
+    a.headers.get("x-livechat-position").and_then(|v| v.to_str().ok()).unwrap_or("0:0").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_story_from_default_channel_to_an_idle_operator_leaving() {
+    let env = Env::start().await;
+    let admin = env.admin.clone();
+
+    // The default channel exists, with Odoo's defaults.
+    let dash = env.call(Method::GET, "/api/v1/channels", Some(&admin), None).await;
+    assert_eq!(dash.status, 200, "{}", dash.body);
+    let default = &dash.body["channels"][0];
+    assert_eq!(default["name"], "YourWebsite.com");
+    let default_id = default["channel_id"].as_str().unwrap();
+    let form = env.call(Method::GET, &format!("/api/v1/channels/{default_id}"), Some(&admin), None).await;
+    assert_eq!(form.body["options"]["welcome_message"], "Hello, how may I help you?");
+    assert_eq!(form.body["options"]["notification_text"], "Have a Question? Chat with us.");
+    assert_eq!(form.body["options"]["button_color"], "#875A7B");
+    assert_eq!(form.body["options"]["header_text_color"], "#FFFFFF");
+
+    // An admin creates "Support" and is its operator.
+    let created = env.call(Method::POST, "/api/v1/channels", Some(&admin), Some(json!({"name": "Support"}))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["channel_id"].as_str().unwrap().to_string();
+    assert_eq!(created.headers["location"], format!("/api/v1/channels/{id}").as_str());
+    assert_eq!(created.body["operators"][0]["name"], "Administrator");
+    let path = |rest: &str| format!("/api/v1/channels/{id}{rest}");
+
+    // A second operator.
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let added = env.call(Method::POST, &path("/operators"), Some(&admin), Some(json!({"user_id": ada}))).await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert_eq!(added.body["operators"].as_array().unwrap().len(), 2);
+
+    // Options, then a color reset that keeps the texts.
+    let opts =
+        json!({"button_color": "#000000", "welcome_message": "Hi! How can we help?", "input_placeholder": "Ask us"});
+    let changed = env.call(Method::PUT, &path("/options"), Some(&admin), Some(opts)).await;
+    assert_eq!((changed.status, changed.body["options"]["button_color"].as_str()), (200, Some("#000000")));
+    let reset = env.call(Method::POST, &path("/options/reset-colors"), Some(&admin), None).await;
+    assert_eq!(reset.body["options"]["button_color"], "#875A7B");
+    assert_eq!(reset.body["options"]["welcome_message"], "Hi! How can we help?");
+
+    // Rules, in order.
+    let rules = [
+        json!({"action": "show", "url_regex": "/shop"}),
+        json!({"action": "open_automatically", "timer_seconds": 5, "url_regex": "/shop", "countries": ["BE"]}),
+        json!({"action": "hide", "url_regex": "^/checkout"}),
+    ];
+    for r in rules {
+        let a = env.call(Method::POST, &path("/rules"), Some(&admin), Some(r)).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+    }
+    let form = env.call(Method::GET, &path(""), Some(&admin), None).await;
+    let actions: Vec<_> =
+        form.body["rules"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["show", "open_automatically", "hide"]);
+    assert_eq!(form.headers["etag"], format!("\"{}\"", form.body["version"]).as_str());
+
+    // The operator joins and appears on the dashboard; admins see who is joined.
+    let joined = env.call(Method::POST, &path("/join"), Some(&ada_token), None).await;
+    assert_eq!((joined.status, joined.body["joined"].as_bool()), (200, Some(true)), "{}", joined.body);
+    let at = position(&joined);
+    let dash = env.call(Method::GET, &format!("/api/v1/channels?min_position={at}"), Some(&ada_token), None).await;
+    let support =
+        dash.body["channels"].as_array().unwrap().iter().find(|c| c["channel_id"] == id.as_str()).unwrap().clone();
+    assert_eq!((support["is_joined"].as_bool(), support["joined_count"].as_u64()), (Some(true), Some(1)));
+    assert_eq!(support["operator_count"], 2);
+    let presence = env.call(Method::GET, &path("/presence"), Some(&admin), None).await;
+    assert_eq!(presence.body["joined"][0]["user_id"], ada.to_string());
+    assert_eq!(presence.body["joined"][0]["status"], "online", "joining brings an operator online");
+
+    // 31 minutes without activity: the operator is removed from the channel and offline.
+    env.clock.advance(chrono::Duration::minutes(31));
+    // The admin's own requests are activity; the operator's absence is what counts.
+    let gone = api::presence::sweep(&env.state).await.unwrap();
+    assert_eq!(gone, vec![ada]);
+    let presence = env.call(Method::GET, &path("/presence"), Some(&admin), None).await;
+    assert_eq!(presence.body["joined"], json!([]));
+    let log = env
+        .call(Method::GET, &format!("/api/v1/events?stream=channel-{id}&order=desc&limit=1"), Some(&admin), None)
+        .await;
+    assert_eq!(log.body["events"][0]["event_type"], "OperatorLeft");
+    assert_eq!(log.body["events"][0]["data"]["reason"], "inactive");
+    let user_log = env
+        .call(Method::GET, &format!("/api/v1/events?stream=user-{ada}&order=desc&limit=1"), Some(&admin), None)
+        .await;
+    assert_eq!(user_log.body["events"][0]["data"], json!({"status": "offline", "reason": "inactive"}));
+    assert!(api::presence::sweep(&env.state).await.unwrap().is_empty(), "once is enough");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rejection_is_a_clear_problem_and_writes_nothing() {
+    let env = Env::start().await;
+    let admin = env.admin.clone();
+    let created = env.call(Method::POST, "/api/v1/channels", Some(&admin), Some(json!({"name": "Support"}))).await;
+    let id = created.body["channel_id"].as_str().unwrap().to_string();
+    let path = |rest: &str| format!("/api/v1/channels/{id}{rest}");
+    let version_before = created.body["version"].as_u64().unwrap();
+
+    let bad_regex = env.call(Method::POST, &path("/rules"), Some(&admin), Some(json!({"url_regex": "/shop("}))).await;
+    assert_eq!(bad_regex.status, 422);
+    assert_eq!(bad_regex.body["errors"][0]["field"], "url_regex");
+    assert!(bad_regex.body["errors"][0]["message"].as_str().unwrap().contains('^'), "points at the error");
+    let huge =
+        env.call(Method::POST, &path("/rules"), Some(&admin), Some(json!({"url_regex": "(a{1000}){1000}"}))).await;
+    assert_eq!(huge.status, 422);
+    assert!(huge.body["errors"][0]["message"].as_str().unwrap().contains("too complex"));
+    let country = env.call(Method::POST, &path("/rules"), Some(&admin), Some(json!({"countries": ["BE", "XX"]}))).await;
+    assert_eq!((country.status, country.body["errors"][0]["field"].as_str()), (422, Some("countries[1]")));
+    let color = env.call(Method::PUT, &path("/options"), Some(&admin), Some(json!({"header_color": "blue"}))).await;
+    insta::assert_json_snapshot!("bad_color", color.body);
+    let empty_name = env.call(Method::POST, "/api/v1/channels", Some(&admin), Some(json!({"name": " "}))).await;
+    assert_eq!((empty_name.status, empty_name.body["errors"][0]["field"].as_str()), (422, Some("name")));
+    let not_json = env
+        .call_with(Method::POST, "/api/v1/channels", Some(&admin), None, &[("content-type", "application/json")])
+        .await;
+    assert_eq!(not_json.status, 400);
+
+    let admin_id = env.call(Method::GET, &path(""), Some(&admin), None).await.body["operators"][0]["user_id"].clone();
+    let twice = env.call(Method::POST, &path("/operators"), Some(&admin), Some(json!({"user_id": admin_id}))).await;
+    assert_eq!((twice.status, twice.body["code"].as_str()), (409, Some("already-operator")));
+    let stranger = Uuid::now_v7();
+    let unknown = env.call(Method::POST, &path("/operators"), Some(&admin), Some(json!({"user_id": stranger}))).await;
+    assert_eq!((unknown.status, unknown.body["code"].as_str()), (422, Some("unknown-user")));
+    let not_op = env.call(Method::DELETE, &path(&format!("/operators/{stranger}")), Some(&admin), None).await;
+    assert_eq!((not_op.status, not_op.body["code"].as_str()), (409, Some("not-operator")));
+    let no_rule = env.call(Method::DELETE, &path(&format!("/rules/{stranger}")), Some(&admin), None).await;
+    assert_eq!(no_rule.status, 404);
+
+    // Nothing above wrote anything.
+    let form = env.call(Method::GET, &path(""), Some(&admin), None).await;
+    assert_eq!(form.body["version"].as_u64().unwrap(), version_before);
+
+    // A stale If-Match is a conflict that names the current version.
+    let renamed = env
+        .call_with(
+            Method::PATCH,
+            &path(""),
+            Some(&admin),
+            Some(json!({"name": "Help"})),
+            &[("if-match", &format!("\"{version_before}\""))],
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    let stale = env
+        .call_with(
+            Method::PATCH,
+            &path(""),
+            Some(&admin),
+            Some(json!({"name": "Aid"})),
+            &[("if-match", &format!("\"{version_before}\""))],
+        )
+        .await;
+    assert_eq!((stale.status, stale.body["code"].as_str()), (409, Some("version-conflict")));
+    assert_eq!(stale.body["current_version"].as_u64(), Some(version_before + 1));
+    let garbage = env
+        .call_with(Method::PATCH, &path(""), Some(&admin), Some(json!({"name": "Aid"})), &[("if-match", "yesterday")])
+        .await;
+    assert_eq!(garbage.status, 400);
+
+    // An archived channel cannot be edited or joined.
+    assert_eq!(env.call(Method::POST, &path("/archive"), Some(&admin), None).await.status, 200);
+    let edit = env.call(Method::PATCH, &path(""), Some(&admin), Some(json!({"name": "Again"}))).await;
+    assert_eq!((edit.status, edit.body["code"].as_str()), (409, Some("channel-archived")));
+    let join = env.call(Method::POST, &path("/join"), Some(&admin), None).await;
+    assert_eq!(join.status, 409);
+    let missing = env.call(Method::GET, &format!("/api/v1/channels/{}", Uuid::now_v7()), Some(&admin), None).await;
+    assert_eq!(missing.status, 404);
+    let malformed = env.call(Method::GET, "/api/v1/channels/not-a-uuid", Some(&admin), None).await;
+    assert_eq!(malformed.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_edited_reordered_and_removed() {
+    let env = Env::start().await;
+    let admin = env.admin.clone();
+    let created = env.call(Method::POST, "/api/v1/channels", Some(&admin), Some(json!({"name": "Sales"}))).await;
+    let id = created.body["channel_id"].as_str().unwrap().to_string();
+    let path = |rest: &str| format!("/api/v1/channels/{id}{rest}");
+    let first = env.call(Method::POST, &path("/rules"), Some(&admin), Some(json!({"url_regex": "/a"}))).await;
+    let second = env.call(Method::POST, &path("/rules"), Some(&admin), Some(json!({"url_regex": "/b"}))).await;
+    let ids: Vec<String> =
+        second.body["rules"].as_array().unwrap().iter().map(|r| r["rule_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(first.headers["location"], format!("/api/v1/channels/{id}/rules/{}", ids[0]).as_str());
+    let edited = env
+        .call(
+            Method::PUT,
+            &path(&format!("/rules/{}", ids[0])),
+            Some(&admin),
+            Some(json!({"action": "hide", "url_regex": "/a"})),
+        )
+        .await;
+    assert_eq!(edited.body["rules"][0]["action"], "hide");
+    let bad_order =
+        env.call(Method::PUT, &path("/rules/order"), Some(&admin), Some(json!({"rule_ids": [ids[1]]}))).await;
+    assert_eq!(bad_order.status, 422);
+    let reordered =
+        env.call(Method::PUT, &path("/rules/order"), Some(&admin), Some(json!({"rule_ids": [ids[1], ids[0]]}))).await;
+    assert_eq!(reordered.body["rules"][0]["url_regex"], "/b");
+    let removed = env.call(Method::DELETE, &path(&format!("/rules/{}", ids[1])), Some(&admin), None).await;
+    assert_eq!(removed.body["rules"].as_array().unwrap().len(), 1);
+}
+
+/// Who may call what: no token, a visitor's (not an operator's) token, an operator, an admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_matrix() {
+    let env = Env::start().await;
+    let admin = env.admin.clone();
+    let (_, operator) = env.operator("op@example.com", "Op").await;
+    let created = env.call(Method::POST, "/api/v1/channels", Some(&admin), Some(json!({"name": "Matrix"}))).await;
+    let id = created.body["channel_id"].as_str().unwrap().to_string();
+    let rule = env.call(Method::POST, &format!("/api/v1/channels/{id}/rules"), Some(&admin), Some(json!({}))).await;
+    let rule_id = rule.body["rules"][0]["rule_id"].as_str().unwrap().to_string();
+    let c = |rest: &str| format!("/api/v1/channels/{id}{rest}");
+    let someone = Uuid::now_v7();
+
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Who {
+        AnyOperator,
+        Admin,
+    }
+    let routes: Vec<(Method, String, Option<Value>, Who)> = vec![
+        (Method::GET, "/api/v1/channels".into(), None, Who::AnyOperator),
+        (Method::GET, c(""), None, Who::AnyOperator),
+        (Method::POST, "/api/v1/channels".into(), Some(json!({"name": "X"})), Who::Admin),
+        (Method::PATCH, c(""), Some(json!({"name": "Matrix"})), Who::Admin),
+        (Method::PUT, c("/options"), Some(json!({})), Who::Admin),
+        (Method::POST, c("/options/reset-colors"), None, Who::Admin),
+        (Method::POST, c("/operators"), Some(json!({"user_id": someone})), Who::Admin),
+        (Method::DELETE, c(&format!("/operators/{someone}")), None, Who::Admin),
+        (Method::POST, c("/rules"), Some(json!({})), Who::Admin),
+        (Method::PUT, c(&format!("/rules/{rule_id}")), Some(json!({})), Who::Admin),
+        (Method::PUT, c("/rules/order"), Some(json!({"rule_ids": []})), Who::Admin),
+        (Method::DELETE, c(&format!("/rules/{someone}")), None, Who::Admin),
+        (Method::POST, c("/leave"), None, Who::AnyOperator),
+        (Method::GET, c("/presence"), None, Who::Admin),
+        (Method::GET, "/api/v1/events".into(), None, Who::Admin),
+        (Method::GET, "/api/v1/streams".into(), None, Who::Admin),
+        (Method::POST, c("/archive"), None, Who::Admin),
+    ];
+    let visitor = format!("vt_{}_not-an-operator-token", Uuid::now_v7().simple());
+    for (method, path, body, who) in routes {
+        let none = env.call(method.clone(), &path, None, body.clone()).await;
+        assert_eq!(none.status, 401, "{method} {path} without a token");
+        assert!(none.headers.contains_key("www-authenticate"));
+        let vis = env.call(method.clone(), &path, Some(&visitor), body.clone()).await;
+        assert_eq!(vis.status, 401, "{method} {path} with a visitor's token");
+        let op = env.call(method.clone(), &path, Some(&operator), body.clone()).await;
+        match who {
+            Who::Admin => assert_eq!(
+                (op.status, op.body["code"].as_str()),
+                (403, Some("forbidden")),
+                "{method} {path} as operator"
+            ),
+            Who::AnyOperator => assert!(op.status < 400, "{method} {path} as operator: {} {}", op.status, op.body),
+        }
+        let ad = env.call(method.clone(), &path, Some(&admin), body.clone()).await;
+        assert!(ad.status != 401 && ad.status != 403, "{method} {path} as admin: {} {}", ad.status, ad.body);
+    }
+}
