@@ -48,6 +48,9 @@ pub enum Command {
     Export,
     /// Read a log written by `export` from stdin into an empty store (any backend).
     Import,
+    /// Manage operator and admin accounts directly in the store.
+    #[command(subcommand)]
+    User(crate::user::UserCommand),
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ mod logs;
 mod progress;
 mod serve;
 mod transfer;
+mod user;
 
 use std::process::ExitCode;
 
@@ -81,5 +82,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Projections(ProjectionsCommand::Parked { name, limit }) => progress::parked(&url, &name, limit).await,
         Command::Export => transfer::export(&url).await,
         Command::Import => transfer::import(&url).await,
+        Command::User(cmd) => user::run(&url, cmd).await,
     }
 }

@@ -12,6 +12,7 @@ use crate::cli::{self, ServeArgs};
 use crate::Failure;
 
 pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
+    let geo = country_sources(&args)?;
     let store = cli::open(url).await?;
     let _lock = store.lock_exclusive("serve")?;
     let applied = store.migrate().await?;
@@ -32,7 +33,6 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     }
 
     let config = ApiConfig { inactivity: Duration::from_secs(args.inactivity_minutes * 60), ..ApiConfig::default() };
-    let geo = api::geo::CountryResolver { header: args.country_header.clone() };
     let state = AppState::new(store.events(), store.views(), config).with_geo(geo);
     match api::bootstrap::bootstrap(&state, &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok()).await {
         Ok(Some(b)) => {
@@ -67,6 +67,20 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The visitor-country sources of `--country-header` and `--geoip`; a bad header name or an
+/// unreadable database is the operator's mistake (exit 2), found before anything starts.
+fn country_sources(args: &ServeArgs) -> Result<api::geo::CountryResolver, Failure> {
+    let mut geo = api::geo::CountryResolver::default();
+    if let Some(name) = &args.country_header {
+        geo = geo.with_header(name).map_err(|e| Failure::Usage(format!("--country-header: {e}")))?;
+    }
+    if let Some(path) = &args.geoip {
+        geo = geo.with_database_file(path).map_err(|e| Failure::Usage(format!("--geoip: {e}")))?;
+    }
+    tracing::info!(sources = %geo.describe(), "visitor country sources");
+    Ok(geo)
 }
 
 async fn wait_for_signal() {

@@ -13,6 +13,7 @@ pub mod presence;
 pub mod problem;
 pub mod query;
 pub mod routes;
+pub mod throttle;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub users: Arc<auth::UserCache>,
     pub activity: Arc<auth::Activity>,
     pub geo: Arc<geo::CountryResolver>,
+    /// Failed logins, per login and address (in memory, per node).
+    pub throttle: Arc<throttle::Throttle>,
 }
 
 impl AppState {
@@ -78,6 +81,7 @@ impl AppState {
             users: Arc::default(),
             activity: Arc::default(),
             geo: Arc::new(geo::CountryResolver::default()),
+            throttle: Arc::default(),
         }
     }
 
@@ -131,5 +135,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    // Connect info gives handlers the TCP peer (login throttling per address).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

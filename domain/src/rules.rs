@@ -119,6 +119,16 @@ pub fn match_rule<'a>(rules: &'a [Rule], url: &str, country: Option<&Country>) -
     by_country.or_else(|| rules.iter().filter(|r| r.countries.is_empty()).find(|r| found(r)))
 }
 
+/// What the widget does once the rule is known (Odoo's `available_for_me`): the rule's
+/// chatbot starts unless it is meant only for when no operator is available and one is; the
+/// button shows when a chatbot starts, or when an operator is available and no rule hides it.
+pub fn widget_decision(rule: Option<&Rule>, operator_available: bool) -> (Option<&RuleChatbot>, bool) {
+    let chatbot = rule.and_then(|r| r.chatbot.as_ref()).filter(|c| !(c.only_if_no_operator && operator_available));
+    let hidden = rule.is_some_and(|r| r.action == RuleAction::Hide);
+    let show_button = chatbot.is_some() || (operator_available && !hidden);
+    (chatbot, show_button)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +174,34 @@ mod tests {
         assert!(match_rule(&[rule(1, Show, "/shop", &["BE"])], "/shop", None).is_none());
         assert_eq!(match_rule(&[rule(7, Show, "", &[])], "/anything", None).map(|r| r.rule_id.as_u128()), Some(7));
         assert!(match_rule(&[], "/", None).is_none());
+    }
+
+    #[test]
+    fn the_button_shows_for_a_bot_or_an_available_operator_unless_hidden() {
+        let bot = |only_if_no_operator| Rule {
+            chatbot: Some(RuleChatbot { chatbot_id: Uuid::nil(), only_if_no_operator }),
+            ..rule(1, RuleAction::Show, "", &[])
+        };
+        let hide = rule(2, RuleAction::Hide, "", &[]);
+        let show = rule(3, RuleAction::Show, "", &[]);
+        // (rule, operator available) -> (bot starts, button shows)
+        let table: Vec<(Option<&Rule>, bool, bool, bool)> = vec![
+            (None, true, false, true),
+            (None, false, false, false),
+            (Some(&show), true, false, true),
+            (Some(&hide), true, false, false),
+            (Some(&hide), false, false, false),
+        ];
+        for (r, available, bot_starts, shows) in table {
+            let (b, s) = widget_decision(r, available);
+            assert_eq!((b.is_some(), s), (bot_starts, shows), "{r:?} available={available}");
+        }
+        let always = bot(false);
+        assert!(widget_decision(Some(&always), true).1);
+        assert!(widget_decision(Some(&always), true).0.is_some());
+        let fallback = bot(true);
+        assert!(widget_decision(Some(&fallback), true).0.is_none(), "operators first");
+        assert!(widget_decision(Some(&fallback), false).0.is_some() && widget_decision(Some(&fallback), false).1);
     }
 
     #[test]
