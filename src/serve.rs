@@ -33,7 +33,9 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     }
 
     let config = ApiConfig { inactivity: Duration::from_secs(args.inactivity_minutes * 60), ..ApiConfig::default() };
-    let state = AppState::new(store.events(), store.views(), config).with_geo(geo);
+    let mut state = AppState::new(store.events(), store.views(), config).with_geo(geo);
+    let limits = api::throttle::Limits { per_address: args.login_attempts_per_address, ..Default::default() };
+    state.throttle = std::sync::Arc::new(api::throttle::Throttle::new(limits));
     match api::bootstrap::bootstrap(&state, &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok()).await {
         Ok(Some(b)) => {
             tracing::info!(login = %b.login, default_channel = ?b.channel_id, "first start: created the admin");

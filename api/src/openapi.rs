@@ -37,6 +37,7 @@ use crate::routes::{auth, channels, events, health, public, streams, users};
         channels::options,
         channels::reset_colors,
         channels::add_operator,
+        channels::create_operator,
         channels::remove_operator,
         channels::add_rule,
         channels::update_rule,

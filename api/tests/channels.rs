@@ -38,7 +38,9 @@ impl Env {
     async fn start() -> Env {
         let store = Store::open(&StoreUrl::Memory).await.unwrap();
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let state = AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone());
+        let geo = api::geo::CountryResolver::default().with_header("CF-IPCountry").unwrap();
+        let state =
+            AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone()).with_geo(geo);
         api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.unwrap().unwrap();
         let (stop, stopped) = watch::channel(false);
         let fast = RunnerConfig { poll: Duration::from_millis(10), ..Default::default() };
@@ -152,11 +154,17 @@ async fn the_seed_story_from_default_channel_to_an_idle_operator_leaving() {
     assert_eq!(created.body["operators"][0]["name"], "Administrator");
     let path = |rest: &str| format!("/api/v1/channels/{id}{rest}");
 
-    // A second operator.
-    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
-    let added = env.call(Method::POST, &path("/operators"), Some(&admin), Some(json!({"user_id": ada}))).await;
-    assert_eq!(added.status, 200, "{}", added.body);
+    // A second operator, created right in the operators tab.
+    let new_operator = json!({"login": "ada@example.com", "password": PASSWORD, "name": "Ada Lovelace", "languages": ["en", "fr_BE"], "country": "BE"});
+    let added = env.call(Method::POST, &path("/operators/new"), Some(&admin), Some(new_operator)).await;
+    assert_eq!(added.status, 201, "{}", added.body);
     assert_eq!(added.body["operators"].as_array().unwrap().len(), 2);
+    let ada: Uuid = added.body["operators"][1]["user_id"].as_str().unwrap().parse().unwrap();
+    let ada_token = env.login("ada@example.com").await;
+    // And an existing user added to it.
+    let (bob, _) = env.operator("bob@example.com", "Bob").await;
+    let bob_added = env.call(Method::POST, &path("/operators"), Some(&admin), Some(json!({"user_id": bob}))).await;
+    assert_eq!(bob_added.body["operators"].as_array().unwrap().len(), 3);
 
     // Options, then a color reset that keeps the texts.
     let opts =
@@ -183,6 +191,21 @@ async fn the_seed_story_from_default_channel_to_an_idle_operator_leaving() {
     assert_eq!(actions, vec!["show", "open_automatically", "hide"]);
     assert_eq!(form.headers["etag"], format!("\"{}\"", form.body["version"]).as_str());
 
+    // The operator sets the name visitors see.
+    let me =
+        env.call(Method::PATCH, "/api/v1/me", Some(&ada_token), Some(json!({"chat_name": "Ada from Support"}))).await;
+    assert_eq!((me.status, me.body["display_name"].as_str()), (200, Some("Ada from Support")), "{}", me.body);
+
+    // Before anyone joins, the widget shows no button on /shop.
+    let init_url = format!("/api/v1/public/channels/{id}/init?url=/shop");
+    let env_ref = &env;
+    let init = |country: &'static str| {
+        let url = init_url.clone();
+        async move { env_ref.call_with(Method::GET, &url, None, None, &[("CF-IPCountry", country)]).await }
+    };
+    let before = init("BE").await;
+    assert_eq!((before.status, before.body["show_button"].as_bool()), (200, Some(false)), "{}", before.body);
+
     // The operator joins and appears on the dashboard; admins see who is joined.
     let joined = env.call(Method::POST, &path("/join"), Some(&ada_token), None).await;
     assert_eq!((joined.status, joined.body["joined"].as_bool()), (200, Some(true)), "{}", joined.body);
@@ -191,10 +214,47 @@ async fn the_seed_story_from_default_channel_to_an_idle_operator_leaving() {
     let support =
         dash.body["channels"].as_array().unwrap().iter().find(|c| c["channel_id"] == id.as_str()).unwrap().clone();
     assert_eq!((support["is_joined"].as_bool(), support["joined_count"].as_u64()), (Some(true), Some(1)));
-    assert_eq!(support["operator_count"], 2);
+    assert_eq!(support["operator_count"], 3);
     let presence = env.call(Method::GET, &path("/presence"), Some(&admin), None).await;
     assert_eq!(presence.body["joined"][0]["user_id"], ada.to_string());
     assert_eq!(presence.body["joined"][0]["status"], "online", "joining brings an operator online");
+    assert_eq!(presence.body["joined"][0]["display_name"], "Ada from Support");
+
+    // A visitor from Belgium on /shop gets the Belgian rule; from France, the generic one.
+    let mut from_be = init("BE").await;
+    for _ in 0..100 {
+        if from_be.body["operator_available"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // the users view catches up
+        from_be = init("BE").await;
+    }
+    assert_eq!(from_be.body["rule"]["action"], "open_automatically", "{}", from_be.body);
+    assert_eq!(
+        (from_be.body["rule"]["timer_seconds"].as_u64(), from_be.body["show_button"].as_bool()),
+        (Some(5), Some(true))
+    );
+    assert_eq!(from_be.body["options"]["welcome_message"], "Hi! How can we help?");
+    let from_fr = init("FR").await;
+    assert_eq!(from_fr.body["rule"]["action"], "show");
+    let checkout = env.call(Method::GET, &format!("/api/v1/public/channels/{id}/init?url=/checkout"), None, None).await;
+    assert_eq!(
+        (checkout.body["rule"]["action"].as_str(), checkout.body["show_button"].as_bool()),
+        (Some("hide"), Some(false))
+    );
+
+    // The widget snippet, its loader script and the direct-link page are served.
+    let widget = env.call(Method::GET, &path("/widget"), Some(&admin), None).await;
+    let script = widget.body["script"].as_str().unwrap();
+    assert!(script.contains(&format!("/widget/{id}/loader.js")), "{script}");
+    let loader = env.call(Method::GET, &format!("/widget/{id}/loader.js"), None, None).await;
+    assert_eq!(loader.status, 200);
+    assert!(loader.headers["content-type"].to_str().unwrap().starts_with("application/javascript"));
+    assert!(loader.body.as_str().unwrap().contains(&format!("\"{id}\"")), "the loader names its channel");
+    let link = widget.body["direct_link"].as_str().unwrap();
+    let page = env.http.get(link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 
     // 31 minutes without activity: the operator is removed from the channel and offline.
     env.clock.advance(chrono::Duration::minutes(31));

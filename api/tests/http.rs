@@ -205,6 +205,7 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
         "/api/v1/channels/{id}/join",
         "/api/v1/channels/{id}/leave",
         "/api/v1/channels/{id}/operators",
+        "/api/v1/channels/{id}/operators/new",
         "/api/v1/channels/{id}/operators/{user_id}",
         "/api/v1/channels/{id}/options",
         "/api/v1/channels/{id}/options/reset-colors",

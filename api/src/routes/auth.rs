@@ -97,14 +97,31 @@ pub async fn token(
 }
 
 /// Checks the credentials and issues a token.
+/// A hash no password matches, checked instead of a real one for unknown or inactive logins.
+async fn dummy_hash() -> String {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_init(|| async {
+            let random = uuid::Uuid::new_v4().to_string();
+            crate::auth::hash_password(random).await.unwrap_or_default()
+        })
+        .await
+        .clone()
+}
+
 async fn issue(state: &AppState, headers: &HeaderMap, req: TokenRequest) -> Result<Json<TokenResponse>, Problem> {
     let login = Email::parse("login", &req.login).map_err(|_| wrong())?;
     let claim = commands::load::<Login>(state.events.as_ref(), &stream_id::<Login>(login.as_str()))
         .await
         .map_err(|e| refused::<Problem>(e.into()))?;
-    let Some(user_id) = claim.state.owner else { return Err(wrong()) };
+    let Some(user_id) = claim.state.owner else {
+        // As slow as a real check, so that timing does not tell which logins exist.
+        verify_password(req.password, dummy_hash().await).await;
+        return Err(wrong());
+    };
     let user = state.users.get(state.events.as_ref(), user_id).await?;
-    if !user.active || !verify_password(req.password, user.password_hash.clone()).await {
+    let hash = if user.active { user.password_hash.clone() } else { dummy_hash().await };
+    if !verify_password(req.password, hash).await || !user.active {
         return Err(wrong());
     }
     let (token, digest) = mint(user_id);

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/channels/{id}/options", put(options))
         .route("/api/v1/channels/{id}/options/reset-colors", post(reset_colors))
         .route("/api/v1/channels/{id}/operators", post(add_operator))
+        .route("/api/v1/channels/{id}/operators/new", post(create_operator))
         .route("/api/v1/channels/{id}/operators/{user_id}", delete(remove_operator))
         .route("/api/v1/channels/{id}/rules", post(add_rule))
         .route("/api/v1/channels/{id}/rules/order", put(reorder_rules))
@@ -334,6 +335,39 @@ pub async fn add_operator(
     let user = state.users.get(state.events.as_ref(), user_id).await?;
     let active = user.exists() && user.active;
     admin_write(&state, &caller, &headers, &id, |c| channel::add_operator(c, user_id, active)).await
+}
+
+/// Creates a new user and makes them an operator of the channel, in one request (Odoo's
+/// "create" in the operators tab). The body is the same as `POST /api/v1/users`.
+#[utoipa::path(post, path = "/api/v1/channels/{id}/operators/new", tag = "channels", request_body = crate::routes::users::NewUser,
+    responses((status = 201, body = ChannelForm), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn create_operator(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<crate::routes::users::NewUser>,
+) -> Result<Response, Problem> {
+    caller.require_admin()?;
+    let channel_id = parse_id(&id, "channel")?;
+    // The channel must take operators before an account is made for it.
+    let (c, _) = current(&state, channel_id).await?;
+    if c.archived {
+        return Err(channel::ChannelError::Archived.into());
+    }
+    let new = json_body(body)?;
+    let ctx = context(&state, caller.actor(), &headers);
+    let user_id = crate::routes::users::create_user(&state, &ctx, new).await?.user.user_id;
+    let outcome = execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(channel_id), &ctx, None, |c| {
+        if c.operators.contains(&user_id) {
+            Ok(vec![]) // a retried request
+        } else {
+            channel::add_operator(c, user_id, true)
+        }
+    })
+    .await
+    .map_err(refused)?;
+    respond(&state, channel_id, StatusCode::CREATED, Some(outcome)).await
 }
 
 /// Removes an operator (making them leave first if joined).
