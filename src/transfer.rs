@@ -11,8 +11,17 @@ use crate::cli::{open_migrated, TailArgs};
 use crate::progress::Bar;
 use crate::Failure;
 
-/// Writes one JSON line; a closed stdout (as with `| head`) ends the command quietly.
+/// Writes one JSON line, secrets redacted; a closed stdout (as with `| head`) ends the
+/// command quietly.
 fn emit(out: &mut impl Write, e: &RecordedEvent) -> Result<bool, Failure> {
+    let mut shown = e.clone();
+    domain::user::redact(&shown.event_type, &mut shown.data);
+    write_line(out, &shown)
+}
+
+/// Writes one JSON line as stored (exports keep secrets so that a restored store keeps its
+/// accounts); a closed stdout ends the command quietly.
+fn write_line(out: &mut impl Write, e: &RecordedEvent) -> Result<bool, Failure> {
     let line = serde_json::to_string(e).map_err(|e| Failure::Runtime(e.to_string()))?;
     match writeln!(out, "{line}") {
         Ok(()) => Ok(true),
@@ -88,7 +97,7 @@ pub async fn export(url: &StoreUrl) -> Result<(), Failure> {
         let Some(last) = page.last() else { break };
         from = last.position;
         for e in &page {
-            if !emit(&mut out, e)? {
+            if !write_line(&mut out, e)? {
                 return Ok(());
             }
         }

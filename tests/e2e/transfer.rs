@@ -199,3 +199,18 @@ fn events_tail_follow_prints_events_as_they_arrive() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_never_shows_password_hashes_but_exports_keep_them() {
+    let url = sqlite_url(&scratch());
+    // The first start creates the admin.
+    let server = Server::start(&url);
+    drop(server);
+    let mut tail = livechat(&url);
+    tail.args(["events", "tail"]);
+    let shown = stdout(&run(tail, ""));
+    assert!(shown.contains("\"password_hash\":\"[redacted]\""), "{shown}");
+    assert!(!shown.contains("$argon2"), "no hash in `events tail`");
+    let exported: String = export(&url).iter().map(|e| e.to_string()).collect();
+    assert!(exported.contains("$argon2id$"), "the export keeps the hash, so accounts survive a restore");
+}
