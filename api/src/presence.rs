@@ -12,29 +12,28 @@ use crate::commanding::refused;
 use crate::problem::Problem;
 use crate::AppState;
 
+/// Every active channel, from the channels view.
+pub async fn active_channels(state: &AppState) -> Result<Vec<ChannelDoc>, Problem> {
+    let docs = store::views::list_all(state.views.as_ref(), VIEW, Some(ACTIVE)).await?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|d| match serde_json::from_value::<ChannelDoc>(d.body) {
+            Ok(doc) => Some(doc),
+            Err(e) => {
+                tracing::error!(error = %e, id = %d.id, "unreadable channel document");
+                None
+            }
+        })
+        .collect())
+}
+
 /// The channels (by the view) where `user_id` is an operator.
 pub async fn channels_of(state: &AppState, user_id: Uuid) -> Result<Vec<ChannelDoc>, Problem> {
-    let mut found = Vec::new();
-    let mut after: Option<(String, String)> = None;
-    loop {
-        let page =
-            state.views.list(VIEW, Some(ACTIVE), after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.sort_key.clone(), last.id.clone()));
-        for d in page {
-            let doc: ChannelDoc = match serde_json::from_value(d.body) {
-                Ok(doc) => doc,
-                Err(e) => {
-                    tracing::error!(error = %e, id = %d.id, "unreadable channel document");
-                    continue;
-                }
-            };
-            if doc.operators.contains(&user_id) || doc.joined.contains(&user_id) {
-                found.push(doc);
-            }
-        }
-    }
-    Ok(found)
+    Ok(active_channels(state)
+        .await?
+        .into_iter()
+        .filter(|doc| doc.operators.contains(&user_id) || doc.joined.contains(&user_id))
+        .collect())
 }
 
 /// Makes `user_id` leave every channel they are joined to, with `reason`.
@@ -56,31 +55,17 @@ pub async fn sweep(state: &AppState) -> Result<Vec<Uuid>, Problem> {
     let now = state.clock.now();
     let limit = chrono::Duration::from_std(state.config.inactivity).unwrap_or(chrono::Duration::minutes(30));
     let mut candidates: Vec<Uuid> = Vec::new();
-    let mut after: Option<(String, String)> = None;
-    loop {
-        let page =
-            state.views.list(VIEW, Some(ACTIVE), after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.sort_key.clone(), last.id.clone()));
-        for d in page {
-            if let Ok(doc) = serde_json::from_value::<ChannelDoc>(d.body) {
-                candidates.extend(doc.joined.iter().filter(|u| !candidates.contains(u)).copied().collect::<Vec<_>>());
+    for doc in active_channels(state).await? {
+        for u in doc.joined {
+            if !candidates.contains(&u) {
+                candidates.push(u);
             }
         }
     }
-    let mut after: Option<(String, String)> = None;
-    loop {
-        let page = state
-            .views
-            .list(projections::users::VIEW, None, after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.sort_key.clone(), last.id.clone()));
-        for d in page {
-            if let Ok(u) = serde_json::from_value::<projections::users::UserSummary>(d.body) {
-                if u.active && u.status != Status::Offline && !candidates.contains(&u.user_id) {
-                    candidates.push(u.user_id);
-                }
+    for d in store::views::list_all(state.views.as_ref(), projections::users::VIEW, None).await? {
+        if let Ok(u) = serde_json::from_value::<projections::users::UserSummary>(d.body) {
+            if u.active && u.status != Status::Offline && !candidates.contains(&u.user_id) {
+                candidates.push(u.user_id);
             }
         }
     }

@@ -164,3 +164,17 @@ pub trait ViewStore: Send + Sync + 'static {
     /// When `subject` was last active, if ever.
     async fn last_touched(&self, subject: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
+
+/// Every document of `view` (optionally in one partition), in listing order, page by page.
+/// For views that stay small (channels, users); large views should be paged by the caller.
+pub async fn list_all(views: &dyn ViewStore, view: &str, partition: Option<&str>) -> Result<Vec<Doc>, StoreError> {
+    let mut all: Vec<Doc> = Vec::new();
+    loop {
+        let after = all.last().map(|d| (d.sort_key.clone(), d.id.clone()));
+        let page = views.list(view, partition, after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500).await?;
+        if page.is_empty() {
+            return Ok(all);
+        }
+        all.extend(page);
+    }
+}

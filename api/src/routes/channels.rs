@@ -11,7 +11,6 @@ use commands::{execute, load, stream_id, Outcome};
 use domain::channel::{self, Channel, ChannelEvent, ChannelOptions, LeaveReason, OptionsInput};
 use domain::rules::{Rule, RuleInput};
 use domain::user::{set_status, Status, StatusReason, User};
-use projections::channels::{ChannelDoc, ACTIVE, VIEW};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -193,27 +192,20 @@ pub async fn dashboard(
     let min_position = q.parse("min_position", "a position (TX:POS)");
     q.finish()?;
     wait_for_view(&state, "channels", min_position).await?;
-    let mut channels = Vec::new();
-    let mut after: Option<(String, String)> = None;
-    loop {
-        let page =
-            state.views.list(VIEW, Some(ACTIVE), after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.sort_key.clone(), last.id.clone()));
-        for d in page {
-            let Ok(doc) = serde_json::from_value::<ChannelDoc>(d.body) else { continue };
-            channels.push(ChannelCard {
-                channel_id: doc.channel_id,
-                name: doc.name,
-                operator_count: doc.operators.len(),
-                joined_count: doc.joined.len(),
-                is_joined: doc.joined.contains(&caller.user_id),
-                is_operator: doc.operators.contains(&caller.user_id),
-                conversation_count: 0,
-                satisfaction_percent: 0,
-            });
-        }
-    }
+    let channels = crate::presence::active_channels(&state)
+        .await?
+        .into_iter()
+        .map(|doc| ChannelCard {
+            channel_id: doc.channel_id,
+            name: doc.name,
+            operator_count: doc.operators.len(),
+            joined_count: doc.joined.len(),
+            is_joined: doc.joined.contains(&caller.user_id),
+            is_operator: doc.operators.contains(&caller.user_id),
+            conversation_count: 0,
+            satisfaction_percent: 0,
+        })
+        .collect();
     Ok(Json(Dashboard { channels }))
 }
 
