@@ -6,7 +6,9 @@
 pub mod aggregate;
 pub mod channel;
 pub mod metadata;
+pub mod routing;
 pub mod rules;
+pub mod session;
 pub mod user;
 pub mod values;
 

@@ -1,0 +1,683 @@
+//! A visitor's conversation (a session): who handles it, its messages, what each side has
+//! seen, and how it ends. One stream per conversation (`session-<uuid>`).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::values::{Country, Invalid};
+
+/// Longest message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+/// Longest page URL a visitor reports.
+pub const MAX_URL_CHARS: usize = 2000;
+/// The system message when the visitor leaves (Odoo's wording).
+pub const VISITOR_LEFT: &str = "Visitor left the conversation.";
+
+/// Who did something in a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Party {
+    Operator { id: Uuid },
+    Visitor,
+    System,
+}
+
+/// How an operator came to handle a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assignment {
+    /// Chosen by routing when the visitor started.
+    Routed,
+    /// Routed from the queue when someone became available.
+    FromQueue,
+    /// An operator took it from the queue.
+    Taken,
+    /// Handed over by another operator.
+    Transferred,
+}
+
+/// Why a conversation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    VisitorLeft,
+    ClosedByOperator,
+    /// The visitor never wrote: left out of counts and reports.
+    Abandoned,
+}
+
+/// Where a conversation stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Nobody was available: it waits in the channel's queue.
+    #[default]
+    Waiting,
+    Active,
+    Closed,
+}
+
+/// What happened in a conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "data")]
+pub enum SessionEvent {
+    SessionStarted {
+        session_id: Uuid,
+        channel_id: Uuid,
+        visitor_name: String,
+        /// No name was given: "Visitor #N".
+        anonymous: bool,
+        page_url: String,
+        country: Option<Country>,
+        languages: Vec<String>,
+        /// SHA-256 of the visitor's token, scoped to this conversation.
+        visitor_token_sha256: String,
+    },
+    /// Nobody was available; the conversation waits in the channel's queue.
+    SessionQueued {},
+    OperatorAssigned {
+        operator_id: Uuid,
+        /// The name the visitor sees (online chat name or name) at that moment.
+        display_name: String,
+        how: Assignment,
+    },
+    MessagePosted {
+        message_id: Uuid,
+        author: Party,
+        /// Verbatim; escaped only when rendered as HTML.
+        text: String,
+        /// The channel's welcome message, posted as if by the operator.
+        #[serde(default)]
+        welcome: bool,
+    },
+    MessageEdited {
+        message_id: Uuid,
+        text: String,
+    },
+    MessageDeleted {
+        message_id: Uuid,
+    },
+    /// `by` has seen every message up to and including `up_to`.
+    MessagesSeen {
+        by: Party,
+        up_to: Uuid,
+    },
+    PageVisited {
+        url: String,
+    },
+    /// Handed to another operator (then `OperatorAssigned`) or another channel.
+    SessionTransferred {
+        from_operator: Option<Uuid>,
+        to_channel: Uuid,
+    },
+    SessionClosed {
+        by: Party,
+        reason: CloseReason,
+    },
+}
+
+/// A message as the conversation holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub message_id: Uuid,
+    pub author: Party,
+    pub text: String,
+    pub edited: bool,
+    pub deleted: bool,
+}
+
+/// A conversation as rebuilt from its stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Session {
+    pub id: Option<Uuid>,
+    pub channel_id: Option<Uuid>,
+    pub status: SessionStatus,
+    pub operator: Option<Uuid>,
+    /// Every operator who handled it, in order.
+    pub handlers: Vec<Uuid>,
+    pub messages: Vec<Message>,
+    pub visitor_token_sha256: String,
+    pub seen_by_operator: Option<Uuid>,
+    pub seen_by_visitor: Option<Uuid>,
+    pub pages: Vec<String>,
+}
+
+impl Session {
+    pub fn exists(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// Whether the visitor has written anything (otherwise it may be abandoned).
+    pub fn visitor_wrote(&self) -> bool {
+        self.messages.iter().any(|m| m.author == Party::Visitor)
+    }
+
+    fn position(&self, message_id: Uuid) -> Option<usize> {
+        self.messages.iter().position(|m| m.message_id == message_id)
+    }
+}
+
+impl Aggregate for Session {
+    type Event = SessionEvent;
+    const CATEGORY: &'static str = "session";
+
+    fn apply(&mut self, e: &SessionEvent) {
+        match e {
+            SessionEvent::SessionStarted { session_id, channel_id, visitor_token_sha256, page_url, .. } => {
+                *self = Session {
+                    id: Some(*session_id),
+                    channel_id: Some(*channel_id),
+                    visitor_token_sha256: visitor_token_sha256.clone(),
+                    pages: vec![page_url.clone()],
+                    ..Default::default()
+                }
+            }
+            SessionEvent::SessionQueued {} => {
+                self.status = SessionStatus::Waiting;
+                self.operator = None;
+            }
+            SessionEvent::OperatorAssigned { operator_id, .. } => {
+                self.status = SessionStatus::Active;
+                self.operator = Some(*operator_id);
+                if !self.handlers.contains(operator_id) {
+                    self.handlers.push(*operator_id);
+                }
+            }
+            SessionEvent::MessagePosted { message_id, author, text, .. } => self.messages.push(Message {
+                message_id: *message_id,
+                author: *author,
+                text: text.clone(),
+                edited: false,
+                deleted: false,
+            }),
+            SessionEvent::MessageEdited { message_id, text } => {
+                if let Some(m) = self.messages.iter_mut().find(|m| m.message_id == *message_id) {
+                    m.text = text.clone();
+                    m.edited = true;
+                }
+            }
+            SessionEvent::MessageDeleted { message_id } => {
+                if let Some(m) = self.messages.iter_mut().find(|m| m.message_id == *message_id) {
+                    m.deleted = true;
+                }
+            }
+            SessionEvent::MessagesSeen { by, up_to } => match by {
+                Party::Visitor => self.seen_by_visitor = Some(*up_to),
+                _ => self.seen_by_operator = Some(*up_to),
+            },
+            SessionEvent::PageVisited { url } => self.pages.push(url.clone()),
+            SessionEvent::SessionTransferred { to_channel, .. } => {
+                self.channel_id = Some(*to_channel);
+                self.operator = None;
+                self.status = SessionStatus::Waiting;
+            }
+            SessionEvent::SessionClosed { .. } => self.status = SessionStatus::Closed,
+        }
+    }
+}
+
+/// Why a conversation command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SessionError {
+    /// 404
+    #[error("no such conversation")]
+    NotFound,
+    /// 409
+    #[error("this conversation already exists")]
+    AlreadyExists,
+    /// 409
+    #[error("the conversation is closed")]
+    Closed,
+    /// 403
+    #[error("this conversation is not yours")]
+    NotYours,
+    /// 409
+    #[error("the conversation already has an operator")]
+    AlreadyTaken,
+    /// 404
+    #[error("no such message in this conversation")]
+    MessageNotFound,
+    /// 403
+    #[error("only its author can change a message")]
+    NotAuthor,
+    /// 409
+    #[error("this message id is already used for another message")]
+    MessageIdReused,
+    /// 422
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+}
+
+/// A message text: not blank, at most 4,000 characters, kept verbatim.
+pub fn message_text(text: &str) -> Result<String, Invalid> {
+    if text.trim().is_empty() {
+        return Err(Invalid::new("text", "is required"));
+    }
+    if text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(Invalid::new("text", format!("is longer than {MAX_MESSAGE_CHARS} characters")));
+    }
+    if text.contains('\0') {
+        return Err(Invalid::new("text", "contains a NUL character"));
+    }
+    Ok(text.to_string())
+}
+
+/// A page URL the visitor reports: relative or absolute, at most 2,000 characters.
+pub fn page_url(url: &str) -> Result<String, Invalid> {
+    let url = url.trim();
+    if url.chars().count() > MAX_URL_CHARS {
+        return Err(Invalid::new("url", format!("is longer than {MAX_URL_CHARS} characters")));
+    }
+    if url.chars().any(char::is_control) {
+        return Err(Invalid::new("url", "contains control characters"));
+    }
+    Ok(if url.is_empty() { "/".to_string() } else { url.to_string() })
+}
+
+/// A new conversation, as the caller prepared it (ids, token digest, routing result).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Start {
+    pub session_id: Uuid,
+    pub channel_id: Uuid,
+    pub visitor_name: Option<String>,
+    /// The number in "Visitor #N" when no name is given.
+    pub visitor_number: u64,
+    pub page_url: String,
+    pub country: Option<Country>,
+    pub languages: Vec<String>,
+    pub visitor_token_sha256: String,
+    /// The routed operator and the name visitors see, or `None` when nobody is available.
+    pub operator: Option<(Uuid, String)>,
+    pub welcome_message_id: Uuid,
+    pub welcome_text: String,
+}
+
+/// Starts a conversation: routed to an operator (who greets with the welcome message), or
+/// queued when nobody is available.
+pub fn start(state: &Session, s: Start) -> Result<Vec<SessionEvent>, SessionError> {
+    if state.exists() {
+        return Err(SessionError::AlreadyExists);
+    }
+    let (visitor_name, anonymous) = match s.visitor_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => (crate::values::text("visitor_name", n, 100)?, false),
+        None => (format!("Visitor #{}", s.visitor_number), true),
+    };
+    let mut events = vec![SessionEvent::SessionStarted {
+        session_id: s.session_id,
+        channel_id: s.channel_id,
+        visitor_name,
+        anonymous,
+        page_url: page_url(&s.page_url)?,
+        country: s.country,
+        languages: s.languages,
+        visitor_token_sha256: s.visitor_token_sha256,
+    }];
+    match s.operator {
+        Some((operator_id, display_name)) => {
+            events.push(SessionEvent::OperatorAssigned { operator_id, display_name, how: Assignment::Routed });
+            if !s.welcome_text.trim().is_empty() {
+                events.push(SessionEvent::MessagePosted {
+                    message_id: s.welcome_message_id,
+                    author: Party::Operator { id: operator_id },
+                    text: s.welcome_text,
+                    welcome: true,
+                });
+            }
+        }
+        None => events.push(SessionEvent::SessionQueued {}),
+    }
+    Ok(events)
+}
+
+fn open(state: &Session) -> Result<(), SessionError> {
+    match (state.exists(), state.status) {
+        (false, _) => Err(SessionError::NotFound),
+        (true, SessionStatus::Closed) => Err(SessionError::Closed),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `party` takes part: the visitor, the system, or the operator handling it.
+fn takes_part(state: &Session, party: Party) -> bool {
+    match party {
+        Party::Operator { id } => state.operator == Some(id),
+        Party::Visitor | Party::System => true,
+    }
+}
+
+/// Posts a message. A retry with the same message id and text changes nothing; the same id
+/// with another text or author is refused. The visitor may write while waiting.
+pub fn post(state: &Session, author: Party, message_id: Uuid, text: &str) -> Result<Vec<SessionEvent>, SessionError> {
+    if let Some(i) = state.position(message_id) {
+        let m = &state.messages[i];
+        return if m.author == author && m.text == text { Ok(vec![]) } else { Err(SessionError::MessageIdReused) };
+    }
+    open(state)?;
+    if !takes_part(state, author) {
+        return Err(SessionError::NotYours);
+    }
+    let text = message_text(text)?;
+    Ok(vec![SessionEvent::MessagePosted { message_id, author, text, welcome: false }])
+}
+
+fn own_message(state: &Session, by: Party, message_id: Uuid) -> Result<&Message, SessionError> {
+    open(state)?;
+    let m = state.position(message_id).map(|i| &state.messages[i]).ok_or(SessionError::MessageNotFound)?;
+    if m.deleted {
+        return Err(SessionError::MessageNotFound);
+    }
+    if m.author != by {
+        return Err(SessionError::NotAuthor);
+    }
+    Ok(m)
+}
+
+/// An operator edits their own message; the log keeps every version.
+pub fn edit(state: &Session, by: Party, message_id: Uuid, text: &str) -> Result<Vec<SessionEvent>, SessionError> {
+    let m = own_message(state, by, message_id)?;
+    let text = message_text(text)?;
+    Ok(if m.text == text { vec![] } else { vec![SessionEvent::MessageEdited { message_id, text }] })
+}
+
+/// An operator deletes their own message.
+pub fn delete(state: &Session, by: Party, message_id: Uuid) -> Result<Vec<SessionEvent>, SessionError> {
+    own_message(state, by, message_id)?;
+    Ok(vec![SessionEvent::MessageDeleted { message_id }])
+}
+
+/// `by` has seen the messages up to `up_to`; marks never move backwards.
+pub fn seen(state: &Session, by: Party, up_to: Uuid) -> Result<Vec<SessionEvent>, SessionError> {
+    if !state.exists() {
+        return Err(SessionError::NotFound);
+    }
+    if !takes_part(state, by) {
+        return Err(SessionError::NotYours);
+    }
+    let target = state.position(up_to).ok_or(SessionError::MessageNotFound)?;
+    let current = match by {
+        Party::Visitor => state.seen_by_visitor,
+        _ => state.seen_by_operator,
+    };
+    if current.and_then(|c| state.position(c)).is_some_and(|c| c >= target) {
+        return Ok(vec![]);
+    }
+    Ok(vec![SessionEvent::MessagesSeen { by, up_to }])
+}
+
+/// The visitor reports a page they visited during the conversation.
+pub fn visit(state: &Session, url: &str) -> Result<Vec<SessionEvent>, SessionError> {
+    open(state)?;
+    Ok(vec![SessionEvent::PageVisited { url: page_url(url)? }])
+}
+
+/// An operator takes a waiting conversation; with the stream's expected version, exactly one
+/// of two operators trying at once wins.
+pub fn take(
+    state: &Session,
+    operator_id: Uuid,
+    display_name: &str,
+    how: Assignment,
+) -> Result<Vec<SessionEvent>, SessionError> {
+    open(state)?;
+    if state.status != SessionStatus::Waiting {
+        return Err(SessionError::AlreadyTaken);
+    }
+    Ok(vec![SessionEvent::OperatorAssigned { operator_id, display_name: display_name.to_string(), how }])
+}
+
+/// Hands the conversation to another operator (`to`: id and display name) in `to_channel`, or
+/// to that channel's queue when `to` is `None`. Only its operator (or an admin, `by_admin`)
+/// may transfer it.
+pub fn transfer(
+    state: &Session,
+    by: Party,
+    by_admin: bool,
+    to_channel: Uuid,
+    to: Option<(Uuid, String)>,
+) -> Result<Vec<SessionEvent>, SessionError> {
+    open(state)?;
+    if !by_admin && !matches!(by, Party::Operator { .. } if takes_part(state, by)) {
+        return Err(SessionError::NotYours);
+    }
+    let mut events = vec![SessionEvent::SessionTransferred { from_operator: state.operator, to_channel }];
+    events.push(match to {
+        Some((operator_id, display_name)) => {
+            SessionEvent::OperatorAssigned { operator_id, display_name, how: Assignment::Transferred }
+        }
+        None => SessionEvent::SessionQueued {},
+    });
+    Ok(events)
+}
+
+/// Ends the conversation; the visitor leaving also posts "Visitor left the conversation."
+/// Closing twice changes nothing.
+pub fn close(state: &Session, by: Party, by_admin: bool, message_id: Uuid) -> Result<Vec<SessionEvent>, SessionError> {
+    if !state.exists() {
+        return Err(SessionError::NotFound);
+    }
+    if state.status == SessionStatus::Closed {
+        return Ok(vec![]);
+    }
+    if !by_admin && !takes_part(state, by) {
+        return Err(SessionError::NotYours);
+    }
+    Ok(match by {
+        Party::Visitor => vec![
+            SessionEvent::MessagePosted {
+                message_id,
+                author: Party::System,
+                text: VISITOR_LEFT.into(),
+                welcome: false,
+            },
+            SessionEvent::SessionClosed { by, reason: CloseReason::VisitorLeft },
+        ],
+        _ => vec![SessionEvent::SessionClosed { by, reason: CloseReason::ClosedByOperator }],
+    })
+}
+
+/// Closes a conversation in which the visitor never wrote (the caller decides it is old
+/// enough); anything else changes nothing.
+pub fn abandon(state: &Session) -> Result<Vec<SessionEvent>, SessionError> {
+    if !state.exists() {
+        return Err(SessionError::NotFound);
+    }
+    if state.status == SessionStatus::Closed || state.visitor_wrote() {
+        return Ok(vec![]);
+    }
+    Ok(vec![SessionEvent::SessionClosed { by: Party::System, reason: CloseReason::Abandoned }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{decode, encode};
+
+    const ADA: Uuid = Uuid::from_u128(1);
+    const BOB: Uuid = Uuid::from_u128(2);
+    const CHANNEL: Uuid = Uuid::from_u128(10);
+    const ADA_: Party = Party::Operator { id: ADA };
+    const BOB_: Party = Party::Operator { id: BOB };
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(1000 + n)
+    }
+
+    fn begin(operator: Option<Uuid>, name: Option<&str>) -> Vec<SessionEvent> {
+        start(
+            &Session::default(),
+            Start {
+                session_id: Uuid::from_u128(99),
+                channel_id: CHANNEL,
+                visitor_name: name.map(String::from),
+                visitor_number: 7,
+                page_url: "/shop".into(),
+                country: None,
+                languages: vec!["fr".into()],
+                visitor_token_sha256: "digest".into(),
+                operator: operator.map(|o| (o, "Ada from Support".into())),
+                welcome_message_id: id(0),
+                welcome_text: "Hello, how may I help you?".into(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn given(h: &[SessionEvent]) -> Session {
+        Session::from_history(h)
+    }
+
+    fn then(h: &[SessionEvent], more: Vec<SessionEvent>) -> Vec<SessionEvent> {
+        let mut h = h.to_vec();
+        h.extend(more);
+        h
+    }
+
+    #[test]
+    fn a_routed_conversation_opens_with_the_welcome_message_from_its_operator() {
+        let h = begin(Some(ADA), None);
+        assert!(
+            matches!(&h[0], SessionEvent::SessionStarted { visitor_name, anonymous: true, .. } if visitor_name == "Visitor #7")
+        );
+        assert_eq!(
+            h[1],
+            SessionEvent::OperatorAssigned {
+                operator_id: ADA,
+                display_name: "Ada from Support".into(),
+                how: Assignment::Routed
+            }
+        );
+        assert_eq!(
+            h[2],
+            SessionEvent::MessagePosted {
+                message_id: id(0),
+                author: ADA_,
+                text: "Hello, how may I help you?".into(),
+                welcome: true
+            }
+        );
+        let s = given(&h);
+        assert_eq!((s.status, s.operator, s.handlers.clone()), (SessionStatus::Active, Some(ADA), vec![ADA]));
+    }
+
+    #[test]
+    fn with_nobody_available_it_waits_and_the_visitor_can_still_write() {
+        let h = begin(None, Some("Marie"));
+        assert_eq!(h.last(), Some(&SessionEvent::SessionQueued {}));
+        let h = then(&h, post(&given(&h), Party::Visitor, id(1), "Anyone there?").unwrap());
+        assert_eq!(post(&given(&h), ADA_, id(2), "Hi"), Err(SessionError::NotYours), "not taken yet");
+        let h = then(&h, take(&given(&h), ADA, "Ada", Assignment::Taken).unwrap());
+        assert_eq!(
+            take(&given(&h), BOB, "Bob", Assignment::Taken),
+            Err(SessionError::AlreadyTaken),
+            "exactly one takes it"
+        );
+        assert!(post(&given(&h), ADA_, id(2), "Hi Marie").is_ok());
+    }
+
+    #[test]
+    fn a_retried_post_is_one_message_and_a_reused_id_is_refused() {
+        let h = begin(Some(ADA), None);
+        let h = then(&h, post(&given(&h), Party::Visitor, id(1), "Hello").unwrap());
+        assert_eq!(post(&given(&h), Party::Visitor, id(1), "Hello"), Ok(vec![]));
+        assert_eq!(post(&given(&h), Party::Visitor, id(1), "Other"), Err(SessionError::MessageIdReused));
+        assert_eq!(post(&given(&h), BOB_, id(3), "Hi"), Err(SessionError::NotYours));
+    }
+
+    #[test]
+    fn messages_are_validated_but_kept_verbatim() {
+        let h = begin(Some(ADA), None);
+        let s = given(&h);
+        assert!(matches!(post(&s, Party::Visitor, id(1), "   "), Err(SessionError::Invalid(_))));
+        assert!(matches!(post(&s, Party::Visitor, id(1), &"x".repeat(4001)), Err(SessionError::Invalid(_))));
+        let html = "<b>bold</b> & \"quotes\"\n";
+        let posted = post(&s, Party::Visitor, id(1), html).unwrap();
+        assert!(matches!(&posted[0], SessionEvent::MessagePosted { text, .. } if text == html));
+        assert!(post(&s, Party::Visitor, id(2), &"é".repeat(4000)).is_ok(), "characters, not bytes");
+    }
+
+    #[test]
+    fn operators_edit_and_delete_only_their_own_messages() {
+        let h = begin(Some(ADA), None);
+        let h = then(&h, post(&given(&h), Party::Visitor, id(1), "Hi").unwrap());
+        let h = then(&h, post(&given(&h), ADA_, id(2), "Helo").unwrap());
+        assert_eq!(edit(&given(&h), ADA_, id(1), "x"), Err(SessionError::NotAuthor));
+        let h = then(&h, edit(&given(&h), ADA_, id(2), "Hello").unwrap());
+        let m = &given(&h).messages[2];
+        assert_eq!((m.text.as_str(), m.edited), ("Hello", true));
+        let h = then(&h, delete(&given(&h), ADA_, id(2)).unwrap());
+        assert_eq!(delete(&given(&h), ADA_, id(2)), Err(SessionError::MessageNotFound));
+        assert_eq!(edit(&given(&h), ADA_, id(9), "x"), Err(SessionError::MessageNotFound));
+    }
+
+    #[test]
+    fn seen_marks_only_move_forward() {
+        let h = begin(Some(ADA), None);
+        let h = then(&h, post(&given(&h), Party::Visitor, id(1), "a").unwrap());
+        let h = then(&h, post(&given(&h), Party::Visitor, id(2), "b").unwrap());
+        let h = then(&h, seen(&given(&h), ADA_, id(2)).unwrap());
+        assert_eq!(seen(&given(&h), ADA_, id(1)), Ok(vec![]));
+        assert_eq!(given(&h).seen_by_operator, Some(id(2)));
+        assert_eq!(seen(&given(&h), BOB_, id(2)), Err(SessionError::NotYours));
+        assert_eq!(seen(&given(&h), Party::Visitor, id(5)), Err(SessionError::MessageNotFound));
+    }
+
+    #[test]
+    fn a_transfer_keeps_who_handled_it_when() {
+        let h = begin(Some(ADA), None);
+        let h = then(&h, transfer(&given(&h), ADA_, false, CHANNEL, Some((BOB, "Bob".into()))).unwrap());
+        let s = given(&h);
+        assert_eq!((s.operator, s.handlers.clone()), (Some(BOB), vec![ADA, BOB]));
+        assert_eq!(transfer(&s, ADA_, false, CHANNEL, None), Err(SessionError::NotYours), "Ada no longer has it");
+        let to_queue = transfer(&s, BOB_, false, Uuid::from_u128(11), None).unwrap();
+        let s = given(&then(&h, to_queue));
+        assert_eq!((s.status, s.channel_id), (SessionStatus::Waiting, Some(Uuid::from_u128(11))));
+    }
+
+    #[test]
+    fn the_visitor_leaving_closes_it_with_a_system_message_and_nothing_more_is_posted() {
+        let h = begin(Some(ADA), None);
+        let closing = close(&given(&h), Party::Visitor, false, id(5)).unwrap();
+        assert_eq!(
+            closing,
+            vec![
+                SessionEvent::MessagePosted {
+                    message_id: id(5),
+                    author: Party::System,
+                    text: VISITOR_LEFT.into(),
+                    welcome: false
+                },
+                SessionEvent::SessionClosed { by: Party::Visitor, reason: CloseReason::VisitorLeft }
+            ]
+        );
+        let h = then(&h, closing);
+        assert_eq!(post(&given(&h), Party::Visitor, id(6), "wait"), Err(SessionError::Closed));
+        assert_eq!(post(&given(&h), ADA_, id(6), "bye"), Err(SessionError::Closed));
+        assert_eq!(close(&given(&h), ADA_, false, id(7)), Ok(vec![]));
+        assert_eq!(close(&given(&begin(Some(ADA), None)), BOB_, false, id(7)), Err(SessionError::NotYours));
+        assert!(close(&given(&begin(Some(ADA), None)), BOB_, true, id(7)).is_ok(), "admins may close any");
+    }
+
+    #[test]
+    fn only_conversations_the_visitor_never_wrote_in_are_abandoned() {
+        let h = begin(Some(ADA), None);
+        assert_eq!(
+            abandon(&given(&h)).unwrap(),
+            vec![SessionEvent::SessionClosed { by: Party::System, reason: CloseReason::Abandoned }]
+        );
+        let h = then(&h, post(&given(&h), Party::Visitor, id(1), "hi").unwrap());
+        assert_eq!(abandon(&given(&h)), Ok(vec![]));
+    }
+
+    #[test]
+    fn session_events_round_trip_through_their_stored_form() {
+        let mut h = begin(Some(ADA), Some("Marie"));
+        h.push(SessionEvent::MessagesSeen { by: Party::Visitor, up_to: id(0) });
+        for e in h {
+            let (t, d) = encode(&e);
+            assert_eq!(decode::<SessionEvent>(&t, &d).unwrap(), e, "{t}");
+        }
+        let (_, d) = encode(&SessionEvent::MessagesSeen { by: ADA_, up_to: id(0) });
+        assert_eq!(d["by"], serde_json::json!({"kind": "operator", "id": ADA}));
+    }
+}
