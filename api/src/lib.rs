@@ -14,6 +14,7 @@ pub mod problem;
 pub mod query;
 pub mod routes;
 pub mod throttle;
+pub mod visitor;
 
 use std::future::Future;
 use std::sync::Arc;

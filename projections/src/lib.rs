@@ -5,6 +5,7 @@
 //! it writes documents and checkpoints in one transaction (exactly-once views).
 
 pub mod channels;
+pub mod conversations;
 pub mod projector;
 pub mod runner;
 pub mod status;
@@ -19,7 +20,12 @@ pub use status::{health, wait_for, ProjectorHealth};
 
 /// Every projector this binary runs.
 pub fn all() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(stream_index::StreamIndex), Arc::new(users::Users), Arc::new(channels::Channels)]
+    vec![
+        Arc::new(stream_index::StreamIndex),
+        Arc::new(users::Users),
+        Arc::new(channels::Channels),
+        Arc::new(conversations::Conversations),
+    ]
 }
 
 /// The projector called `name`, if this binary has one.

@@ -1,0 +1,199 @@
+//! Conversations: one document per session for inboxes (partitioned by the operator handling
+//! it, newest activity first), and the channels' queues of waiting conversations (oldest
+//! first).
+
+use chrono::{DateTime, Utc};
+use domain::aggregate::decode;
+use domain::session::{Party, SessionEvent, SessionStatus};
+use serde::{Deserialize, Serialize};
+use store::RecordedEvent;
+use uuid::Uuid;
+
+use crate::projector::{Docs, Draft, ProjectionError, Projector};
+
+/// Every conversation, partitioned by its current operator (`""` while waiting).
+pub const VIEW: &str = "conversations";
+/// Waiting conversations, partitioned by channel, oldest first.
+pub const QUEUE: &str = "queue";
+
+/// A conversation as inboxes list it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConversationSummary {
+    pub session_id: Uuid,
+    pub channel_id: Uuid,
+    pub visitor_name: String,
+    pub country: Option<String>,
+    #[schema(value_type = String, example = "active")]
+    pub status: SessionStatus,
+    pub operator_id: Option<Uuid>,
+    /// Every operator who handled it, in order.
+    pub handlers: Vec<Uuid>,
+    pub started_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub message_count: u64,
+    /// Visitor messages after the operator's seen mark.
+    pub unread_for_operator: u64,
+    /// Operator messages after the visitor's seen mark.
+    pub unread_for_visitor: u64,
+    pub last_message: Option<String>,
+    /// Message ids in order, with their author side (`v`isitor, `o`perator, `s`ystem), to
+    /// count unread messages after a seen mark.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub order: Vec<(Uuid, char)>,
+    /// Version of the session's stream.
+    pub version: u64,
+}
+
+fn unread(order: &[(Uuid, char)], seen: Option<Uuid>, from: char) -> u64 {
+    let start = seen.and_then(|s| order.iter().position(|(id, _)| *id == s)).map_or(0, |i| i + 1);
+    order[start.min(order.len())..].iter().filter(|(_, side)| *side == from).count() as u64
+}
+
+/// Newest first in an ascending listing.
+fn newest_first(t: DateTime<Utc>) -> String {
+    format!("{:020}", i64::MAX - t.timestamp_micros())
+}
+
+/// Builds [`ConversationSummary`] documents and the queues.
+pub struct Conversations;
+
+impl Projector for Conversations {
+    fn name(&self) -> &'static str {
+        "conversations"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn views(&self) -> &'static [&'static str] {
+        &[VIEW, QUEUE]
+    }
+    fn keys(&self, e: &RecordedEvent) -> Vec<(&'static str, String)> {
+        if e.category() == "session" {
+            vec![(VIEW, e.stream_id.clone()), (QUEUE, e.stream_id.clone())]
+        } else {
+            vec![]
+        }
+    }
+
+    fn apply(&self, e: &RecordedEvent, docs: &mut Docs) -> Result<(), ProjectionError> {
+        if e.category() != "session" {
+            return Ok(());
+        }
+        let event: SessionEvent = decode(&e.event_type, &e.data).map_err(|d| ProjectionError::Decode {
+            event_type: d.event_type,
+            schema_version: e.schema_version,
+            reason: d.reason,
+        })?;
+        let current: Option<ConversationSummary> = docs
+            .get(VIEW, &e.stream_id)
+            .map(|d| serde_json::from_value(d.body.clone()))
+            .transpose()
+            .map_err(|err| ProjectionError::Inconsistent(format!("stored conversation unreadable: {err}")))?;
+        let mut c = match (current, &event) {
+            (_, SessionEvent::SessionStarted { session_id, channel_id, visitor_name, country, .. }) => {
+                ConversationSummary {
+                    session_id: *session_id,
+                    channel_id: *channel_id,
+                    visitor_name: visitor_name.clone(),
+                    country: country.as_ref().map(|c| c.to_string()),
+                    status: SessionStatus::Waiting,
+                    operator_id: None,
+                    handlers: vec![],
+                    started_at: e.recorded_at,
+                    last_activity_at: e.recorded_at,
+                    message_count: 0,
+                    unread_for_operator: 0,
+                    unread_for_visitor: 0,
+                    last_message: None,
+                    order: vec![],
+                    version: 0,
+                }
+            }
+            (Some(c), _) => c,
+            (None, _) => return Err(ProjectionError::Inconsistent(format!("{} before SessionStarted", e.event_type))),
+        };
+        let mut seen: (Option<Uuid>, Option<Uuid>) = (None, None);
+        match event {
+            SessionEvent::SessionStarted { .. } | SessionEvent::PageVisited { .. } => {}
+            SessionEvent::SessionQueued {} => {
+                c.status = SessionStatus::Waiting;
+                c.operator_id = None;
+            }
+            SessionEvent::OperatorAssigned { operator_id, .. } => {
+                c.status = SessionStatus::Active;
+                c.operator_id = Some(operator_id);
+                if !c.handlers.contains(&operator_id) {
+                    c.handlers.push(operator_id);
+                }
+            }
+            SessionEvent::MessagePosted { message_id, author, text, .. } => {
+                let side = match author {
+                    Party::Visitor => 'v',
+                    Party::Operator { .. } => 'o',
+                    Party::System => 's',
+                };
+                c.order.push((message_id, side));
+                c.message_count += 1;
+                c.last_message = Some(text.chars().take(140).collect());
+                c.last_activity_at = e.recorded_at;
+                match side {
+                    'v' => c.unread_for_operator += 1,
+                    'o' => c.unread_for_visitor += 1,
+                    _ => {}
+                }
+            }
+            SessionEvent::MessageEdited { .. } | SessionEvent::MessageDeleted { .. } => {}
+            SessionEvent::MessagesSeen { by, up_to } => match by {
+                Party::Visitor => seen.1 = Some(up_to),
+                _ => seen.0 = Some(up_to),
+            },
+            SessionEvent::SessionTransferred { to_channel, .. } => {
+                c.channel_id = to_channel;
+                c.operator_id = None;
+                c.status = SessionStatus::Waiting;
+            }
+            SessionEvent::SessionClosed { .. } => {
+                c.status = SessionStatus::Closed;
+                c.last_activity_at = e.recorded_at;
+            }
+        }
+        if let Some(up_to) = seen.0 {
+            c.unread_for_operator = unread(&c.order, Some(up_to), 'v');
+        }
+        if let Some(up_to) = seen.1 {
+            c.unread_for_visitor = unread(&c.order, Some(up_to), 'o');
+        }
+        c.version = e.stream_version;
+        let partition = c.operator_id.map(|o| o.to_string()).unwrap_or_default();
+        let body = serde_json::to_value(&c).map_err(|err| ProjectionError::Inconsistent(err.to_string()))?;
+        docs.put(
+            VIEW,
+            &e.stream_id,
+            Draft { partition, sort_key: newest_first(c.last_activity_at), body: body.clone() },
+        );
+        if c.status == SessionStatus::Waiting {
+            let sort_key = format!("{:020}", c.started_at.timestamp_micros());
+            docs.put(QUEUE, &e.stream_id, Draft { partition: c.channel_id.to_string(), sort_key, body });
+        } else if docs.get(QUEUE, &e.stream_id).is_some() {
+            docs.delete(QUEUE, &e.stream_id);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unread_counts_follow_the_seen_mark() {
+        let ids: Vec<Uuid> = (0..4).map(Uuid::from_u128).collect();
+        let order = vec![(ids[0], 'o'), (ids[1], 'v'), (ids[2], 'v'), (ids[3], 'o')];
+        assert_eq!(unread(&order, None, 'v'), 2);
+        assert_eq!(unread(&order, Some(ids[1]), 'v'), 1);
+        assert_eq!(unread(&order, Some(ids[3]), 'v'), 0);
+        assert_eq!(unread(&order, Some(ids[0]), 'o'), 1);
+        assert!(newest_first(Utc::now()) < newest_first(Utc::now() - chrono::Duration::seconds(1)));
+    }
+}
