@@ -77,6 +77,7 @@ impl From<UserError> for Problem {
             UserError::NotFound => Problem::not_found("no such user"),
             UserError::AlreadyExists => Problem::new(StatusCode::CONFLICT, "already-exists", e.to_string()),
             UserError::Deactivated => Problem::new(StatusCode::CONFLICT, "user-deactivated", e.to_string()),
+            UserError::AtCapacity => Problem::new(StatusCode::CONFLICT, "operator-at-capacity", e.to_string()),
             UserError::Invalid(i) => invalid(vec![i]),
         }
     }

@@ -18,6 +18,9 @@ pub struct ChannelOptions {
     pub button_text_color: Color,
     pub header_color: Color,
     pub header_text_color: Color,
+    /// Beyond Odoo 17: at most this many open conversations per operator (`None`: no limit).
+    #[serde(default)]
+    pub max_conversations_per_operator: Option<u32>,
 }
 
 pub const DEFAULT_NOTIFICATION_TEXT: &str = "Have a Question? Chat with us.";
@@ -37,6 +40,7 @@ impl Default for ChannelOptions {
             button_text_color: Color::known(WHITE),
             header_color: Color::known(PURPLE),
             header_text_color: Color::known(WHITE),
+            max_conversations_per_operator: None,
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct OptionsInput {
     pub button_text_color: Option<String>,
     pub header_color: Option<String>,
     pub header_text_color: Option<String>,
+    /// 0 removes the limit.
+    pub max_conversations_per_operator: Option<u32>,
 }
 
 impl OptionsInput {
@@ -94,6 +100,14 @@ impl OptionsInput {
         col("button_text_color", &self.button_text_color, &mut out.button_text_color);
         col("header_color", &self.header_color, &mut out.header_color);
         col("header_text_color", &self.header_text_color, &mut out.header_text_color);
+        match self.max_conversations_per_operator {
+            Some(0) => out.max_conversations_per_operator = None,
+            Some(n) if n > 1000 => {
+                errors.push(Invalid::new("max_conversations_per_operator", "is more than 1000 (0 removes the limit)"))
+            }
+            Some(n) => out.max_conversations_per_operator = Some(n),
+            None => {}
+        }
         if errors.is_empty() {
             Ok(out)
         } else {

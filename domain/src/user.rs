@@ -77,6 +77,16 @@ pub enum UserEvent {
         status: Status,
         reason: StatusReason,
     },
+    /// A conversation was assigned to this operator (their load; guarded by this stream's
+    /// version, so two assignments at once cannot both take the last slot).
+    ConversationAssigned {
+        session_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// The conversation ended or moved on: the slot is free.
+    ConversationReleased {
+        session_id: Uuid,
+    },
 }
 
 /// A user as rebuilt from their stream.
@@ -94,6 +104,9 @@ pub struct User {
     pub status: Status,
     /// Tokens issued since the last password change or deactivation.
     pub tokens: Vec<(String, DateTime<Utc>)>,
+    /// Conversations assigned and not yet released.
+    pub open_conversations: Vec<Uuid>,
+    pub last_assigned_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -131,6 +144,8 @@ impl Aggregate for User {
                     active: true,
                     status: Status::Offline,
                     tokens: vec![],
+                    open_conversations: vec![],
+                    last_assigned_at: None,
                 }
             }
             UserEvent::UserProfileUpdated { name, chat_name, languages, country } => {
@@ -154,6 +169,13 @@ impl Aggregate for User {
                 self.tokens.push((token_sha256.clone(), *expires_at))
             }
             UserEvent::StatusChanged { status, .. } => self.status = *status,
+            UserEvent::ConversationAssigned { session_id, at } => {
+                if !self.open_conversations.contains(session_id) {
+                    self.open_conversations.push(*session_id);
+                }
+                self.last_assigned_at = Some(*at);
+            }
+            UserEvent::ConversationReleased { session_id } => self.open_conversations.retain(|s| s != session_id),
         }
     }
 }
@@ -170,6 +192,9 @@ pub enum UserError {
     /// 409
     #[error("the user is deactivated")]
     Deactivated,
+    /// 409
+    #[error("the operator is at their maximum of concurrent conversations")]
+    AtCapacity,
     /// 422
     #[error("{0}")]
     Invalid(#[from] Invalid),
@@ -315,6 +340,36 @@ pub fn set_status(state: &User, status: Status, reason: StatusReason) -> Result<
     Ok(if state.status == status { vec![] } else { vec![UserEvent::StatusChanged { status, reason }] })
 }
 
+/// Takes a conversation slot for `session_id` (at most `max` open at once); taking the same
+/// one again changes nothing.
+pub fn claim_slot(
+    state: &User,
+    session_id: Uuid,
+    at: DateTime<Utc>,
+    max: Option<u32>,
+) -> Result<Vec<UserEvent>, UserError> {
+    live(state)?;
+    if state.open_conversations.contains(&session_id) {
+        return Ok(vec![]);
+    }
+    if max.is_some_and(|m| state.open_conversations.len() as u32 >= m) {
+        return Err(UserError::AtCapacity);
+    }
+    Ok(vec![UserEvent::ConversationAssigned { session_id, at }])
+}
+
+/// Frees the slot of `session_id`, if it holds one (also for deactivated users).
+pub fn release_slot(state: &User, session_id: Uuid) -> Result<Vec<UserEvent>, UserError> {
+    if !state.exists() {
+        return Err(UserError::NotFound);
+    }
+    Ok(if state.open_conversations.contains(&session_id) {
+        vec![UserEvent::ConversationReleased { session_id }]
+    } else {
+        vec![]
+    })
+}
+
 /// Blanks secrets in an event's data before it is shown (API, CLI): password hashes and token
 /// digests. Exports keep them, so that a restored store keeps its accounts.
 pub fn redact(event_type: &str, data: &mut serde_json::Value) {
@@ -418,6 +473,22 @@ mod tests {
                 UserEvent::UserDeactivated {}
             ]
         );
+    }
+
+    #[test]
+    fn the_last_slot_goes_to_one_conversation_only() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let (s1, s2) = (Uuid::from_u128(71), Uuid::from_u128(72));
+        let mut history = ada();
+        history.extend(claim_slot(&given(&history), s1, now, Some(1)).unwrap());
+        assert_eq!(claim_slot(&given(&history), s1, now, Some(1)), Ok(vec![]), "the same one again");
+        assert_eq!(claim_slot(&given(&history), s2, now, Some(1)), Err(UserError::AtCapacity));
+        assert!(claim_slot(&given(&history), s2, now, None).is_ok(), "no maximum");
+        history.extend(release_slot(&given(&history), s1).unwrap());
+        assert!(given(&history).open_conversations.is_empty());
+        assert_eq!(given(&history).last_assigned_at, Some(now));
+        assert!(claim_slot(&given(&history), s2, now, Some(1)).is_ok());
+        assert_eq!(release_slot(&given(&history), s2), Ok(vec![]));
     }
 
     #[test]

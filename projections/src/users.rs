@@ -98,7 +98,11 @@ impl Projector for Users {
             }
             UserEvent::UserReactivated {} => u.active = true,
             UserEvent::StatusChanged { status, .. } => u.status = status,
-            UserEvent::UserCreated { .. } | UserEvent::PasswordChanged { .. } | UserEvent::TokenIssued { .. } => {}
+            UserEvent::UserCreated { .. }
+            | UserEvent::PasswordChanged { .. }
+            | UserEvent::TokenIssued { .. }
+            | UserEvent::ConversationAssigned { .. }
+            | UserEvent::ConversationReleased { .. } => {}
         }
         u.display_name = u.chat_name.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| u.name.clone());
         u.version = e.stream_version;
