@@ -93,6 +93,24 @@ impl From<LoginError> for Problem {
     }
 }
 
+impl From<domain::session::SessionError> for Problem {
+    fn from(e: domain::session::SessionError) -> Self {
+        use domain::session::SessionError as E;
+        let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());
+        match &e {
+            E::NotFound => Problem::not_found("no such conversation"),
+            E::MessageNotFound => code(StatusCode::NOT_FOUND, "message-not-found"),
+            E::AlreadyExists => code(StatusCode::CONFLICT, "already-exists"),
+            E::Closed => code(StatusCode::CONFLICT, "conversation-closed"),
+            E::AlreadyTaken => code(StatusCode::CONFLICT, "already-taken"),
+            E::MessageIdReused => code(StatusCode::CONFLICT, "message-id-reused"),
+            E::NotYours => code(StatusCode::FORBIDDEN, "not-your-conversation"),
+            E::NotAuthor => code(StatusCode::FORBIDDEN, "not-the-author"),
+            E::Invalid(i) => invalid(vec![i.clone()]),
+        }
+    }
+}
+
 impl From<ChannelError> for Problem {
     fn from(e: ChannelError) -> Self {
         let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());

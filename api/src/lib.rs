@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod clock;
 pub mod commanding;
+pub mod conversation;
 pub mod geo;
 pub mod openapi;
 pub mod presence;
@@ -119,6 +120,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::routes())
         .merge(routes::channels::routes())
         .merge(routes::public::routes())
+        .merge(routes::sessions::routes())
+        .merge(routes::conversations::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::problem::{FieldError, ProblemDocument};
-use crate::routes::{auth, channels, events, health, public, streams, users};
+use crate::routes::{auth, channels, conversations, events, health, public, sessions, streams, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,7 +45,25 @@ use crate::routes::{auth, channels, events, health, public, streams, users};
         channels::reorder_rules,
         channels::join,
         channels::leave,
-        channels::presence
+        channels::presence,
+        sessions::start,
+        sessions::show,
+        sessions::messages,
+        sessions::write,
+        sessions::visit,
+        sessions::seen,
+        sessions::leave,
+        conversations::inbox,
+        conversations::queue,
+        conversations::show,
+        conversations::messages,
+        conversations::write,
+        conversations::edit,
+        conversations::delete,
+        conversations::seen,
+        conversations::take,
+        conversations::transfer,
+        conversations::close
     ),
     components(schemas(
         ProblemDocument,
@@ -78,7 +96,22 @@ use crate::routes::{auth, channels, events, health, public, streams, users};
         channels::OperatorRef,
         channels::RuleOrder,
         channels::Membership,
-        channels::Presence
+        channels::Presence,
+        sessions::StartRequest,
+        sessions::Started,
+        sessions::VisitorSession,
+        sessions::OperatorView,
+        sessions::MessagePage,
+        sessions::NewMessage,
+        sessions::PageVisit,
+        sessions::SeenUpTo,
+        crate::conversation::MessageView,
+        crate::conversation::AuthorView,
+        conversations::Inbox,
+        conversations::ConversationDetail,
+        conversations::EditMessage,
+        conversations::Transfer,
+        projections::conversations::ConversationSummary
     ))
 )]
 pub struct ApiDoc;

@@ -106,6 +106,15 @@ pub async fn run_sweeper(
                     if let Err(e) = sweep(&state).await {
                         tracing::warn!(error = %e.detail, "presence sweep failed");
                     }
+                    // Queues whose conversations a live update missed get routed here.
+                    let ctx = Context::new(Actor::system(), state.clock.now());
+                    if let Ok(channels) = active_channels(&state).await {
+                        for c in channels.iter().filter(|c| !c.joined.is_empty()) {
+                            if let Err(e) = crate::conversation::dispatch(&state, &ctx, c.channel_id).await {
+                                tracing::warn!(error = %e.detail, channel = %c.channel_id, "queue dispatch failed");
+                            }
+                        }
+                    }
                     let _ = tokio::time::timeout(every, shutdown.changed()).await;
                 }
             }

@@ -210,15 +210,30 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
         "/api/v1/channels/{id}/options",
         "/api/v1/channels/{id}/options/reset-colors",
         "/api/v1/channels/{id}/presence",
+        "/api/v1/channels/{id}/queue",
         "/api/v1/channels/{id}/rules",
         "/api/v1/channels/{id}/rules/order",
         "/api/v1/channels/{id}/rules/{rule_id}",
         "/api/v1/channels/{id}/widget",
+        "/api/v1/conversations",
+        "/api/v1/conversations/{id}",
+        "/api/v1/conversations/{id}/close",
+        "/api/v1/conversations/{id}/messages",
+        "/api/v1/conversations/{id}/messages/{message_id}",
+        "/api/v1/conversations/{id}/seen",
+        "/api/v1/conversations/{id}/take",
+        "/api/v1/conversations/{id}/transfer",
         "/api/v1/events",
         "/api/v1/me",
         "/api/v1/me/status",
         "/api/v1/openapi.json",
         "/api/v1/public/channels/{id}/init",
+        "/api/v1/public/channels/{id}/sessions",
+        "/api/v1/public/sessions/{id}",
+        "/api/v1/public/sessions/{id}/leave",
+        "/api/v1/public/sessions/{id}/messages",
+        "/api/v1/public/sessions/{id}/pages",
+        "/api/v1/public/sessions/{id}/seen",
         "/api/v1/streams",
         "/api/v1/users",
         "/api/v1/users/{id}",
@@ -236,7 +251,8 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
         let concrete = path
             .replace("{id}", &uuid::Uuid::nil().to_string())
             .replace("{user_id}", &uuid::Uuid::nil().to_string())
-            .replace("{rule_id}", &uuid::Uuid::nil().to_string());
+            .replace("{rule_id}", &uuid::Uuid::nil().to_string())
+            .replace("{message_id}", &uuid::Uuid::nil().to_string());
         for method in doc["paths"][path].as_object().unwrap().keys() {
             let req = Request::builder()
                 .method(method.to_uppercase().as_str())

@@ -477,6 +477,10 @@ async fn presence_change(
         .await
         .map_err(refused)?;
     }
+    if joining {
+        // Someone is available: the channel's waiting conversations can be routed.
+        crate::conversation::dispatch(state, &ctx, id).await?;
+    }
     let mut res = Json(Membership { channel_id: id, joined: joining }).into_response();
     if let Some(p) = outcome.position {
         if let Ok(v) = HeaderValue::from_str(&p.to_string()) {

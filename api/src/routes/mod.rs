@@ -2,8 +2,10 @@
 
 pub mod auth;
 pub mod channels;
+pub mod conversations;
 pub mod events;
 pub mod health;
 pub mod public;
+pub mod sessions;
 pub mod streams;
 pub mod users;

@@ -1,0 +1,293 @@
+//! Orchestration of conversations across aggregates: routing a new conversation (or one from
+//! the queue) to an operator, with the operator's slot taken on their own stream first, so
+//! that the per-operator maximum holds even when several servers assign at once.
+
+use chrono::{DateTime, Utc};
+use commands::{execute, load, stream_id, CommandError, Context, Outcome};
+use domain::channel::Channel;
+use domain::routing::{choose, Candidate, Visitor};
+use domain::session::{self, Assignment, Session, SessionStatus};
+use domain::user::{claim_slot, release_slot, Status, User, UserError};
+use projections::conversations::{ConversationSummary, QUEUE, VIEW};
+use uuid::Uuid;
+
+use crate::commanding::refused;
+use crate::problem::Problem;
+use crate::AppState;
+
+/// A channel as routing needs it, read from its stream.
+pub async fn channel(state: &AppState, channel_id: Uuid) -> Result<Channel, Problem> {
+    let c = load::<Channel>(state.events.as_ref(), &stream_id::<Channel>(channel_id))
+        .await
+        .map_err(|e| refused::<Problem>(e.into()))?
+        .state;
+    if c.id.is_none() || c.archived {
+        return Err(Problem::not_found("no such channel"));
+    }
+    Ok(c)
+}
+
+/// The joined, online, active operators of a channel with their load.
+pub async fn candidates(state: &AppState, c: &Channel, now: DateTime<Utc>) -> Result<Vec<Candidate>, Problem> {
+    let mut out = Vec::new();
+    for &user_id in &c.joined {
+        let u = state.users.get(state.events.as_ref(), user_id).await?;
+        if !u.active || u.status != Status::Online {
+            continue;
+        }
+        let recent = recent_conversations(state, user_id, now).await?;
+        out.push(Candidate {
+            user_id,
+            languages: u.languages.clone(),
+            country: u.country.clone(),
+            active_conversations: recent,
+            open_conversations: u.open_conversations.len() as u32,
+            last_assigned_at: u.last_assigned_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Odoo's "active" count: conversations open, or with a message in the last 30 minutes.
+async fn recent_conversations(state: &AppState, operator: Uuid, now: DateTime<Utc>) -> Result<u32, Problem> {
+    let since = now - chrono::Duration::minutes(30);
+    // Newest activity first: stop at the first conversation older than the window.
+    let page = state.views.list(VIEW, Some(&operator.to_string()), None, 200).await?;
+    let mut n = 0;
+    for d in page {
+        let Ok(c) = serde_json::from_value::<ConversationSummary>(d.body) else { continue };
+        if c.status != SessionStatus::Closed || c.last_activity_at >= since {
+            n += 1;
+        } else {
+            break;
+        }
+    }
+    Ok(n)
+}
+
+/// Takes a slot on the operator's stream for `session_id`.
+pub async fn claim(
+    state: &AppState,
+    ctx: &Context,
+    operator: Uuid,
+    session_id: Uuid,
+    max: Option<u32>,
+) -> Result<bool, Problem> {
+    let result = execute::<User, _>(state.events.as_ref(), &stream_id::<User>(operator), ctx, None, |u| {
+        claim_slot(u, session_id, ctx.now, max)
+    })
+    .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(CommandError::Domain(UserError::AtCapacity)) | Err(CommandError::Domain(UserError::Deactivated)) => {
+            Ok(false)
+        }
+        Err(e) => Err(refused(e)),
+    }
+}
+
+/// Frees the operator's slot for `session_id`.
+pub async fn release(state: &AppState, ctx: &Context, operator: Uuid, session_id: Uuid) -> Result<(), Problem> {
+    execute::<User, _>(state.events.as_ref(), &stream_id::<User>(operator), ctx, None, |u| release_slot(u, session_id))
+        .await
+        .map_err(refused)?;
+    Ok(())
+}
+
+/// Routes to an operator with a free slot, trying the next best when one fills up meanwhile.
+/// Returns the operator and the name visitors see, or `None` when nobody is available.
+pub async fn route(
+    state: &AppState,
+    ctx: &Context,
+    c: &Channel,
+    visitor: &Visitor,
+    session_id: Uuid,
+) -> Result<Option<(Uuid, String)>, Problem> {
+    let max = c.options.max_conversations_per_operator;
+    let mut pool = candidates(state, c, ctx.now).await?;
+    while let Some(chosen) = choose(&pool, visitor, max) {
+        if claim(state, ctx, chosen, session_id, max).await? {
+            let u = state.users.get(state.events.as_ref(), chosen).await?;
+            return Ok(Some((chosen, u.display_name().to_string())));
+        }
+        pool.retain(|p| p.user_id != chosen);
+    }
+    Ok(None)
+}
+
+/// Routes the oldest waiting conversations of a channel while operators are available.
+/// Called when someone joins, comes online or frees a slot; safe to call from anywhere and
+/// concurrently (a conversation is assigned at most once: its stream's version decides).
+pub async fn dispatch(state: &AppState, ctx: &Context, channel_id: Uuid) -> Result<usize, Problem> {
+    let Ok(c) = channel(state, channel_id).await else { return Ok(0) };
+    let waiting = state.views.list(QUEUE, Some(&channel_id.to_string()), None, 50).await?;
+    let mut routed = 0;
+    for d in waiting {
+        let Ok(summary) = serde_json::from_value::<ConversationSummary>(d.body) else { continue };
+        let session_id = summary.session_id;
+        let s = load::<Session>(state.events.as_ref(), &stream_id::<Session>(session_id))
+            .await
+            .map_err(|e| refused::<Problem>(e.into()))?
+            .state;
+        if s.status != SessionStatus::Waiting {
+            continue;
+        }
+        let visitor = Visitor { previous_operator: None, languages: vec![], country: None };
+        let Some((operator, name)) = route(state, ctx, &c, &visitor, session_id).await? else { break };
+        let assigned =
+            execute::<Session, _>(state.events.as_ref(), &stream_id::<Session>(session_id), ctx, None, |s| {
+                session::take(s, operator, &name, Assignment::FromQueue)
+            })
+            .await;
+        match assigned {
+            Ok(_) => routed += 1,
+            // Someone took it meanwhile: give the slot back.
+            Err(_) => release(state, ctx, operator, session_id).await?,
+        }
+    }
+    Ok(routed)
+}
+
+/// Routes the queues of every channel `user_id` is joined to (they became available).
+pub async fn dispatch_for(state: &AppState, ctx: &Context, user_id: Uuid) -> Result<(), Problem> {
+    for doc in crate::presence::channels_of(state, user_id).await? {
+        if doc.joined.contains(&user_id) {
+            dispatch(state, ctx, doc.channel_id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a session command; `Outcome` or the problem.
+pub async fn on_session(
+    state: &AppState,
+    ctx: &Context,
+    session_id: Uuid,
+    decide: impl Fn(&Session) -> Result<Vec<session::SessionEvent>, session::SessionError>,
+) -> Result<Outcome, Problem> {
+    execute::<Session, _>(state.events.as_ref(), &stream_id::<Session>(session_id), ctx, None, decide)
+        .await
+        .map_err(refused)
+}
+
+/// A session read from its stream, or 404.
+pub async fn session(state: &AppState, session_id: Uuid) -> Result<(Session, u64), Problem> {
+    let loaded = load::<Session>(state.events.as_ref(), &stream_id::<Session>(session_id))
+        .await
+        .map_err(|e| refused::<Problem>(e.into()))?;
+    match (loaded.state.exists(), loaded.version) {
+        (true, Some(v)) => Ok((loaded.state, v)),
+        _ => Err(Problem::not_found("no such conversation")),
+    }
+}
+
+/// Who wrote a message, as shown to either side (never a login or an email).
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuthorView {
+    /// `operator`, `visitor` or `system`.
+    pub kind: &'static str,
+    /// The operator's id (operators' side only needs it; visitors see it too, it is opaque).
+    pub id: Option<Uuid>,
+    /// The online chat name of an operator, or the visitor's name.
+    pub name: String,
+}
+
+/// A message of a conversation's history.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    pub message_id: Uuid,
+    pub author: AuthorView,
+    /// Verbatim text (escape it when rendering HTML); empty once deleted.
+    pub text: String,
+    pub edited: bool,
+    pub deleted: bool,
+    pub welcome: bool,
+    pub posted_at: DateTime<Utc>,
+}
+
+/// The conversation's messages in order, from its stream (always current).
+pub async fn history(state: &AppState, session_id: Uuid) -> Result<Vec<MessageView>, Problem> {
+    use domain::session::{Party, SessionEvent};
+    let stream = stream_id::<Session>(session_id);
+    let mut names: std::collections::HashMap<Uuid, String> = Default::default();
+    let mut visitor = String::new();
+    let mut out: Vec<MessageView> = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = state.events.read_stream(&stream, from, store::Direction::Forward, 1000).await?;
+        let Some(last) = page.last() else { break };
+        from = last.stream_version + 1;
+        for e in &page {
+            let event: SessionEvent = domain::aggregate::decode(&e.event_type, &e.data).map_err(|err| {
+                tracing::error!(error = %err, %session_id, "stored session event unreadable");
+                Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            })?;
+            match event {
+                SessionEvent::SessionStarted { visitor_name, .. } => visitor = visitor_name,
+                SessionEvent::OperatorAssigned { operator_id, display_name, .. } => {
+                    names.insert(operator_id, display_name);
+                }
+                SessionEvent::MessagePosted { message_id, author, text, welcome } => {
+                    let author = match author {
+                        Party::Operator { id } => AuthorView {
+                            kind: "operator",
+                            id: Some(id),
+                            name: names.get(&id).cloned().unwrap_or_default(),
+                        },
+                        Party::Visitor => AuthorView { kind: "visitor", id: None, name: visitor.clone() },
+                        Party::System => AuthorView { kind: "system", id: None, name: String::new() },
+                    };
+                    out.push(MessageView {
+                        message_id,
+                        author,
+                        text,
+                        edited: false,
+                        deleted: false,
+                        welcome,
+                        posted_at: e.recorded_at,
+                    });
+                }
+                SessionEvent::MessageEdited { message_id, text } => {
+                    if let Some(m) = out.iter_mut().find(|m| m.message_id == message_id) {
+                        m.text = text;
+                        m.edited = true;
+                    }
+                }
+                SessionEvent::MessageDeleted { message_id } => {
+                    if let Some(m) = out.iter_mut().find(|m| m.message_id == message_id) {
+                        m.text.clear();
+                        m.deleted = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A page of history: `limit` messages after `after` or before `before` (newest when neither).
+pub fn page(
+    all: Vec<MessageView>,
+    after: Option<Uuid>,
+    before: Option<Uuid>,
+    limit: usize,
+) -> Result<Vec<MessageView>, Problem> {
+    let index = |id: Uuid| {
+        all.iter()
+            .position(|m| m.message_id == id)
+            .ok_or_else(|| Problem::not_found("no such message in this conversation"))
+    };
+    let (start, end) = match (after, before) {
+        (Some(a), _) => {
+            let s = index(a)? + 1;
+            (s, (s + limit).min(all.len()))
+        }
+        (None, Some(b)) => {
+            let e = index(b)?;
+            (e.saturating_sub(limit), e)
+        }
+        (None, None) => (all.len().saturating_sub(limit), all.len()),
+    };
+    Ok(all[start..end].to_vec())
+}

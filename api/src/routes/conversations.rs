@@ -1,0 +1,419 @@
+//! The operators' side of conversations: inbox, queue, history, messages, seen marks,
+//! taking from the queue, transfer and close.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use commands::Context;
+use domain::session::{self, Assignment, Party, Session, SessionStatus};
+use projections::conversations::{ConversationSummary, QUEUE, VIEW};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::commanding::context;
+use crate::conversation::{self, MessageView};
+use crate::problem::{Problem, ProblemDocument};
+use crate::query::Params;
+use crate::routes::sessions::{history_params, posted, MessagePage, NewMessage, SeenUpTo};
+use crate::routes::streams::wait_for_view;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/conversations", get(inbox))
+        .route("/api/v1/channels/{id}/queue", get(queue))
+        .route("/api/v1/conversations/{id}", get(show))
+        .route("/api/v1/conversations/{id}/messages", get(messages).post(write))
+        .route("/api/v1/conversations/{id}/messages/{message_id}", patch(edit).delete(delete))
+        .route("/api/v1/conversations/{id}/seen", post(seen))
+        .route("/api/v1/conversations/{id}/take", post(take))
+        .route("/api/v1/conversations/{id}/transfer", post(transfer))
+        .route("/api/v1/conversations/{id}/close", post(close))
+}
+
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn json_body<T>(body: Body<T>) -> Result<T, Problem> {
+    body.map(|Json(b)| b).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", e.body_text()))
+}
+
+fn parse_id(raw: &str, what: &str) -> Result<Uuid, Problem> {
+    Uuid::try_parse(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
+}
+
+fn me(caller: &Caller) -> Party {
+    Party::Operator { id: caller.user_id }
+}
+
+/// Reads a conversation the caller may see: its operators past and present, and admins.
+async fn readable(state: &AppState, caller: &Caller, raw: &str) -> Result<(Uuid, Session), Problem> {
+    let id = parse_id(raw, "conversation")?;
+    let (s, _) = conversation::session(state, id).await?;
+    if caller.is_admin() || s.handlers.contains(&caller.user_id) {
+        return Ok((id, s));
+    }
+    // Operators of the channel may look at a waiting conversation before taking it.
+    if s.status == SessionStatus::Waiting {
+        let c = conversation::channel(state, s.channel_id.unwrap_or_default()).await?;
+        if c.operators.contains(&caller.user_id) {
+            return Ok((id, s));
+        }
+    }
+    Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"))
+}
+
+/// After a conversation closed or moved on: free the slot it held and route the queue.
+pub async fn after_close(state: &AppState, ctx: &Context, before: &Session) -> Result<(), Problem> {
+    let Some(id) = before.id else { return Ok(()) };
+    if let Some(operator) = before.operator {
+        conversation::release(state, ctx, operator, id).await?;
+    }
+    if let Some(channel) = before.channel_id {
+        conversation::dispatch(state, ctx, channel).await?;
+    }
+    Ok(())
+}
+
+/// A page of the inbox.
+#[derive(Serialize, ToSchema)]
+pub struct Inbox {
+    pub conversations: Vec<ConversationSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's conversations, newest activity first, each with its unread count; filter by
+/// `channel` and `state` (`active`, `waiting`, `closed`); cursor-paginated.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations",
+    responses((status = 200, body = Inbox), (status = 401, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn inbox(State(state): State<AppState>, caller: Caller, mut q: Params) -> Result<Json<Inbox>, Problem> {
+    let channel: Option<Uuid> = q.parse("channel", "a channel id");
+    let status = match q.text("state").as_deref() {
+        None => None,
+        Some("active") => Some(SessionStatus::Active),
+        Some("waiting") => Some(SessionStatus::Waiting),
+        Some("closed") => Some(SessionStatus::Closed),
+        Some(other) => {
+            q.error("state", format!("'{other}' is not active, waiting or closed"));
+            None
+        }
+    };
+    let cursor = q.text("cursor");
+    let min_position = q.parse("min_position", "a position (TX:POS)");
+    let limit = q.limit(50, 200);
+    q.finish()?;
+    wait_for_view(&state, "conversations", min_position).await?;
+    let partition = caller.user_id.to_string();
+    let mut after = cursor.as_deref().and_then(|c| c.split_once('.')).map(|(s, i)| (s.to_string(), i.to_string()));
+    let mut out = Vec::new();
+    let mut next_cursor = None;
+    'pages: loop {
+        let page = state
+            .views
+            .list(VIEW, Some(&partition), after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 200)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.sort_key.clone(), last.id.clone()));
+        for d in page {
+            let key = format!("{}.{}", d.sort_key, d.id);
+            let Ok(c) = serde_json::from_value::<ConversationSummary>(d.body) else { continue };
+            if channel.is_some_and(|ch| ch != c.channel_id) || status.is_some_and(|s| s != c.status) {
+                continue;
+            }
+            if out.len() == limit {
+                break 'pages;
+            }
+            out.push(c);
+            next_cursor = Some(key);
+        }
+        next_cursor = None;
+    }
+    if out.len() < limit {
+        next_cursor = None;
+    }
+    Ok(Json(Inbox { conversations: out, next_cursor }))
+}
+
+/// A channel's waiting conversations, oldest first (its operators and admins).
+#[utoipa::path(get, path = "/api/v1/channels/{id}/queue", tag = "conversations",
+    responses((status = 200, body = Inbox), (status = 403, body = ProblemDocument)))]
+pub async fn queue(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Inbox>, Problem> {
+    let channel_id = parse_id(&id, "channel")?;
+    let c = conversation::channel(&state, channel_id).await?;
+    if !caller.is_admin() && !c.operators.contains(&caller.user_id) {
+        return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "only the channel's operators see its queue"));
+    }
+    let docs = store::views::list_all(state.views.as_ref(), QUEUE, Some(&channel_id.to_string())).await?;
+    let conversations = docs.into_iter().filter_map(|d| serde_json::from_value(d.body).ok()).collect();
+    Ok(Json(Inbox { conversations, next_cursor: None }))
+}
+
+/// A conversation for its operators.
+#[derive(Serialize, ToSchema)]
+pub struct ConversationDetail {
+    pub session_id: Uuid,
+    pub channel_id: Uuid,
+    #[schema(value_type = String, example = "active")]
+    pub status: SessionStatus,
+    pub operator_id: Option<Uuid>,
+    /// Every operator who handled it, in order.
+    pub handlers: Vec<Uuid>,
+    /// Pages the visitor visited, in order.
+    pub pages: Vec<String>,
+    pub seen_by_operator: Option<Uuid>,
+    pub seen_by_visitor: Option<Uuid>,
+}
+
+/// The conversation (read from its stream).
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
+    responses((status = 200, body = ConversationDetail), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationDetail>, Problem> {
+    let (session_id, s) = readable(&state, &caller, &id).await?;
+    Ok(Json(ConversationDetail {
+        session_id,
+        channel_id: s.channel_id.unwrap_or_default(),
+        status: s.status,
+        operator_id: s.operator,
+        handlers: s.handlers,
+        pages: s.pages,
+        seen_by_operator: s.seen_by_operator,
+        seen_by_visitor: s.seen_by_visitor,
+    }))
+}
+
+/// The history, for its operators and admins: `?after=`/`?before=` a message id, `limit`.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    responses((status = 200, body = MessagePage), (status = 403, body = ProblemDocument)))]
+pub async fn messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    mut q: Params,
+) -> Result<Json<MessagePage>, Problem> {
+    let (session_id, _) = readable(&state, &caller, &id).await?;
+    let (after, before, limit) = history_params(&mut q);
+    q.finish()?;
+    let all = conversation::history(&state, session_id).await?;
+    Ok(Json(MessagePage { messages: conversation::page(all, after, before, limit)? }))
+}
+
+/// The operator of the conversation writes.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = NewMessage,
+    responses((status = 201, body = MessageView), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+pub async fn write(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<NewMessage>,
+) -> Result<Response, Problem> {
+    let session_id = parse_id(&id, "conversation")?;
+    let m = json_body(body)?;
+    let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
+    let ctx = context(&state, caller.actor(), &headers);
+    let outcome =
+        conversation::on_session(&state, &ctx, session_id, |s| session::post(s, me(&caller), message_id, &m.text))
+            .await?;
+    posted(&state, session_id, message_id, outcome).await
+}
+
+/// A new text for a message.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessage {
+    pub text: String,
+}
+
+/// The author edits their message (the history marks it edited; the log keeps every version).
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}/messages/{message_id}", tag = "conversations", request_body = EditMessage,
+    responses((status = 200, body = MessageView), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, message_id)): Path<(String, String)>,
+    body: Body<EditMessage>,
+) -> Result<Response, Problem> {
+    let session_id = parse_id(&id, "conversation")?;
+    let message_id = parse_id(&message_id, "message")?;
+    let e = json_body(body)?;
+    let ctx = context(&state, caller.actor(), &headers);
+    let outcome =
+        conversation::on_session(&state, &ctx, session_id, |s| session::edit(s, me(&caller), message_id, &e.text))
+            .await?;
+    let mut res = posted(&state, session_id, message_id, outcome).await?;
+    *res.status_mut() = StatusCode::OK;
+    Ok(res)
+}
+
+/// The author deletes their message.
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/messages/{message_id}", tag = "conversations",
+    responses((status = 204), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let session_id = parse_id(&id, "conversation")?;
+    let message_id = parse_id(&message_id, "message")?;
+    let ctx = context(&state, caller.actor(), &headers);
+    conversation::on_session(&state, &ctx, session_id, |s| session::delete(s, me(&caller), message_id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The operator has seen the messages up to `up_to` (the visitor sees it).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/seen", tag = "conversations", request_body = SeenUpTo,
+    responses((status = 204), (status = 403, body = ProblemDocument)))]
+pub async fn seen(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<SeenUpTo>,
+) -> Result<StatusCode, Problem> {
+    let session_id = parse_id(&id, "conversation")?;
+    let s = json_body(body)?;
+    let ctx = context(&state, caller.actor(), &headers);
+    conversation::on_session(&state, &ctx, session_id, |sess| session::seen(sess, me(&caller), s.up_to)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An operator of the channel takes a waiting conversation; of two trying at once, exactly
+/// one gets it (409 `already-taken` for the other).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/take", tag = "conversations",
+    responses((status = 200, body = ConversationDetail), (status = 409, body = ProblemDocument)))]
+pub async fn take(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationDetail>, Problem> {
+    // Not `readable`: once another operator won the race this is no longer a waiting
+    // conversation, and the loser must hear "already taken", not "not yours".
+    let session_id = parse_id(&id, "conversation")?;
+    let (s, _) = conversation::session(&state, session_id).await?;
+    let c = conversation::channel(&state, s.channel_id.unwrap_or_default()).await?;
+    if !c.operators.contains(&caller.user_id) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the channel's operators take its conversations",
+        ));
+    }
+    let ctx = context(&state, caller.actor(), &headers);
+    let max = c.options.max_conversations_per_operator;
+    if !conversation::claim(&state, &ctx, caller.user_id, session_id, max).await? {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "operator-at-capacity",
+            "you are at your maximum of conversations",
+        ));
+    }
+    let name = caller.user.display_name().to_string();
+    let taken = conversation::on_session(&state, &ctx, session_id, |s| {
+        session::take(s, caller.user_id, &name, Assignment::Taken)
+    })
+    .await;
+    if let Err(p) = taken {
+        conversation::release(&state, &ctx, caller.user_id, session_id).await?;
+        return Err(p);
+    }
+    show(State(state), caller, Path(id)).await
+}
+
+/// Where to hand a conversation: another operator, another channel, or both.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    pub operator_id: Option<Uuid>,
+    pub channel_id: Option<Uuid>,
+}
+
+/// Hands the conversation to another operator (joined to the target channel) or to another
+/// channel's queue; the conversation keeps who handled it when.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations", request_body = Transfer,
+    responses((status = 200, body = ConversationDetail), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn transfer(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<Transfer>,
+) -> Result<Json<ConversationDetail>, Problem> {
+    let t = json_body(body)?;
+    let session_id = parse_id(&id, "conversation")?;
+    let (before, _) = conversation::session(&state, session_id).await?;
+    let to_channel = t.channel_id.or(before.channel_id).unwrap_or_default();
+    let c = conversation::channel(&state, to_channel).await?;
+    let ctx = context(&state, caller.actor(), &headers);
+    let to = match t.operator_id {
+        Some(op) => {
+            let u = state.users.get(state.events.as_ref(), op).await?;
+            if !u.exists() || !u.active || !c.operators.contains(&op) {
+                return Err(crate::commanding::invalid(vec![domain::values::Invalid::new(
+                    "operator_id",
+                    "is not an active operator of the target channel",
+                )]));
+            }
+            if !conversation::claim(&state, &ctx, op, session_id, c.options.max_conversations_per_operator).await? {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "operator-at-capacity",
+                    "that operator is at their maximum",
+                ));
+            }
+            Some((op, u.display_name().to_string()))
+        }
+        None => None,
+    };
+    let moved = conversation::on_session(&state, &ctx, session_id, |s| {
+        session::transfer(s, me(&caller), caller.is_admin(), to_channel, to.clone())
+    })
+    .await;
+    if let Err(p) = moved {
+        if let Some((op, _)) = &to {
+            conversation::release(&state, &ctx, *op, session_id).await?;
+        }
+        return Err(p);
+    }
+    if let Some(previous) = before.operator {
+        conversation::release(&state, &ctx, previous, session_id).await?;
+    }
+    if to.is_none() {
+        conversation::dispatch(&state, &ctx, to_channel).await?;
+    }
+    show(State(state), caller, Path(id)).await
+}
+
+/// Ends the conversation (its operator, or an admin).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/close", tag = "conversations",
+    responses((status = 204), (status = 403, body = ProblemDocument)))]
+pub async fn close(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let session_id = parse_id(&id, "conversation")?;
+    let (before, _) = conversation::session(&state, session_id).await?;
+    let ctx = context(&state, caller.actor(), &headers);
+    conversation::on_session(&state, &ctx, session_id, |s| {
+        session::close(s, me(&caller), caller.is_admin(), Uuid::now_v7())
+    })
+    .await?;
+    after_close(&state, &ctx, &before).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

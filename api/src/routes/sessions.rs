@@ -1,0 +1,383 @@
+//! The visitor's side of a conversation (public routes): start it, write, read the history,
+//! report pages, mark seen, leave. After the start every route needs the visitor token the
+//! start returned, which opens that one conversation only.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Extension, Json, Router};
+use domain::routing::Visitor;
+use domain::session::{self, Party, SessionStatus, Start};
+use domain::values::language;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::commanding::context;
+use crate::conversation::{self, MessageView};
+use crate::problem::{Problem, ProblemDocument};
+use crate::query::Params;
+use crate::visitor::{mint, VisitorCaller};
+use crate::AppState;
+
+/// Odoo's words when nobody can answer.
+pub const NOBODY_AVAILABLE: &str = "No available collaborator, please try again later.";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/public/channels/{id}/sessions", post(start))
+        .route("/api/v1/public/sessions/{id}", get(show))
+        .route("/api/v1/public/sessions/{id}/messages", get(messages).post(write))
+        .route("/api/v1/public/sessions/{id}/pages", post(visit))
+        .route("/api/v1/public/sessions/{id}/seen", post(seen))
+        .route("/api/v1/public/sessions/{id}/leave", post(leave))
+        .layer(middleware::map_response(allow_any_origin))
+}
+
+async fn allow_any_origin(mut res: Response) -> Response {
+    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    res
+}
+
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn json_body<T>(body: Body<T>) -> Result<T, Problem> {
+    body.map(|Json(b)| b).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", e.body_text()))
+}
+
+fn parse_id(raw: &str, what: &str) -> Result<Uuid, Problem> {
+    Uuid::try_parse(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
+}
+
+/// The visitor token only opens its own conversation.
+fn own(caller: VisitorCaller, raw: &str) -> Result<Uuid, Problem> {
+    let id = parse_id(raw, "conversation")?;
+    if caller.session_id != id {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "not-your-conversation",
+            "this token opens another conversation",
+        ));
+    }
+    Ok(id)
+}
+
+fn visitor_actor() -> domain::metadata::Actor {
+    domain::metadata::Actor { kind: domain::metadata::ActorKind::Visitor, id: None }
+}
+
+/// What a visitor sends to start chatting.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// Shown to operators; "Visitor #N" when absent.
+    pub name: Option<String>,
+    /// The page the chat starts on.
+    pub url: Option<String>,
+    /// The operator the widget remembers from an earlier chat.
+    pub previous_operator_id: Option<Uuid>,
+    /// Languages, best first (otherwise taken from `Accept-Language`).
+    pub languages: Option<Vec<String>>,
+}
+
+/// The operator as the visitor sees them.
+#[derive(Serialize, ToSchema)]
+pub struct OperatorView {
+    pub id: Uuid,
+    /// The online chat name (never a login or an email).
+    pub name: String,
+}
+
+/// A conversation as its visitor sees it.
+#[derive(Serialize, ToSchema)]
+pub struct VisitorSession {
+    pub session_id: Uuid,
+    pub channel_id: Uuid,
+    #[schema(value_type = String, example = "active")]
+    pub status: SessionStatus,
+    pub operator: Option<OperatorView>,
+    /// While waiting: 1 for the next conversation to be answered.
+    pub queue_position: Option<usize>,
+    /// Plain words for the visitor when nobody is available.
+    pub notice: Option<&'static str>,
+    /// The operator has seen the visitor's messages up to this one.
+    pub seen_by_operator: Option<Uuid>,
+}
+
+/// The start's answer: the conversation and its visitor token (keep it: it is the only key).
+#[derive(Serialize, ToSchema)]
+pub struct Started {
+    #[serde(flatten)]
+    pub session: VisitorSession,
+    pub visitor_token: String,
+    /// The welcome message, the conversation's first message, when an operator answered.
+    pub welcome: Option<MessageView>,
+}
+
+/// `Accept-Language` tags, best first, as `ll` or `ll_CC`.
+fn accepted_languages(headers: &HeaderMap) -> Vec<String> {
+    let raw = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut tagged: Vec<(f32, String)> = raw
+        .split(',')
+        .filter_map(|part| {
+            let mut pieces = part.trim().split(';');
+            let tag = language("Accept-Language", pieces.next()?).ok()?;
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=")?.parse::<f32>().ok()).unwrap_or(1.0);
+            Some((q, tag))
+        })
+        .collect();
+    tagged.sort_by(|a, b| b.0.total_cmp(&a.0));
+    tagged.into_iter().map(|(_, t)| t).take(5).collect()
+}
+
+async fn view(state: &AppState, session_id: Uuid) -> Result<VisitorSession, Problem> {
+    let (s, _) = conversation::session(state, session_id).await?;
+    let channel_id = s.channel_id.unwrap_or_default();
+    let operator = match s.operator {
+        Some(id) => Some(OperatorView {
+            id,
+            name: state.users.get(state.events.as_ref(), id).await?.display_name().to_string(),
+        }),
+        None => None,
+    };
+    let queue_position = if s.status == SessionStatus::Waiting {
+        let queue = store::views::list_all(
+            state.views.as_ref(),
+            projections::conversations::QUEUE,
+            Some(&channel_id.to_string()),
+        )
+        .await?;
+        let key = commands::stream_id::<session::Session>(session_id);
+        Some(queue.iter().position(|d| d.id == key).map_or(queue.len() + 1, |i| i + 1))
+    } else {
+        None
+    };
+    Ok(VisitorSession {
+        session_id,
+        channel_id,
+        status: s.status,
+        operator,
+        queue_position,
+        notice: (s.status == SessionStatus::Waiting).then_some(NOBODY_AVAILABLE),
+        seen_by_operator: s.seen_by_operator,
+    })
+}
+
+/// Starts a conversation on a channel: routed to an available operator, who greets the
+/// visitor with the welcome message, or put in the channel's queue when nobody is available
+/// (the visitor may still write).
+#[utoipa::path(post, path = "/api/v1/public/channels/{id}/sessions", tag = "visitors", request_body = StartRequest,
+    responses((status = 201, body = Started), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Body<StartRequest>,
+) -> Result<Response, Problem> {
+    let req = json_body(body)?;
+    let channel_id = parse_id(&id, "channel")?;
+    let c = conversation::channel(&state, channel_id).await?;
+    let country = state.geo.country(&headers, peer.map(|Extension(ConnectInfo(a))| a.ip()));
+    let languages = match &req.languages {
+        Some(ls) => {
+            let parsed: Result<Vec<String>, _> =
+                ls.iter().enumerate().map(|(i, l)| language(&format!("languages[{i}]"), l)).collect();
+            parsed.map_err(|e| crate::commanding::invalid(vec![e]))?
+        }
+        None => accepted_languages(&headers),
+    };
+    let ctx = context(&state, visitor_actor(), &headers);
+    let session_id = Uuid::now_v7();
+    let visitor =
+        Visitor { previous_operator: req.previous_operator_id, languages: languages.clone(), country: country.clone() };
+    let operator = conversation::route(&state, &ctx, &c, &visitor, session_id).await?;
+    let (token, digest) = mint(session_id);
+    let number = state.events.count_after(store::Position::START, u64::MAX).await.unwrap_or(0) % 100_000;
+    let start = Start {
+        session_id,
+        channel_id,
+        visitor_name: req.name.clone(),
+        visitor_number: number,
+        page_url: req.url.clone().unwrap_or_else(|| "/".into()),
+        country,
+        languages,
+        visitor_token_sha256: digest,
+        operator: operator.clone(),
+        welcome_message_id: Uuid::now_v7(),
+        welcome_text: c.options.welcome_message.clone(),
+    };
+    let written = conversation::on_session(&state, &ctx, session_id, |s| session::start(s, start.clone())).await;
+    if let Err(problem) = written {
+        if let Some((operator_id, _)) = operator {
+            conversation::release(&state, &ctx, operator_id, session_id).await?;
+        }
+        return Err(problem);
+    }
+    let session = view(&state, session_id).await?;
+    let welcome = conversation::history(&state, session_id).await?.into_iter().find(|m| m.welcome);
+    let mut res = (StatusCode::CREATED, Json(Started { session, visitor_token: token, welcome })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/public/sessions/{session_id}")) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// The conversation as its visitor sees it (status, operator, queue position, seen mark).
+#[utoipa::path(get, path = "/api/v1/public/sessions/{id}", tag = "visitors",
+    responses((status = 200, body = VisitorSession), (status = 401, body = ProblemDocument), (status = 403, body = ProblemDocument)))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: VisitorCaller,
+    Path(id): Path<String>,
+) -> Result<Json<VisitorSession>, Problem> {
+    let id = own(caller, &id)?;
+    Ok(Json(view(&state, id).await?))
+}
+
+/// A page of messages.
+#[derive(Serialize, ToSchema)]
+pub struct MessagePage {
+    pub messages: Vec<MessageView>,
+}
+
+/// Parses `after`, `before` and `limit` of a history request.
+pub fn history_params(q: &mut Params) -> (Option<Uuid>, Option<Uuid>, usize) {
+    let after = q.parse("after", "a message id");
+    let before = q.parse("before", "a message id");
+    let limit = q.limit(50, 200);
+    (after, before, limit)
+}
+
+/// The conversation's history: `?after=` or `?before=` a message id, `limit` (default 50).
+#[utoipa::path(get, path = "/api/v1/public/sessions/{id}/messages", tag = "visitors",
+    responses((status = 200, body = MessagePage), (status = 403, body = ProblemDocument)))]
+pub async fn messages(
+    State(state): State<AppState>,
+    caller: VisitorCaller,
+    Path(id): Path<String>,
+    mut q: Params,
+) -> Result<Json<MessagePage>, Problem> {
+    let id = own(caller, &id)?;
+    let (after, before, limit) = history_params(&mut q);
+    q.finish()?;
+    let all = conversation::history(&state, id).await?;
+    Ok(Json(MessagePage { messages: conversation::page(all, after, before, limit)? }))
+}
+
+/// A message to post; `message_id` (client-made) makes a retry idempotent.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub message_id: Option<Uuid>,
+    /// Plain text, at most 4,000 characters.
+    pub text: String,
+}
+
+/// Answers a post with the stored message (the same answer for a retried post).
+pub async fn posted(
+    state: &AppState,
+    session_id: Uuid,
+    message_id: Uuid,
+    outcome: commands::Outcome,
+) -> Result<Response, Problem> {
+    let message = conversation::history(state, session_id)
+        .await?
+        .into_iter()
+        .find(|m| m.message_id == message_id)
+        .ok_or_else(|| Problem::not_found("no such message"))?;
+    let mut res = (StatusCode::CREATED, Json(message)).into_response();
+    if let Some(p) = outcome.position {
+        if let Ok(v) = HeaderValue::from_str(&p.to_string()) {
+            res.headers_mut().insert("x-livechat-position", v);
+        }
+    }
+    Ok(res)
+}
+
+/// The visitor writes (also while waiting for an operator).
+#[utoipa::path(post, path = "/api/v1/public/sessions/{id}/messages", tag = "visitors", request_body = NewMessage,
+    responses((status = 201, body = MessageView), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn write(
+    State(state): State<AppState>,
+    caller: VisitorCaller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<NewMessage>,
+) -> Result<Response, Problem> {
+    let id = own(caller, &id)?;
+    let m = json_body(body)?;
+    let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
+    let ctx = context(&state, visitor_actor(), &headers);
+    let outcome =
+        conversation::on_session(&state, &ctx, id, |s| session::post(s, Party::Visitor, message_id, &m.text)).await?;
+    posted(&state, id, message_id, outcome).await
+}
+
+/// A page the visitor visited.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageVisit {
+    pub url: String,
+}
+
+/// Reports a page the visitor visited during the conversation (operators see them).
+#[utoipa::path(post, path = "/api/v1/public/sessions/{id}/pages", tag = "visitors", request_body = PageVisit,
+    responses((status = 204), (status = 422, body = ProblemDocument)))]
+pub async fn visit(
+    State(state): State<AppState>,
+    caller: VisitorCaller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<PageVisit>,
+) -> Result<StatusCode, Problem> {
+    let id = own(caller, &id)?;
+    let p = json_body(body)?;
+    let ctx = context(&state, visitor_actor(), &headers);
+    conversation::on_session(&state, &ctx, id, |s| session::visit(s, &p.url)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything up to this message has been seen.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeenUpTo {
+    pub up_to: Uuid,
+}
+
+/// The visitor has seen the messages up to `up_to`.
+#[utoipa::path(post, path = "/api/v1/public/sessions/{id}/seen", tag = "visitors", request_body = SeenUpTo,
+    responses((status = 204), (status = 404, body = ProblemDocument)))]
+pub async fn seen(
+    State(state): State<AppState>,
+    caller: VisitorCaller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<SeenUpTo>,
+) -> Result<StatusCode, Problem> {
+    let id = own(caller, &id)?;
+    let s = json_body(body)?;
+    let ctx = context(&state, visitor_actor(), &headers);
+    conversation::on_session(&state, &ctx, id, |sess| session::seen(sess, Party::Visitor, s.up_to)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The visitor leaves: the conversation closes with "Visitor left the conversation."
+#[utoipa::path(post, path = "/api/v1/public/sessions/{id}/leave", tag = "visitors",
+    responses((status = 204), (status = 403, body = ProblemDocument)))]
+pub async fn leave(
+    State(state): State<AppState>,
+    caller: VisitorCaller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let id = own(caller, &id)?;
+    let ctx = context(&state, visitor_actor(), &headers);
+    let (before, _) = conversation::session(&state, id).await?;
+    conversation::on_session(&state, &ctx, id, |s| session::close(s, Party::Visitor, false, Uuid::now_v7())).await?;
+    crate::routes::conversations::after_close(&state, &ctx, &before).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

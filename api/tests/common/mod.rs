@@ -1,0 +1,111 @@
+//! A real in-process server on a socket, over a memory store, with every projector running
+//! and a manual clock: shared by the HTTP test files.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::clock::ManualClock;
+use api::{ApiConfig, AppState};
+use reqwest::Method;
+use serde_json::{json, Value};
+use store::{Store, StoreUrl};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Env {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    pub admin: String,
+    _stop: watch::Sender<bool>,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn position(&self) -> String {
+        self.headers.get("x-livechat-position").and_then(|v| v.to_str().ok()).unwrap_or("0:0").to_string()
+    }
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        let store = Store::open(&StoreUrl::Memory).await.unwrap();
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let state = AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone());
+        api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.unwrap().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let fast = projections::RunnerConfig { poll: Duration::from_millis(10), ..Default::default() };
+        for p in projections::all() {
+            tokio::spawn(projections::Runner::new(p, store.events(), store.views(), fast.clone()).run(stopped.clone()));
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut on_stop = stopped.clone();
+        tokio::spawn(api::serve(listener, state.clone(), async move {
+            let _ = on_stop.wait_for(|s| *s).await;
+        }));
+        let mut env = Env { base, http: reqwest::Client::new(), clock, state, admin: String::new(), _stop: stop };
+        env.admin = env.login("admin@example.com").await;
+        env
+    }
+
+    pub async fn login(&self, login: &str) -> String {
+        let a = self
+            .call(Method::POST, "/api/v1/auth/token", None, Some(json!({"login": login, "password": PASSWORD})))
+            .await;
+        assert_eq!(a.status, 200, "login {login}: {}", a.body);
+        a.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        Answer { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    /// A channel with these operators (created through the API), returning its id.
+    pub async fn channel(&self, name: &str, operators: &[Uuid]) -> String {
+        let created = self.call(Method::POST, "/api/v1/channels", Some(&self.admin), Some(json!({"name": name}))).await;
+        let id = created.body["channel_id"].as_str().unwrap().to_string();
+        for op in operators {
+            let a = self
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/channels/{id}/operators"),
+                    Some(&self.admin),
+                    Some(json!({"user_id": op})),
+                )
+                .await;
+            assert_eq!(a.status, 200, "{}", a.body);
+        }
+        id
+    }
+
+    /// An operator account (through the users API) and their token.
+    pub async fn operator(&self, login: &str, name: &str) -> (Uuid, String) {
+        let body =
+            json!({"login": login, "password": PASSWORD, "name": name, "chat_name": format!("{name} (support)")});
+        let a = self.call(Method::POST, "/api/v1/users", Some(&self.admin), Some(body)).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        (a.body["user_id"].as_str().unwrap().parse().unwrap(), self.login(login).await)
+    }
+}
