@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// Minutes without activity after which an operator goes offline and leaves their channels.
     #[arg(long, env = "LIVECHAT_INACTIVITY_MINUTES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1440))]
     pub inactivity_minutes: u64,
+    /// Minutes after which a conversation in which the visitor never wrote is abandoned.
+    #[arg(long, env = "LIVECHAT_ABANDON_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=10080))]
+    pub abandon_minutes: u64,
     /// Failed logins allowed per client address in 15 minutes (0: no per-address limit, for
     /// servers behind a proxy where every client shares one address).
     #[arg(long, env = "LIVECHAT_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 20)]

@@ -32,7 +32,11 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         runners.push(tokio::spawn(runner.run(stopped.clone())));
     }
 
-    let config = ApiConfig { inactivity: Duration::from_secs(args.inactivity_minutes * 60), ..ApiConfig::default() };
+    let config = ApiConfig {
+        inactivity: Duration::from_secs(args.inactivity_minutes * 60),
+        abandon_after: Duration::from_secs(args.abandon_minutes * 60),
+        ..ApiConfig::default()
+    };
     let mut state = AppState::new(store.events(), store.views(), config).with_geo(geo);
     let limits = api::throttle::Limits { per_address: args.login_attempts_per_address, ..Default::default() };
     state.throttle = std::sync::Arc::new(api::throttle::Throttle::new(limits));

@@ -291,3 +291,31 @@ pub fn page(
     };
     Ok(all[start..end].to_vec())
 }
+
+/// Abandons every open conversation whose visitor never wrote and which started more than
+/// `config.abandon_after` ago; frees their operators' slots. Returns how many.
+pub async fn abandon_idle(state: &AppState) -> Result<usize, Problem> {
+    let now = state.clock.now();
+    let limit = chrono::Duration::from_std(state.config.abandon_after).unwrap_or(chrono::Duration::hours(1));
+    let ctx = Context::new(domain::metadata::Actor::system(), now);
+    let mut n = 0;
+    for d in store::views::list_all(state.views.as_ref(), VIEW, None).await? {
+        let Ok(c) = serde_json::from_value::<ConversationSummary>(d.body) else { continue };
+        let visitor_wrote = c.order.iter().any(|(_, side)| *side == 'v');
+        if c.status == SessionStatus::Closed || visitor_wrote || now - c.started_at < limit {
+            continue;
+        }
+        let (before, _) = session(state, c.session_id).await?;
+        let outcome = on_session(state, &ctx, c.session_id, session::abandon).await?;
+        if outcome.written > 0 {
+            if let Some(operator) = before.operator {
+                release(state, &ctx, operator, c.session_id).await?;
+                if let Some(channel) = before.channel_id {
+                    dispatch(state, &ctx, channel).await?;
+                }
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -43,6 +43,8 @@ pub struct ApiConfig {
     pub token_ttl: Duration,
     /// An operator without activity for this long is taken offline and leaves their channels.
     pub inactivity: Duration,
+    /// A conversation in which the visitor never wrote is abandoned after this long.
+    pub abandon_after: Duration,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +54,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(30),
             token_ttl: Duration::from_secs(12 * 3600),
             inactivity: Duration::from_secs(30 * 60),
+            abandon_after: Duration::from_secs(60 * 60),
         }
     }
 }

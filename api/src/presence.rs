@@ -106,6 +106,9 @@ pub async fn run_sweeper(
                     if let Err(e) = sweep(&state).await {
                         tracing::warn!(error = %e.detail, "presence sweep failed");
                     }
+                    if let Err(e) = crate::conversation::abandon_idle(&state).await {
+                        tracing::warn!(error = %e.detail, "abandoning idle conversations failed");
+                    }
                     // Queues whose conversations a live update missed get routed here.
                     let ctx = Context::new(Actor::system(), state.clock.now());
                     if let Ok(channels) = active_channels(&state).await {

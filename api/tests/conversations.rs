@@ -304,3 +304,53 @@ async fn transfers_keep_the_attribution_and_access_is_scoped() {
     let visitor_view = env.call(Method::GET, &format!("/api/v1/public/sessions/{id}"), Some(&token), None).await;
     assert_eq!(visitor_view.body["status"], "closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_the_visitor_never_wrote_in_is_abandoned_and_not_counted() {
+    let env = Env::start().await;
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let channel = env.channel("Quiet", &[ada]).await;
+    join(&env, &channel, &ada_token).await;
+    let silent = start(&env, &channel, json!({})).await;
+    let talkative = start(&env, &channel, json!({})).await;
+    let (t_id, t_token) =
+        (talkative.body["session_id"].as_str().unwrap(), talkative.body["visitor_token"].as_str().unwrap());
+    let wrote = env
+        .call(
+            Method::POST,
+            &format!("/api/v1/public/sessions/{t_id}/messages"),
+            Some(t_token),
+            Some(json!({"text": "hi"})),
+        )
+        .await;
+    inbox(&env, &ada_token, &wrote.position()).await;
+
+    // Not yet an hour: nothing happens.
+    assert_eq!(api::conversation::abandon_idle(&env.state).await.unwrap(), 0);
+    env.clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(api::conversation::abandon_idle(&env.state).await.unwrap(), 1);
+    assert_eq!(api::conversation::abandon_idle(&env.state).await.unwrap(), 0, "once");
+    let s_id = silent.body["session_id"].as_str().unwrap();
+    let s_token = silent.body["visitor_token"].as_str().unwrap();
+    let view = env.call(Method::GET, &format!("/api/v1/public/sessions/{s_id}"), Some(s_token), None).await;
+    assert_eq!(view.body["status"], "closed");
+    let log = env
+        .call(Method::GET, &format!("/api/v1/events?stream=session-{s_id}&order=desc&limit=1"), Some(&env.admin), None)
+        .await;
+    assert_eq!(log.body["events"][0]["data"]["reason"], "abandoned");
+
+    // The dashboard counts the conversation the visitor took part in, not the abandoned one.
+    let at = log.body["events"][0]["position"].as_str().unwrap();
+    let mut count = Value::Null;
+    for _ in 0..100 {
+        let dash = env.call(Method::GET, &format!("/api/v1/channels?min_position={at}"), Some(&ada_token), None).await;
+        count = dash.body["channels"].as_array().unwrap().iter().find(|c| c["channel_id"] == channel.as_str()).unwrap()
+            ["conversation_count"]
+            .clone();
+        if count == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(count, 1);
+}

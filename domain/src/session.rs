@@ -114,6 +114,9 @@ pub enum SessionEvent {
     SessionClosed {
         by: Party,
         reason: CloseReason,
+        /// The channel the conversation started in, where it is counted.
+        #[serde(default)]
+        started_channel_id: Option<Uuid>,
     },
 }
 
@@ -132,6 +135,7 @@ pub struct Message {
 pub struct Session {
     pub id: Option<Uuid>,
     pub channel_id: Option<Uuid>,
+    pub started_channel_id: Option<Uuid>,
     pub status: SessionStatus,
     pub operator: Option<Uuid>,
     /// Every operator who handled it, in order.
@@ -168,6 +172,7 @@ impl Aggregate for Session {
                 *self = Session {
                     id: Some(*session_id),
                     channel_id: Some(*channel_id),
+                    started_channel_id: Some(*channel_id),
                     visitor_token_sha256: visitor_token_sha256.clone(),
                     pages: vec![page_url.clone()],
                     ..Default::default()
@@ -470,9 +475,17 @@ pub fn close(state: &Session, by: Party, by_admin: bool, message_id: Uuid) -> Re
                 text: VISITOR_LEFT.into(),
                 welcome: false,
             },
-            SessionEvent::SessionClosed { by, reason: CloseReason::VisitorLeft },
+            SessionEvent::SessionClosed {
+                by,
+                reason: CloseReason::VisitorLeft,
+                started_channel_id: state.started_channel_id,
+            },
         ],
-        _ => vec![SessionEvent::SessionClosed { by, reason: CloseReason::ClosedByOperator }],
+        _ => vec![SessionEvent::SessionClosed {
+            by,
+            reason: CloseReason::ClosedByOperator,
+            started_channel_id: state.started_channel_id,
+        }],
     })
 }
 
@@ -485,7 +498,11 @@ pub fn abandon(state: &Session) -> Result<Vec<SessionEvent>, SessionError> {
     if state.status == SessionStatus::Closed || state.visitor_wrote() {
         return Ok(vec![]);
     }
-    Ok(vec![SessionEvent::SessionClosed { by: Party::System, reason: CloseReason::Abandoned }])
+    Ok(vec![SessionEvent::SessionClosed {
+        by: Party::System,
+        reason: CloseReason::Abandoned,
+        started_channel_id: state.started_channel_id,
+    }])
 }
 
 #[cfg(test)]
@@ -647,7 +664,11 @@ mod tests {
                     text: VISITOR_LEFT.into(),
                     welcome: false
                 },
-                SessionEvent::SessionClosed { by: Party::Visitor, reason: CloseReason::VisitorLeft }
+                SessionEvent::SessionClosed {
+                    by: Party::Visitor,
+                    reason: CloseReason::VisitorLeft,
+                    started_channel_id: Some(CHANNEL)
+                }
             ]
         );
         let h = then(&h, closing);
@@ -663,7 +684,11 @@ mod tests {
         let h = begin(Some(ADA), None);
         assert_eq!(
             abandon(&given(&h)).unwrap(),
-            vec![SessionEvent::SessionClosed { by: Party::System, reason: CloseReason::Abandoned }]
+            vec![SessionEvent::SessionClosed {
+                by: Party::System,
+                reason: CloseReason::Abandoned,
+                started_channel_id: Some(CHANNEL)
+            }]
         );
         let h = then(&h, post(&given(&h), Party::Visitor, id(1), "hi").unwrap());
         assert_eq!(abandon(&given(&h)), Ok(vec![]));

@@ -15,6 +15,22 @@ use crate::projector::{Docs, Draft, ProjectionError, Projector};
 pub const VIEW: &str = "conversations";
 /// Waiting conversations, partitioned by channel, oldest first.
 pub const QUEUE: &str = "queue";
+/// Per channel: conversations started and abandoned (abandoned ones are left out of counts).
+pub const STATS: &str = "channel_conversations";
+
+/// Conversation counts of one channel.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelCounts {
+    pub started: u64,
+    pub abandoned: u64,
+}
+
+impl ChannelCounts {
+    /// Conversations that count: every one the visitor took part in.
+    pub fn conversations(&self) -> u64 {
+        self.started.saturating_sub(self.abandoned)
+    }
+}
 
 /// A conversation as inboxes list it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -41,6 +57,12 @@ pub struct ConversationSummary {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub order: Vec<(Uuid, char)>,
+    /// The visitor never wrote: left out of counts and reports.
+    #[serde(default)]
+    pub abandoned: bool,
+    /// The channel it started in (where it is counted).
+    #[serde(default)]
+    pub started_channel_id: Option<Uuid>,
     /// Version of the session's stream.
     pub version: u64,
 }
@@ -66,11 +88,17 @@ impl Projector for Conversations {
         1
     }
     fn views(&self) -> &'static [&'static str] {
-        &[VIEW, QUEUE]
+        &[VIEW, QUEUE, STATS]
     }
     fn keys(&self, e: &RecordedEvent) -> Vec<(&'static str, String)> {
         if e.category() == "session" {
-            vec![(VIEW, e.stream_id.clone()), (QUEUE, e.stream_id.clone())]
+            let mut keys = vec![(VIEW, e.stream_id.clone()), (QUEUE, e.stream_id.clone())];
+            // The channel a conversation is counted in: named by its start and by its close.
+            let channel = e.data.get("channel_id").or_else(|| e.data.get("started_channel_id"));
+            if let Some(channel) = channel.and_then(|c| c.as_str()) {
+                keys.push((STATS, channel.to_string()));
+            }
+            keys
         } else {
             vec![]
         }
@@ -107,6 +135,8 @@ impl Projector for Conversations {
                     unread_for_visitor: 0,
                     last_message: None,
                     order: vec![],
+                    abandoned: false,
+                    started_channel_id: Some(*channel_id),
                     version: 0,
                 }
             }
@@ -114,8 +144,22 @@ impl Projector for Conversations {
             (None, _) => return Err(ProjectionError::Inconsistent(format!("{} before SessionStarted", e.event_type))),
         };
         let mut seen: (Option<Uuid>, Option<Uuid>) = (None, None);
+        let counted = |docs: &mut Docs, channel: Uuid, f: &dyn Fn(&mut ChannelCounts)| -> Result<(), ProjectionError> {
+            let key = channel.to_string();
+            let mut counts: ChannelCounts = docs
+                .get(STATS, &key)
+                .map(|d| serde_json::from_value(d.body.clone()))
+                .transpose()
+                .map_err(|err| ProjectionError::Inconsistent(err.to_string()))?
+                .unwrap_or_default();
+            f(&mut counts);
+            let body = serde_json::to_value(&counts).map_err(|err| ProjectionError::Inconsistent(err.to_string()))?;
+            docs.put(STATS, &key, Draft { partition: String::new(), sort_key: key.clone(), body });
+            Ok(())
+        };
         match event {
-            SessionEvent::SessionStarted { .. } | SessionEvent::PageVisited { .. } => {}
+            SessionEvent::SessionStarted { channel_id, .. } => counted(docs, channel_id, &|c| c.started += 1)?,
+            SessionEvent::PageVisited { .. } => {}
             SessionEvent::SessionQueued {} => {
                 c.status = SessionStatus::Waiting;
                 c.operator_id = None;
@@ -153,9 +197,16 @@ impl Projector for Conversations {
                 c.operator_id = None;
                 c.status = SessionStatus::Waiting;
             }
-            SessionEvent::SessionClosed { .. } => {
+            SessionEvent::SessionClosed { reason, started_channel_id, .. } => {
                 c.status = SessionStatus::Closed;
                 c.last_activity_at = e.recorded_at;
+                if reason == domain::session::CloseReason::Abandoned {
+                    // Counted where it started: the channel `SessionStarted` named.
+                    if let Some(started_in) = started_channel_id {
+                        counted(docs, started_in, &|c| c.abandoned += 1)?;
+                    }
+                    c.abandoned = true;
+                }
             }
         }
         if let Some(up_to) = seen.0 {

@@ -52,7 +52,7 @@ pub struct ChannelCard {
     pub is_joined: bool,
     /// Whether the caller is one of the channel's operators (may join).
     pub is_operator: bool,
-    /// Conversations so far (arrive with the conversations issue).
+    /// Conversations so far, abandoned ones (the visitor never wrote) left out.
     pub conversation_count: u64,
     /// Share of happy ratings, in percent (0 until there are rated conversations).
     pub satisfaction_percent: u8,
@@ -192,6 +192,14 @@ pub async fn dashboard(
     let min_position = q.parse("min_position", "a position (TX:POS)");
     q.finish()?;
     wait_for_view(&state, "channels", min_position).await?;
+    let counts = store::views::list_all(state.views.as_ref(), projections::conversations::STATS, None).await?;
+    let count_of = |id: Uuid| {
+        counts
+            .iter()
+            .find(|d| d.id == id.to_string())
+            .and_then(|d| serde_json::from_value::<projections::conversations::ChannelCounts>(d.body.clone()).ok())
+            .map_or(0, |c| c.conversations())
+    };
     let channels = crate::presence::active_channels(&state)
         .await?
         .into_iter()
@@ -202,7 +210,7 @@ pub async fn dashboard(
             joined_count: doc.joined.len(),
             is_joined: doc.joined.contains(&caller.user_id),
             is_operator: doc.operators.contains(&caller.user_id),
-            conversation_count: 0,
+            conversation_count: count_of(doc.channel_id),
             satisfaction_percent: 0,
         })
         .collect();
