@@ -117,6 +117,14 @@ impl RawInsert {
         }
     }
 
+    /// Another handle on the same connection or pool.
+    pub fn clone_handle(&self) -> RawInsert {
+        match self {
+            RawInsert::Sqlite(c) => RawInsert::Sqlite(c.clone()),
+            RawInsert::Postgres(p) => RawInsert::Postgres(p.clone()),
+        }
+    }
+
     /// Creates the tables that copy the store's schema (call after the store migrated).
     pub async fn prepare(&self) -> Result<()> {
         match self {

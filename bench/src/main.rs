@@ -7,6 +7,7 @@
 
 mod baseline;
 mod measure;
+mod messages;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,15 @@ struct Args {
     /// Folder for the SQLite files.
     #[arg(long, default_value = "target/bench")]
     dir: PathBuf,
+    /// What to measure: `store` (appends, reads, rebuilds) or `messages` (HTTP posts).
+    #[arg(long, value_delimiter = ',', default_value = "store")]
+    scenarios: Vec<String>,
+    /// Concurrent HTTP clients for the messages scenario.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Open conversations for the messages scenario.
+    #[arg(long, default_value_t = 1000)]
+    conversations: usize,
 }
 
 /// The 310-byte chat message of the reference measurements.
@@ -87,7 +97,13 @@ async fn main() -> Result<()> {
         let store = Store::open(&url).await.with_context(|| format!("open {url}"))?;
         store.migrate().await?;
         raw.prepare().await?;
-        bench_backend(&args, backend, &store, Arc::new(raw)).await?;
+        for scenario in &args.scenarios {
+            match scenario.as_str() {
+                "store" => bench_backend(&args, backend, &store, Arc::new(raw.clone_handle())).await?,
+                "messages" => messages::bench(&store, backend, args.seconds, args.clients, args.conversations).await?,
+                other => bail!("unknown scenario '{other}': use store or messages"),
+            }
+        }
     }
     Ok(())
 }

@@ -1,0 +1,149 @@
+//! The messages scenario: visitors posting over HTTP to a real server, beside the same
+//! server's health check under the same load (the HTTP ceiling of this machine).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use api::{ApiConfig, AppState};
+use serde_json::{json, Value};
+use store::Store;
+use tokio::sync::watch;
+
+use crate::measure::{run_writers, Sample};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<Value> {
+    let mut req = http.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    ensure!(status.is_success(), "{status}: {body}");
+    Ok(body)
+}
+
+/// Starts a server on `store`, opens `conversations` conversations with 10 operators joined,
+/// then measures `clients` concurrent clients posting visitor messages, and the health check.
+pub async fn bench(store: &Store, name: &str, seconds: u64, clients: usize, conversations: usize) -> Result<()> {
+    let state = AppState::new(store.events(), store.views(), ApiConfig::default());
+    api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.map_err(anyhow::Error::msg)?;
+    let (stop, stopped) = watch::channel(false);
+    for p in projections::all() {
+        tokio::spawn(
+            projections::Runner::new(p, store.events(), store.views(), Default::default()).run(stopped.clone()),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut on_stop = stopped.clone();
+    tokio::spawn(api::serve(listener, state.clone(), async move {
+        let _ = on_stop.wait_for(|s| *s).await;
+    }));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
+    let post = reqwest::Method::POST;
+    let login = |login: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let body = call(
+                &http,
+                reqwest::Method::POST,
+                format!("{base}/api/v1/auth/token"),
+                None,
+                Some(json!({"login": login, "password": PASSWORD})),
+            )
+            .await?;
+            anyhow::Ok(body["access_token"].as_str().context("token")?.to_string())
+        }
+    };
+    let admin = login("admin@example.com".into()).await?;
+    let channel =
+        call(&http, post.clone(), format!("{base}/api/v1/channels"), Some(&admin), Some(json!({"name": "Bench"})))
+            .await?;
+    let channel_id = channel["channel_id"].as_str().context("channel id")?.to_string();
+    for i in 0..10 {
+        let user =
+            json!({"login": format!("op{i}@example.com"), "password": PASSWORD, "name": format!("Operator {i}")});
+        let created = call(&http, post.clone(), format!("{base}/api/v1/users"), Some(&admin), Some(user)).await?;
+        let id = created["user_id"].clone();
+        call(
+            &http,
+            post.clone(),
+            format!("{base}/api/v1/channels/{channel_id}/operators"),
+            Some(&admin),
+            Some(json!({"user_id": id})),
+        )
+        .await?;
+        let token = login(format!("op{i}@example.com")).await?;
+        call(&http, post.clone(), format!("{base}/api/v1/channels/{channel_id}/join"), Some(&token), None).await?;
+    }
+    let mut sessions = Vec::new();
+    for _ in 0..conversations {
+        let s = call(
+            &http,
+            post.clone(),
+            format!("{base}/api/v1/public/channels/{channel_id}/sessions"),
+            None,
+            Some(json!({})),
+        )
+        .await?;
+        sessions.push((
+            s["session_id"].as_str().context("id")?.to_string(),
+            s["visitor_token"].as_str().context("token")?.to_string(),
+        ));
+    }
+    let sessions = Arc::new(sessions);
+
+    let health: Sample = run_writers(clients, Duration::from_secs(seconds), {
+        let (http, base) = (http.clone(), base.clone());
+        move |_, _| {
+            let (http, url) = (http.clone(), format!("{base}/healthz"));
+            async move {
+                let res = http.get(url).send().await?;
+                ensure!(res.status().is_success(), "healthz {}", res.status());
+                Ok(())
+            }
+        }
+    })
+    .await?;
+    let posts: Sample = run_writers(clients, Duration::from_secs(seconds), {
+        let (http, base, sessions) = (http.clone(), base.clone(), sessions.clone());
+        move |w, n| {
+            let (id, token) = sessions[(w + n as usize * clients) % sessions.len()].clone();
+            let (http, url) = (http.clone(), format!("{base}/api/v1/public/sessions/{id}/messages"));
+            async move {
+                let body = json!({"text": format!("Message {n} from client {w}: is my order shipped yet?")});
+                let res = http.post(url).bearer_auth(token).json(&body).send().await?;
+                ensure!(res.status().is_success(), "post {}", res.status());
+                Ok(())
+            }
+        }
+    })
+    .await?;
+    let _ = stop.send(true);
+    println!("## {name}: messages over HTTP\n");
+    println!("{clients} clients, {conversations} conversations, 10 operators. Cells: requests/s, p50 ms, p99 ms.\n");
+    println!("| route | throughput | p50 ms | p99 ms | / ceiling |");
+    println!("|---|---|---|---|---|");
+    println!("| GET /healthz (ceiling) | {:.0} | {:.2} | {:.2} | 1.00 |", health.rate(), health.p(0.5), health.p(0.99));
+    println!(
+        "| POST message (visitor) | {:.0} | {:.2} | {:.2} | {:.2} |\n",
+        posts.rate(),
+        posts.p(0.5),
+        posts.p(0.99),
+        posts.rate() / health.rate()
+    );
+    Ok(())
+}
