@@ -205,65 +205,100 @@ pub struct MessageView {
     pub posted_at: DateTime<Utc>,
 }
 
+/// Folds session events into messages; `visitor` and `names` carry the names known so far.
+fn fold_messages(
+    events: &[store::RecordedEvent],
+    visitor: &mut String,
+    names: &mut std::collections::HashMap<Uuid, String>,
+    out: &mut Vec<MessageView>,
+) -> Result<(), Problem> {
+    use domain::session::{Party, SessionEvent};
+    for e in events {
+        let event: SessionEvent = domain::aggregate::decode(&e.event_type, &e.data).map_err(|err| {
+            tracing::error!(error = %err, stream = %e.stream_id, "stored session event unreadable");
+            Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        })?;
+        match event {
+            SessionEvent::SessionStarted { visitor_name, .. } => *visitor = visitor_name,
+            SessionEvent::OperatorAssigned { operator_id, display_name, .. } => {
+                names.insert(operator_id, display_name);
+            }
+            SessionEvent::MessagePosted { message_id, author, text, welcome } => {
+                let author = match author {
+                    Party::Operator { id } => {
+                        AuthorView { kind: "operator", id: Some(id), name: names.get(&id).cloned().unwrap_or_default() }
+                    }
+                    Party::Visitor => AuthorView { kind: "visitor", id: None, name: visitor.clone() },
+                    Party::System => AuthorView { kind: "system", id: None, name: String::new() },
+                };
+                out.push(MessageView {
+                    message_id,
+                    author,
+                    text,
+                    edited: false,
+                    deleted: false,
+                    welcome,
+                    posted_at: e.recorded_at,
+                });
+            }
+            SessionEvent::MessageEdited { message_id, text } => {
+                if let Some(m) = out.iter_mut().find(|m| m.message_id == message_id) {
+                    m.text = text;
+                    m.edited = true;
+                }
+            }
+            SessionEvent::MessageDeleted { message_id } => {
+                if let Some(m) = out.iter_mut().find(|m| m.message_id == message_id) {
+                    m.text.clear();
+                    m.deleted = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The conversation's messages in order, from its stream (always current).
 pub async fn history(state: &AppState, session_id: Uuid) -> Result<Vec<MessageView>, Problem> {
-    use domain::session::{Party, SessionEvent};
     let stream = stream_id::<Session>(session_id);
-    let mut names: std::collections::HashMap<Uuid, String> = Default::default();
-    let mut visitor = String::new();
-    let mut out: Vec<MessageView> = Vec::new();
+    let (mut visitor, mut names, mut out) = (String::new(), Default::default(), Vec::new());
     let mut from = 0;
     loop {
         let page = state.events.read_stream(&stream, from, store::Direction::Forward, 1000).await?;
         let Some(last) = page.last() else { break };
         from = last.stream_version + 1;
-        for e in &page {
-            let event: SessionEvent = domain::aggregate::decode(&e.event_type, &e.data).map_err(|err| {
-                tracing::error!(error = %err, %session_id, "stored session event unreadable");
-                Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-            })?;
-            match event {
-                SessionEvent::SessionStarted { visitor_name, .. } => visitor = visitor_name,
-                SessionEvent::OperatorAssigned { operator_id, display_name, .. } => {
-                    names.insert(operator_id, display_name);
-                }
-                SessionEvent::MessagePosted { message_id, author, text, welcome } => {
-                    let author = match author {
-                        Party::Operator { id } => AuthorView {
-                            kind: "operator",
-                            id: Some(id),
-                            name: names.get(&id).cloned().unwrap_or_default(),
-                        },
-                        Party::Visitor => AuthorView { kind: "visitor", id: None, name: visitor.clone() },
-                        Party::System => AuthorView { kind: "system", id: None, name: String::new() },
-                    };
-                    out.push(MessageView {
-                        message_id,
-                        author,
-                        text,
-                        edited: false,
-                        deleted: false,
-                        welcome,
-                        posted_at: e.recorded_at,
-                    });
-                }
-                SessionEvent::MessageEdited { message_id, text } => {
-                    if let Some(m) = out.iter_mut().find(|m| m.message_id == message_id) {
-                        m.text = text;
-                        m.edited = true;
-                    }
-                }
-                SessionEvent::MessageDeleted { message_id } => {
-                    if let Some(m) = out.iter_mut().find(|m| m.message_id == message_id) {
-                        m.text.clear();
-                        m.deleted = true;
-                    }
-                }
-                _ => {}
-            }
-        }
+        fold_messages(&page, &mut visitor, &mut names, &mut out)?;
     }
     Ok(out)
+}
+
+/// One message as stored now, read from the end of the stream (a just-posted message is
+/// there), falling back to the whole history for an old one.
+pub async fn message(state: &AppState, session_id: Uuid, message_id: Uuid) -> Result<MessageView, Problem> {
+    let stream = stream_id::<Session>(session_id);
+    let mut recent = state.events.read_stream(&stream, u64::MAX, store::Direction::Backward, 100).await?;
+    recent.reverse();
+    let first = state.events.read_stream(&stream, 0, store::Direction::Forward, 1).await?;
+    let mut events = first;
+    events.extend(recent.into_iter().filter(|e| e.stream_version > 0));
+    let (mut visitor, mut names, mut out) = (String::new(), std::collections::HashMap::new(), Vec::new());
+    fold_messages(&events, &mut visitor, &mut names, &mut out)?;
+    let found = match out.into_iter().find(|m| m.message_id == message_id) {
+        Some(m) => m,
+        None => history(state, session_id)
+            .await?
+            .into_iter()
+            .find(|m| m.message_id == message_id)
+            .ok_or_else(|| Problem::not_found("no such message"))?,
+    };
+    let mut found = found;
+    if found.author.kind == "operator" && found.author.name.is_empty() {
+        if let Some(id) = found.author.id {
+            found.author.name = state.users.get(state.events.as_ref(), id).await?.display_name().to_string();
+        }
+    }
+    Ok(found)
 }
 
 /// A page of history: `limit` messages after `after` or before `before` (newest when neither).

@@ -284,11 +284,7 @@ pub async fn posted(
     message_id: Uuid,
     outcome: commands::Outcome,
 ) -> Result<Response, Problem> {
-    let message = conversation::history(state, session_id)
-        .await?
-        .into_iter()
-        .find(|m| m.message_id == message_id)
-        .ok_or_else(|| Problem::not_found("no such message"))?;
+    let message = conversation::message(state, session_id, message_id).await?;
     let mut res = (StatusCode::CREATED, Json(message)).into_response();
     if let Some(p) = outcome.position {
         if let Ok(v) = HeaderValue::from_str(&p.to_string()) {
