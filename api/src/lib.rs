@@ -14,6 +14,7 @@ pub mod presence;
 pub mod problem;
 pub mod query;
 pub mod routes;
+pub mod signals;
 pub mod throttle;
 pub mod visitor;
 
@@ -72,6 +73,8 @@ pub struct AppState {
     pub geo: Arc<geo::CountryResolver>,
     /// Failed logins, per login and address (in memory, per node).
     pub throttle: Arc<throttle::Throttle>,
+    /// Live stream connections of this node: typing signals, limits, counters.
+    pub signals: Arc<signals::Hub>,
 }
 
 impl AppState {
@@ -87,6 +90,7 @@ impl AppState {
             activity: Arc::default(),
             geo: Arc::new(geo::CountryResolver::default()),
             throttle: Arc::default(),
+            signals: Arc::default(),
         }
     }
 
@@ -125,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::public::routes())
         .merge(routes::sessions::routes())
         .merge(routes::conversations::routes())
+        .merge(routes::stream::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")
@@ -133,7 +138,10 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(RequestBodyLimitLayer::new(1024 * 1024))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the path only: query strings may carry tokens (`?access_token=`).
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
 }
 
 /// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
@@ -142,6 +150,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Upgraded WebSockets are not tracked by axum's graceful shutdown: close them ourselves.
+    let signals = state.signals.clone();
+    let shutdown = async move {
+        shutdown.await;
+        signals.shut_down();
+    };
     // Connect info gives handlers the TCP peer (login throttling per address).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::problem::{FieldError, ProblemDocument};
-use crate::routes::{auth, channels, conversations, events, health, public, sessions, streams, users};
+use crate::routes::{auth, channels, conversations, events, health, public, sessions, stream, streams, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -63,7 +63,8 @@ use crate::routes::{auth, channels, conversations, events, health, public, sessi
         conversations::seen,
         conversations::take,
         conversations::transfer,
-        conversations::close
+        conversations::close,
+        stream::stream
     ),
     components(schemas(
         ProblemDocument,

@@ -234,6 +234,7 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
         "/api/v1/public/sessions/{id}/messages",
         "/api/v1/public/sessions/{id}/pages",
         "/api/v1/public/sessions/{id}/seen",
+        "/api/v1/stream",
         "/api/v1/streams",
         "/api/v1/users",
         "/api/v1/users/{id}",

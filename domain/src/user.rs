@@ -370,12 +370,13 @@ pub fn release_slot(state: &User, session_id: Uuid) -> Result<Vec<UserEvent>, Us
     })
 }
 
-/// Blanks secrets in an event's data before it is shown (API, CLI): password hashes and token
-/// digests. Exports keep them, so that a restored store keeps its accounts.
+/// Blanks secrets in an event's data before it is shown (API, CLI, stream): password hashes
+/// and token digests (operators' and visitors'). Exports keep them, so that a restored store keeps its accounts.
 pub fn redact(event_type: &str, data: &mut serde_json::Value) {
     let secret = match event_type {
         "UserCreated" | "PasswordChanged" => "password_hash",
         "TokenIssued" => "token_sha256",
+        "SessionStarted" => "visitor_token_sha256",
         _ => return,
     };
     if let Some(v) = data.get_mut(secret) {

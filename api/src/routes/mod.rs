@@ -7,5 +7,6 @@ pub mod events;
 pub mod health;
 pub mod public;
 pub mod sessions;
+pub mod stream;
 pub mod streams;
 pub mod users;
