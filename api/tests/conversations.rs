@@ -354,3 +354,127 @@ async fn a_conversation_the_visitor_never_wrote_in_is_abandoned_and_not_counted(
     }
     assert_eq!(count, 1);
 }
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws(env: &Env, token: &str, from: Option<&str>) -> Ws {
+    let base = env.base.replacen("http://", "ws://", 1);
+    let from = from.map(|f| format!("&from={f}")).unwrap_or_default();
+    let url = format!("{base}/api/v1/stream?access_token={token}{from}");
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
+    socket
+}
+
+/// The next JSON frame of `kind` (others are skipped), within 10 s.
+async fn next(socket: &mut Ws, kind: &str) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+}
+
+/// The next event frame of this event type.
+async fn next_event(socket: &mut Ws, event_type: &str) -> Value {
+    loop {
+        let f = next(socket, "event").await;
+        if f["event_type"] == event_type {
+            return f;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_story_over_http_and_websocket() {
+    let env = Env::start().await;
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let (bob, _) = env.operator("bob@example.com", "Bob").await;
+    // The default channel, with both as operators; Ada joins.
+    let dash = env.call(Method::GET, "/api/v1/channels", Some(&env.admin), None).await;
+    let default = dash.body["channels"][0]["channel_id"].as_str().unwrap().to_string();
+    for op in [ada, bob] {
+        let a = env
+            .call(
+                Method::POST,
+                &format!("/api/v1/channels/{default}/operators"),
+                Some(&env.admin),
+                Some(json!({"user_id": op})),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    join(&env, &default, &ada_token).await;
+    let mut ada_ws = ws(&env, &ada_token, None).await;
+    next(&mut ada_ws, "ready").await;
+
+    // A visitor starts a chat and is greeted by Ada.
+    let started = start(&env, &default, json!({"name": "Marie"})).await;
+    assert_eq!(started.body["welcome"]["author"]["name"], "Ada (support)");
+    let session = started.body["session_id"].as_str().unwrap().to_string();
+    let visitor = started.body["visitor_token"].as_str().unwrap().to_string();
+    let mut marie_ws = ws(&env, &visitor, None).await;
+    let ready = next(&mut marie_ws, "ready").await;
+    let routed = next_event(&mut ada_ws, "OperatorAssigned").await;
+    assert_eq!(routed["stream_id"], format!("session-{session}"));
+
+    // They exchange messages; each side receives the other's.
+    let vpath = |rest: &str| format!("/api/v1/public/sessions/{session}{rest}");
+    let opath = |rest: &str| format!("/api/v1/conversations/{session}{rest}");
+    let hello = env.call(Method::POST, &vpath("/messages"), Some(&visitor), Some(json!({"text": "Hello!"}))).await;
+    let heard = next_event(&mut ada_ws, "MessagePosted").await;
+    let heard = if heard["data"]["text"] == "Hello!" { heard } else { next_event(&mut ada_ws, "MessagePosted").await };
+    assert_eq!(heard["data"]["text"], "Hello!");
+    let unread = inbox(&env, &ada_token, &hello.position()).await;
+    assert_eq!(unread["conversations"][0]["unread_for_operator"], 1);
+    env.call(Method::POST, &opath("/messages"), Some(&ada_token), Some(json!({"text": "Hi Marie!"}))).await;
+    let answer = next_event(&mut marie_ws, "MessagePosted").await;
+    let answer =
+        if answer["data"]["text"] == "Hi Marie!" { answer } else { next_event(&mut marie_ws, "MessagePosted").await };
+    assert_eq!(answer["data"]["text"], "Hi Marie!");
+    assert!(!answer.to_string().contains("ada@example.com"));
+
+    // Ada marks it seen: the visitor is told.
+    let hello_id = hello.body["message_id"].as_str().unwrap();
+    env.call(Method::POST, &opath("/seen"), Some(&ada_token), Some(json!({"up_to": hello_id}))).await;
+    let seen = next_event(&mut marie_ws, "MessagesSeen").await;
+    assert_eq!(seen["data"]["up_to"], hello_id);
+    let last_seen_position = seen["position"].as_str().unwrap().to_string();
+
+    // The visitor drops off; two messages arrive meanwhile; a reconnect with ?from= replays
+    // exactly those, in order, and then goes on live.
+    drop(marie_ws);
+    for text in ["Are you there?", "I found it."] {
+        let a = env.call(Method::POST, &opath("/messages"), Some(&ada_token), Some(json!({"text": text}))).await;
+        assert_eq!(a.status, 201);
+    }
+    let mut again = ws(&env, &visitor, Some(&last_seen_position)).await;
+    next(&mut again, "ready").await;
+    let first = next(&mut again, "event").await;
+    let second = next(&mut again, "event").await;
+    assert_eq!(
+        (first["data"]["text"].as_str(), second["data"]["text"].as_str()),
+        (Some("Are you there?"), Some("I found it."))
+    );
+    assert!(first["position"].as_str().unwrap() != last_seen_position, "nothing twice");
+    assert!(ready["position"].is_string());
+
+    // Ada transfers to Bob, who closes it; the visitor sees it close.
+    let moved = env.call(Method::POST, &opath("/transfer"), Some(&ada_token), Some(json!({"operator_id": bob}))).await;
+    assert_eq!((moved.status, moved.body["handlers"].clone()), (200, json!([ada, bob])), "{}", moved.body);
+    let bob_token = env.login("bob@example.com").await;
+    assert_eq!(env.call(Method::POST, &opath("/close"), Some(&bob_token), None).await.status, 204);
+    let closed = next_event(&mut again, "SessionClosed").await;
+    assert_eq!(closed["data"]["reason"], "closed_by_operator");
+    let late =
+        env.call(Method::POST, &vpath("/messages"), Some(&visitor), Some(json!({"text": "one more thing"}))).await;
+    assert_eq!(late.status, 409);
+}
