@@ -105,17 +105,65 @@ struct Step {
     parked: u64,
 }
 
-/// Reads one batch after `checkpoint`, applies it and commits documents, parked events and
-/// the new checkpoint together. Returns `None` when there was nothing to read.
+/// How far a run has read, and how far the store knows it has.
+///
+/// A batch that changes no document (events this projector ignores) need not be committed at
+/// once: the checkpoint only moves in memory, and is written with the next batch that does
+/// change something, when the run catches up, every half second under load, or at shutdown.
+/// That keeps projectors that ignore most events from adding a write per batch.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    /// The checkpoint as stored (what the next commit expects).
+    committed: Option<Position>,
+    /// The last event applied.
+    read_to: Option<Position>,
+    last_event_at: Option<DateTime<Utc>>,
+    pending_since: Option<Instant>,
+}
+
+impl Cursor {
+    fn at(committed: Option<Position>) -> Self {
+        Cursor { committed, read_to: committed, ..Default::default() }
+    }
+
+    fn pending(&self) -> bool {
+        self.read_to != self.committed
+    }
+}
+
+/// Writes a checkpoint that only moved in memory.
+async fn flush(target: &Target<'_>, views: &dyn ViewStore, cursor: &mut Cursor) -> Result<(), StoreError> {
+    let Some(to) = cursor.read_to.filter(|_| cursor.pending()) else { return Ok(()) };
+    views
+        .commit(Commit {
+            projector: target.name(),
+            projector_version: target.projector.version(),
+            expected: cursor.committed,
+            checkpoint: to,
+            last_event_at: cursor.last_event_at,
+            changes: vec![],
+            parked: vec![],
+            now: Utc::now(),
+        })
+        .await?;
+    cursor.committed = Some(to);
+    cursor.pending_since = None;
+    Ok(())
+}
+
+/// Reads one batch after the cursor, applies it and commits documents, parked events and the
+/// new checkpoint together (or, with `defer` and nothing to write, only moves the cursor).
+/// Returns `None` when there was nothing to read.
 async fn step(
     target: &Target<'_>,
     events: &dyn EventStore,
     views: &dyn ViewStore,
-    checkpoint: &mut Option<Position>,
+    cursor: &mut Cursor,
     batch: usize,
     attempts: u32,
+    defer: bool,
 ) -> Result<Option<Step>, StoreError> {
-    let page = events.read_all(&ReadAll::forward(checkpoint.unwrap_or(Position::START), batch)).await?;
+    let page = events.read_all(&ReadAll::forward(cursor.read_to.unwrap_or(Position::START), batch)).await?;
     let Some(last) = page.last() else { return Ok(None) };
     let projector = target.projector;
 
@@ -169,19 +217,26 @@ async fn step(
         }
     }
     let step = Step { applied: (page.len() - parked.len()) as u64, parked: parked.len() as u64 };
+    let changes = docs.changes(|v| target.view(v));
+    if defer && changes.is_empty() && parked.is_empty() {
+        cursor.read_to = Some(last.position);
+        cursor.last_event_at = Some(last.recorded_at);
+        cursor.pending_since.get_or_insert_with(Instant::now);
+        return Ok(Some(step));
+    }
     views
         .commit(Commit {
             projector: target.name(),
             projector_version: projector.version(),
-            expected: *checkpoint,
+            expected: cursor.committed,
             checkpoint: last.position,
             last_event_at: Some(last.recorded_at),
-            changes: docs.changes(|v| target.view(v)),
+            changes,
             parked,
             now,
         })
         .await?;
-    *checkpoint = Some(last.position);
+    *cursor = Cursor::at(Some(last.position));
     Ok(Some(step))
 }
 
@@ -219,16 +274,16 @@ pub async fn rebuild(
     views.reset(&target.name(), &shadow_refs).await?;
     let total = events.count_after(Position::START, u64::MAX).await?;
     let started = Instant::now();
-    let (mut checkpoint, mut done, mut parked) = (None, 0, 0);
+    let (mut cursor, mut done, mut parked) = (Cursor::default(), 0, 0);
     progress(RebuildProgress { done, total, elapsed: started.elapsed() });
     while let Some(s) =
-        step(&target, events, views, &mut checkpoint, config.rebuild_batch_size, config.attempts).await?
+        step(&target, events, views, &mut cursor, config.rebuild_batch_size, config.attempts, false).await?
     {
         done += s.applied + s.parked;
         parked += s.parked;
         progress(RebuildProgress { done, total, elapsed: started.elapsed() });
     }
-    if checkpoint.is_none() {
+    if cursor.committed.is_none() {
         // An empty log still gets a checkpoint, so the new version is recorded.
         views
             .commit(Commit {
@@ -343,14 +398,15 @@ impl Runner {
             tracing::info!(projector = p.name(), events = report.events, seconds = report.seconds, "rebuilt");
             self.update(|s| s.role = Role::Owner);
         }
-        let mut checkpoint = self.views.projector_state(p.name()).await?.map(|s| s.position);
-        self.update(|s| s.checkpoint = checkpoint);
+        let mut cursor = Cursor::at(self.views.projector_state(p.name()).await?.map(|s| s.position));
+        self.update(|s| s.checkpoint = cursor.committed);
         let target = Target { projector: p, shadow: false };
         let mut commits = self.events.commits();
         let mut last_beat = Instant::now();
         loop {
             if *shutdown.borrow() {
-                return Ok(());
+                // What was applied is recorded before stopping.
+                return flush(&target, self.views.as_ref(), &mut cursor).await;
             }
             if !ownership.is_alive() {
                 return Err(StoreError::Busy(format!("lost ownership of projector '{}'", p.name())));
@@ -360,22 +416,32 @@ impl Runner {
                 &target,
                 self.events.as_ref(),
                 self.views.as_ref(),
-                &mut checkpoint,
+                &mut cursor,
                 self.config.batch_size,
                 self.config.attempts,
+                true,
             )
             .await?;
             match step {
                 Some(s) => {
                     last_beat = Instant::now();
+                    if cursor.pending_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(500)) {
+                        flush(&target, self.views.as_ref(), &mut cursor).await?;
+                    }
                     self.update(|st| {
-                        st.checkpoint = checkpoint;
+                        st.checkpoint = cursor.committed;
                         st.processed += s.applied;
                         st.parked += s.parked;
                         st.last_error = None;
                     });
                 }
                 None => {
+                    // Caught up: nothing is left only in memory while idle.
+                    if cursor.pending() {
+                        flush(&target, self.views.as_ref(), &mut cursor).await?;
+                        self.update(|st| st.checkpoint = cursor.committed);
+                        last_beat = Instant::now();
+                    }
                     if last_beat.elapsed() >= self.config.heartbeat {
                         self.views.heartbeat(p.name(), Utc::now()).await?;
                         last_beat = Instant::now();

@@ -60,6 +60,49 @@ async fn it_builds_the_stream_index_from_history_and_keeps_it_live() {
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("runner stops on shutdown").unwrap();
 }
 
+/// Ignores every event: its checkpoint still has to move.
+struct Deaf;
+
+impl Projector for Deaf {
+    fn name(&self) -> &'static str {
+        "deaf"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn views(&self) -> &'static [&'static str] {
+        &["nothing"]
+    }
+    fn keys(&self, _: &store::RecordedEvent) -> Vec<(&'static str, String)> {
+        vec![]
+    }
+    fn apply(&self, _: &store::RecordedEvent, _: &mut Docs) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_that_ignores_events_still_records_where_it_is() {
+    let store = sqlite().await;
+    let events = store.events();
+    for n in 0..1200 {
+        append(events.as_ref(), &format!("noise-{}", n % 7), "E", json!({})).await;
+    }
+    let (stop, status, task) = start(&store, Arc::new(Deaf));
+    let last = append(events.as_ref(), "noise-x", "E", json!({})).await;
+    assert!(
+        wait_for(store.views().as_ref(), "deaf", last, Duration::from_secs(10)).await.unwrap(),
+        "written once caught up"
+    );
+    assert_eq!(status.borrow().processed, 1201);
+    // While stopping, whatever was applied is recorded.
+    let more = append(events.as_ref(), "noise-y", "E", json!({})).await;
+    assert!(wait_for(store.views().as_ref(), "deaf", more, Duration::from_secs(10)).await.unwrap());
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    assert_eq!(store.views().projector_state("deaf").await.unwrap().unwrap().position, more);
+}
+
 /// Decodes `{"name": string}`; anything else is an error.
 struct Strict;
 
