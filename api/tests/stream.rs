@@ -638,3 +638,34 @@ async fn a_client_that_never_answers_pings_is_closed_and_one_that_does_is_kept()
     let got = read_for(&mut deaf, Duration::from_secs(5)).await;
     assert_eq!(closed_with(&got), Some((CloseCode::Away, "no answer to pings".to_string())), "{got:?}");
 }
+
+/// An open stream is the operator's heartbeat: the inactivity rule leaves them alone while
+/// it stays open, and takes them offline once it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_keeps_an_operator_active() {
+    let store = Store::open(&StoreUrl::Memory).await.unwrap();
+    let clock = Arc::new(api::clock::ManualClock::new(Utc::now()));
+    let settings = StreamSettings { recheck_token: Duration::from_millis(50), ..Default::default() };
+    let mut state = AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone());
+    state.signals = Arc::new(Hub::new(settings));
+    let server = serve(state, Some(&store)).await;
+    let (ada, token) = operator(&server.state).await;
+    let support = channel(&server.state, &[ada]).await;
+    execute::<Channel, _>(server.state.events.as_ref(), &stream_id::<Channel>(support), &ctx(), None, |c| {
+        channel::join(c, ada)
+    })
+    .await
+    .unwrap();
+    let joined = server.state.events.head().await.unwrap().unwrap();
+    assert!(projections::wait_for(server.state.views.as_ref(), "channels", joined, PATIENCE).await.unwrap());
+
+    let (ws, _) = connect(&server, "", Some(&token)).await;
+    clock.advance(chrono::Duration::minutes(31));
+    tokio::time::sleep(Duration::from_millis(300)).await; // a few token checks, each a heartbeat
+    assert!(api::presence::sweep(&server.state).await.unwrap().is_empty(), "the open stream counts as activity");
+
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    clock.advance(chrono::Duration::minutes(31));
+    assert_eq!(api::presence::sweep(&server.state).await.unwrap(), vec![ada], "no stream, no activity");
+}

@@ -639,7 +639,9 @@ async fn client_typing(state: &AppState, viewer: Viewer, mut frames: mpsc::Recei
 }
 
 /// Checks an operator's token now and then (expiry); revocations are seen at once in
-/// [`events`].
+/// [`events`]. Each check also counts as the operator's activity: the socket loop closes
+/// clients that stop answering pings, so an open stream is a live operator (the WebSocket
+/// heartbeat of the inactivity rule).
 async fn recheck_token(state: &AppState, viewer: Viewer, digest: Option<&str>, settings: &StreamSettings) -> Closing {
     if digest.is_none() {
         return std::future::pending().await;
@@ -649,6 +651,9 @@ async fn recheck_token(state: &AppState, viewer: Viewer, digest: Option<&str>, s
         every.tick().await;
         if !still_valid(state, viewer, digest).await {
             return Closing::TokenRevoked;
+        }
+        if let Viewer::Operator { user_id } | Viewer::Admin { user_id } = viewer {
+            state.activity.touch(state.views.as_ref(), user_id, state.clock.now()).await;
         }
     }
 }
