@@ -132,7 +132,7 @@ pub async fn dispatch(state: &AppState, ctx: &Context, channel_id: Uuid) -> Resu
         if s.status != SessionStatus::Waiting {
             continue;
         }
-        let visitor = Visitor { previous_operator: None, languages: vec![], country: None };
+        let visitor = Visitor { previous_operator: None, languages: s.languages.clone(), country: s.country.clone() };
         let Some((operator, name)) = route(state, ctx, &c, &visitor, session_id).await? else { break };
         let assigned =
             execute::<Session, _>(state.events.as_ref(), &stream_id::<Session>(session_id), ctx, None, |s| {

@@ -145,6 +145,9 @@ pub struct Session {
     pub seen_by_operator: Option<Uuid>,
     pub seen_by_visitor: Option<Uuid>,
     pub pages: Vec<String>,
+    /// What routing knows of the visitor.
+    pub languages: Vec<String>,
+    pub country: Option<Country>,
 }
 
 impl Session {
@@ -168,13 +171,23 @@ impl Aggregate for Session {
 
     fn apply(&mut self, e: &SessionEvent) {
         match e {
-            SessionEvent::SessionStarted { session_id, channel_id, visitor_token_sha256, page_url, .. } => {
+            SessionEvent::SessionStarted {
+                session_id,
+                channel_id,
+                visitor_token_sha256,
+                page_url,
+                languages,
+                country,
+                ..
+            } => {
                 *self = Session {
                     id: Some(*session_id),
                     channel_id: Some(*channel_id),
                     started_channel_id: Some(*channel_id),
                     visitor_token_sha256: visitor_token_sha256.clone(),
                     pages: vec![page_url.clone()],
+                    languages: languages.clone(),
+                    country: country.clone(),
                     ..Default::default()
                 }
             }
