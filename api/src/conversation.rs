@@ -269,6 +269,9 @@ pub async fn history(state: &AppState, session_id: Uuid) -> Result<Vec<MessageVi
         let Some(last) = page.last() else { break };
         from = last.stream_version + 1;
         fold_messages(&page, &mut visitor, &mut names, &mut out)?;
+        if page.len() < 1000 {
+            break;
+        }
     }
     Ok(out)
 }
@@ -279,9 +282,12 @@ pub async fn message(state: &AppState, session_id: Uuid, message_id: Uuid) -> Re
     let stream = stream_id::<Session>(session_id);
     let mut recent = state.events.read_stream(&stream, u64::MAX, store::Direction::Backward, 100).await?;
     recent.reverse();
-    let first = state.events.read_stream(&stream, 0, store::Direction::Forward, 1).await?;
-    let mut events = first;
-    events.extend(recent.into_iter().filter(|e| e.stream_version > 0));
+    // The visitor's name is in the first event: read it only if the window does not reach it.
+    let mut events = match recent.first() {
+        Some(e) if e.stream_version == 0 => vec![],
+        _ => state.events.read_stream(&stream, 0, store::Direction::Forward, 1).await?,
+    };
+    events.extend(recent);
     let (mut visitor, mut names, mut out) = (String::new(), std::collections::HashMap::new(), Vec::new());
     fold_messages(&events, &mut visitor, &mut names, &mut out)?;
     let found = match out.into_iter().find(|m| m.message_id == message_id) {

@@ -90,13 +90,16 @@ pub fn stream_id<A: Aggregate>(id: impl std::fmt::Display) -> String {
     format!("{}-{id}", A::CATEGORY)
 }
 
+/// Events per read when loading a stream.
+const PAGE: usize = 1000;
+
 /// Reads and folds a stream.
 pub async fn load<A: Aggregate>(events: &dyn EventStore, stream: &str) -> Result<Loaded<A>, StoreOrDecode> {
     let mut state = A::default();
     let (mut version, mut ids, mut last_position) = (None, Vec::new(), None);
     let mut from = 0;
     loop {
-        let page = events.read_stream(stream, from, Direction::Forward, 1000).await?;
+        let page = events.read_stream(stream, from, Direction::Forward, PAGE).await?;
         let Some(last) = page.last() else { break };
         from = last.stream_version + 1;
         for e in &page {
@@ -105,6 +108,10 @@ pub async fn load<A: Aggregate>(events: &dyn EventStore, stream: &str) -> Result
         }
         version = Some(last.stream_version);
         last_position = Some(last.position);
+        // A short page is the end of the stream: no need for one more (empty) read.
+        if page.len() < PAGE {
+            break;
+        }
     }
     Ok(Loaded { state, version, ids, last_position })
 }
