@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod commanding;
 pub mod conversation;
+pub mod feed;
 pub mod geo;
 pub mod openapi;
 pub mod presence;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub users: Arc<auth::UserCache>,
     pub activity: Arc<auth::Activity>,
     pub geo: Arc<geo::CountryResolver>,
+    /// The node's shared tail of the log, for WebSockets.
+    pub feed: Arc<feed::Feed>,
     /// Failed logins, per login and address (in memory, per node).
     pub throttle: Arc<throttle::Throttle>,
     /// Live stream connections of this node: typing signals, limits, counters.
@@ -89,6 +92,7 @@ impl AppState {
             users: Arc::default(),
             activity: Arc::default(),
             geo: Arc::new(geo::CountryResolver::default()),
+            feed: Arc::default(),
             throttle: Arc::default(),
             signals: Arc::default(),
         }

@@ -669,3 +669,49 @@ async fn an_open_stream_keeps_an_operator_active() {
     clock.advance(chrono::Duration::minutes(31));
     assert_eq!(api::presence::sweep(&server.state).await.unwrap(), vec![ada], "no stream, no activity");
 }
+
+/// Connections that start while the log is being written switch from their own catch-up to
+/// the node's shared feed without losing, repeating or reordering anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_switch_from_catch_up_to_the_shared_feed_loses_nothing() {
+    let server = memory_server(StreamSettings::default()).await;
+    let state = server.state.clone();
+    let (ada, _) = operator(&state).await;
+    let support = channel(&state, &[ada]).await;
+    let (session_id, _) = start(&state, support, Some(ada)).await;
+    let (_, admin_token) = user(&state, Role::Admin).await;
+    for n in 0..100 {
+        say(&state, session_id, Party::Visitor, &format!("before {n}")).await;
+    }
+    let writer = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            for n in 0..200 {
+                say(&state, session_id, Party::Visitor, &format!("during {n}")).await;
+                if n % 20 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    // Several connections starting from the beginning at different moments of the writing.
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let (ws, _) = connect(&server, "?from=0:0", Some(&admin_token)).await;
+        sockets.push(ws);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    writer.await.unwrap();
+    for mut ws in sockets {
+        let mut texts = Vec::new();
+        while texts.len() < 300 {
+            let f = frame(&mut ws).await;
+            if f["event_type"] == "MessagePosted" && f["data"]["author"]["kind"] == "visitor" {
+                texts.push(f["data"]["text"].as_str().unwrap().to_string());
+            }
+        }
+        let expected: Vec<String> =
+            (0..100).map(|n| format!("before {n}")).chain((0..200).map(|n| format!("during {n}"))).collect();
+        assert_eq!(texts, expected, "every message once, in order");
+    }
+}

@@ -44,7 +44,7 @@ use domain::user::{Role, User};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use store::{Direction, EventFilter, EventStore, Position, RecordedEvent, StoreError, Subscription};
+use store::{Direction, EventFilter, EventStore, Position, ReadAll, RecordedEvent, StoreError};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{timeout, Instant};
 use utoipa::IntoParams;
@@ -553,36 +553,80 @@ async fn events(
         }
         _ => EventFilter::default(),
     };
-    let mut subscription = Subscription::new(state.events.clone(), start, filter).poll_interval(settings.poll);
     let mut tracker = Tracker::new(viewer);
+    // Subscribe to the node's feed first, then catch up by reading: see `crate::feed`.
+    let mut feed = match state.feed.subscribe(state.events.clone(), settings.poll).await {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot follow the log");
+            return Closing::StoreFailed;
+        }
+    };
+    let mut cursor = start;
     loop {
-        let batch = match subscription.next_batch().await {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(error = %e, "stream subscription failed");
-                return Closing::StoreFailed;
-            }
-        };
-        for (i, e) in batch.iter().enumerate() {
-            match tracker.decide(state.events.as_ref(), e, &batch[i + 1..]).await {
-                Ok(Decision::Show) => {
-                    if let Err(why) = out.push(Frame::event(e)).await {
-                        return why;
-                    }
-                }
-                Ok(Decision::Hide) => {}
-                Ok(Decision::CheckToken) => {
-                    if !still_valid(state, viewer, digest).await {
-                        return Closing::TokenRevoked;
-                    }
-                }
+        // Catch up from `cursor` by reading until nothing is left.
+        loop {
+            let query = ReadAll { filter: filter.clone(), ..ReadAll::forward(cursor, 500) };
+            let page = match state.events.read_all(&query).await {
+                Ok(page) => page,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot load state for the stream");
+                    tracing::warn!(error = %e, "stream catch-up failed");
                     return Closing::StoreFailed;
                 }
+            };
+            let Some(last) = page.last() else { break };
+            let last = last.position;
+            if let Err(why) = deliver(state, viewer, digest, &mut tracker, &page, out).await {
+                return why;
+            }
+            cursor = last;
+        }
+        // Then follow the feed, skipping what was already delivered.
+        loop {
+            match feed.recv().await {
+                Ok(batch) => {
+                    let fresh: Vec<RecordedEvent> =
+                        batch.iter().filter(|e| e.position > cursor && filter.matches(e)).cloned().collect();
+                    if let Err(why) = deliver(state, viewer, digest, &mut tracker, &fresh, out).await {
+                        return why;
+                    }
+                    if let Some(last) = batch.last() {
+                        cursor = cursor.max(last.position);
+                    }
+                }
+                // Fell behind the feed's backlog: read again from where we are.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Closing::StoreFailed,
             }
         }
     }
+}
+
+/// Sends the events of `batch` the viewer may see, in order.
+async fn deliver(
+    state: &AppState,
+    viewer: Viewer,
+    digest: Option<&str>,
+    tracker: &mut Tracker,
+    batch: &[RecordedEvent],
+    out: &Outbox,
+) -> Result<(), Closing> {
+    for (i, e) in batch.iter().enumerate() {
+        match tracker.decide(state.events.as_ref(), e, &batch[i + 1..]).await {
+            Ok(Decision::Show) => out.push(Frame::event(e)).await?,
+            Ok(Decision::Hide) => {}
+            Ok(Decision::CheckToken) => {
+                if !still_valid(state, viewer, digest).await {
+                    return Err(Closing::TokenRevoked);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load state for the stream");
+                return Err(Closing::StoreFailed);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Typing signals addressed to this connection.
