@@ -132,6 +132,7 @@ pub async fn bench(store: &Store, name: &str, seconds: u64, clients: usize, conv
         }
     })
     .await?;
+    let delivery = delivery(&http, &base, &sessions).await?;
     let _ = stop.send(true);
     println!("## {name}: messages over HTTP\n");
     println!("{clients} clients, {conversations} conversations, 10 operators. Cells: requests/s, p50 ms, p99 ms.\n");
@@ -145,5 +146,78 @@ pub async fn bench(store: &Store, name: &str, seconds: u64, clients: usize, conv
         posts.p(0.99),
         posts.rate() / health.rate()
     );
+    println!(
+        "Delivery over {} open WebSockets (visitors), {} messages, post sent -> frame received: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+        sessions.len(),
+        delivery.len(),
+        pct(&delivery, 0.5),
+        pct(&delivery, 0.99),
+        delivery.last().copied().unwrap_or(f64::NAN)
+    );
     Ok(())
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// Opens one WebSocket per conversation (as its visitor), then posts one message into each,
+/// 16 at a time, and measures from sending the post to the frame arriving on that socket.
+async fn delivery(http: &reqwest::Client, base: &str, sessions: &Arc<Vec<(String, String)>>) -> Result<Vec<f64>> {
+    use futures_util::StreamExt;
+    use std::collections::HashMap;
+    use std::time::Instant;
+    let ws_base = base.replacen("http://", "ws://", 1);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    for (_, token) in sessions.iter() {
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("{ws_base}/api/v1/stream?access_token={token}")).await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = socket.next().await {
+                if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+                    let at = Instant::now();
+                    if let Ok(v) = serde_json::from_str::<Value>(&t) {
+                        if let Some(text) = v["data"]["text"].as_str().filter(|t| t.starts_with("probe ")) {
+                            let _ = tx.send((text.to_string(), at));
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(500)).await; // every socket subscribed
+    let sent: Arc<tokio::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut posts = Vec::new();
+    for (i, (id, token)) in sessions.iter().enumerate() {
+        let permit = semaphore.clone().acquire_owned().await?;
+        let (http, sent, url, token) =
+            (http.clone(), sent.clone(), format!("{base}/api/v1/public/sessions/{id}/messages"), token.clone());
+        posts.push(tokio::spawn(async move {
+            let text = format!("probe {i}");
+            sent.lock().await.insert(text.clone(), Instant::now());
+            let res = http.post(url).bearer_auth(token).json(&json!({"text": text})).send().await;
+            drop(permit);
+            res.map(|_| ())
+        }));
+    }
+    for p in posts {
+        p.await??;
+    }
+    let mut latencies = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while latencies.len() < sessions.len() {
+        let Ok(Some((text, at))) = tokio::time::timeout_at(deadline, rx.recv()).await else { break };
+        if let Some(t0) = sent.lock().await.get(&text) {
+            latencies.push(at.duration_since(*t0).as_secs_f64() * 1000.0);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    ensure!(latencies.len() == sessions.len(), "only {} of {} messages arrived", latencies.len(), sessions.len());
+    Ok(latencies)
 }
