@@ -68,6 +68,15 @@ pub fn refused<E: Into<Problem>>(e: CommandError<E>) -> Problem {
     }
 }
 
+/// A JSON request body, or why it could not be read (taken as `Result` so the handler can
+/// answer with a problem document instead of axum's plain-text rejection).
+pub type Body<T> = Result<axum::Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// The body, or 400 `bad-json` saying what is wrong with it.
+pub fn json_body<T>(body: Body<T>) -> Result<T, Problem> {
+    body.map(|axum::Json(b)| b).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", e.body_text()))
+}
+
 /// Result of a command for handlers: the outcome or a problem.
 pub type Done = Result<Outcome, Problem>;
 

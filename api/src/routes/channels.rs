@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, etag, if_match, refused};
+use crate::commanding::{context, etag, if_match, json_body, refused, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
@@ -173,12 +173,6 @@ async fn admin_write(
             .map_err(refused)?;
     respond(state, id, StatusCode::OK, Some(outcome)).await
 }
-
-fn json_body<T>(body: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, Problem> {
-    body.map(|Json(b)| b).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", e.body_text()))
-}
-
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 /// The dashboard: each active channel with its operators, who is joined and whether the
 /// caller is.

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::context;
+use crate::commanding::{context, json_body, Body};
 use crate::conversation::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
@@ -33,12 +33,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/conversations/{id}/take", post(take))
         .route("/api/v1/conversations/{id}/transfer", post(transfer))
         .route("/api/v1/conversations/{id}/close", post(close))
-}
-
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
-
-fn json_body<T>(body: Body<T>) -> Result<T, Problem> {
-    body.map(|Json(b)| b).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", e.body_text()))
 }
 
 fn parse_id(raw: &str, what: &str) -> Result<Uuid, Problem> {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commanding::context;
+use crate::commanding::{context, json_body, Body};
 use crate::conversation::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
@@ -40,12 +40,6 @@ pub fn routes() -> Router<AppState> {
 async fn allow_any_origin(mut res: Response) -> Response {
     res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     res
-}
-
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
-
-fn json_body<T>(body: Body<T>) -> Result<T, Problem> {
-    body.map(|Json(b)| b).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", e.body_text()))
 }
 
 fn parse_id(raw: &str, what: &str) -> Result<Uuid, Problem> {

@@ -10,7 +10,6 @@
 
 use std::sync::Mutex;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +30,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{check_password, hash_password, verify_password, Caller};
-use crate::commanding::{context, etag, if_match, invalid, refused};
+use crate::commanding::{context, etag, if_match, invalid, json_body, refused, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::auth::{throttle_key, too_many};
@@ -150,12 +149,6 @@ pub struct UsersQuery {
     cursor: Option<String>,
     /// Read-your-writes: wait (up to 5 s) until the view includes this position.
     min_position: Option<String>,
-}
-
-type Body<T> = Result<Json<T>, JsonRejection>;
-
-fn json_body<T>(body: Body<T>) -> Result<T, Problem> {
-    body.map(|Json(b)| b).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad-json", e.body_text()))
 }
 
 /// A value of a domain enum (`Role`, `Status`) from its serialized name.
