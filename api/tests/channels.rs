@@ -1,133 +1,14 @@
 //! Channels over real HTTP: an in-process server on a socket, real stores, projectors
 //! running, and a manual clock so that inactivity does not take 30 real minutes.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use api::clock::ManualClock;
-use api::{ApiConfig, AppState};
-use commands::{execute, stream_id, Context};
-use domain::metadata::Actor;
-use domain::user::{claim_login, create, Login, ProfileInput, Role, User};
-use domain::values::Email;
-use projections::{Runner, RunnerConfig};
+use common::{Env, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
-use store::{Store, StoreUrl};
-use tokio::sync::watch;
 use uuid::Uuid;
-
-const PASSWORD: &str = "correct horse battery staple";
-
-struct Env {
-    base: String,
-    http: reqwest::Client,
-    clock: Arc<ManualClock>,
-    state: AppState,
-    admin: String,
-    _stop: watch::Sender<bool>,
-}
-
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Env {
-    async fn start() -> Env {
-        let store = Store::open(&StoreUrl::Memory).await.unwrap();
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let geo = api::geo::CountryResolver::default().with_header("CF-IPCountry").unwrap();
-        let state =
-            AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone()).with_geo(geo);
-        api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.unwrap().unwrap();
-        let (stop, stopped) = watch::channel(false);
-        let fast = RunnerConfig { poll: Duration::from_millis(10), ..Default::default() };
-        for p in projections::all() {
-            tokio::spawn(Runner::new(p, store.events(), store.views(), fast.clone()).run(stopped.clone()));
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut on_stop = stopped.clone();
-        tokio::spawn(api::serve(listener, state.clone(), async move {
-            let _ = on_stop.wait_for(|s| *s).await;
-        }));
-        let mut env = Env { base, http: reqwest::Client::new(), clock, state, admin: String::new(), _stop: stop };
-        env.admin = env.login("admin@example.com").await;
-        env
-    }
-
-    async fn login(&self, login: &str) -> String {
-        let a = self
-            .call(Method::POST, "/api/v1/auth/token", None, Some(json!({"login": login, "password": PASSWORD})))
-            .await;
-        assert_eq!(a.status, 200, "login {login}: {}", a.body);
-        a.body["access_token"].as_str().unwrap().to_string()
-    }
-
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-        self.call_with(method, path, token, body, &[]).await
-    }
-
-    async fn call_with(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Answer {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap();
-        Answer { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
-    }
-
-    /// An operator account made directly through the domain (the users API has its own tests).
-    async fn operator(&self, login: &str, name: &str) -> (Uuid, String) {
-        let id = Uuid::now_v7();
-        let email = Email::parse("login", login).unwrap();
-        let ctx = Context::new(Actor::system(), self.clock.now_utc());
-        let events = self.state.events.as_ref();
-        execute::<Login, _>(events, &stream_id::<Login>(email.as_str()), &ctx, None, |l| claim_login(l, id))
-            .await
-            .unwrap();
-        let hash = api::auth::hash_password(PASSWORD.into()).await.unwrap();
-        let profile = ProfileInput { name: name.into(), ..Default::default() }.parse().unwrap();
-        execute::<User, _>(events, &stream_id::<User>(id), &ctx, None, |u| {
-            create(u, id, email.clone(), profile.clone(), Role::Operator, hash.clone())
-        })
-        .await
-        .unwrap();
-        (id, self.login(login).await)
-    }
-}
-
-trait Now {
-    fn now_utc(&self) -> chrono::DateTime<chrono::Utc>;
-}
-
-impl Now for ManualClock {
-    fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
-        api::clock::Clock::now(self)
-    }
-}
-
-fn position(a: &Answer) -> String {
-    a.headers.get("x-livechat-position").and_then(|v| v.to_str().ok()).unwrap_or("0:0").to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_story_from_default_channel_to_an_idle_operator_leaving() {
@@ -209,7 +90,7 @@ async fn the_seed_story_from_default_channel_to_an_idle_operator_leaving() {
     // The operator joins and appears on the dashboard; admins see who is joined.
     let joined = env.call(Method::POST, &path("/join"), Some(&ada_token), None).await;
     assert_eq!((joined.status, joined.body["joined"].as_bool()), (200, Some(true)), "{}", joined.body);
-    let at = position(&joined);
+    let at = joined.position();
     let dash = env.call(Method::GET, &format!("/api/v1/channels?min_position={at}"), Some(&ada_token), None).await;
     let support =
         dash.body["channels"].as_array().unwrap().iter().find(|c| c["channel_id"] == id.as_str()).unwrap().clone();

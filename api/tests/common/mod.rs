@@ -41,7 +41,10 @@ impl Env {
     pub async fn start() -> Env {
         let store = Store::open(&StoreUrl::Memory).await.unwrap();
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let state = AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone());
+        // Visitors' countries come from a trusted proxy header, as behind Cloudflare.
+        let geo = api::geo::CountryResolver::default().with_header("CF-IPCountry").unwrap();
+        let state =
+            AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone()).with_geo(geo);
         api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.unwrap().unwrap();
         let (stop, stopped) = watch::channel(false);
         let fast = projections::RunnerConfig { poll: Duration::from_millis(10), ..Default::default() };
@@ -68,12 +71,26 @@ impl Env {
     }
 
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
             req = req.json(&b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let res = req.send().await.unwrap();
         let status = res.status().as_u16();
