@@ -478,3 +478,59 @@ async fn the_chat_story_over_http_and_websocket() {
         env.call(Method::POST, &vpath("/messages"), Some(&visitor), Some(json!({"text": "one more thing"}))).await;
     assert_eq!(late.status, 409);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_pages_newest_first_and_filters_by_state() {
+    let env = Env::start().await;
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let channel = env.channel("Pages", &[ada]).await;
+    join(&env, &channel, &ada_token).await;
+    let mut last = String::new();
+    let mut ids = Vec::new();
+    for name in ["One", "Two", "Three"] {
+        let s = start(&env, &channel, json!({"name": name})).await;
+        let (id, token) =
+            (s.body["session_id"].as_str().unwrap().to_string(), s.body["visitor_token"].as_str().unwrap().to_string());
+        let a = env
+            .call(
+                Method::POST,
+                &format!("/api/v1/public/sessions/{id}/messages"),
+                Some(&token),
+                Some(json!({"text": name})),
+            )
+            .await;
+        last = a.position();
+        ids.push(id);
+    }
+    inbox(&env, &ada_token, &last).await;
+    let first = env.call(Method::GET, "/api/v1/conversations?limit=2", Some(&ada_token), None).await;
+    let names = |v: &Value| -> Vec<String> {
+        v["conversations"].as_array().unwrap().iter().map(|c| c["visitor_name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(names(&first.body), vec!["Three", "Two"], "newest activity first");
+    let cursor = first.body["next_cursor"].as_str().expect("a cursor while more remain").to_string();
+    let second =
+        env.call(Method::GET, &format!("/api/v1/conversations?limit=2&cursor={cursor}"), Some(&ada_token), None).await;
+    assert_eq!(names(&second.body), vec!["One"]);
+    assert!(second.body.get("next_cursor").is_none());
+
+    // Closing one moves it to the closed filter.
+    let closed =
+        env.call(Method::POST, &format!("/api/v1/conversations/{}/close", ids[1]), Some(&ada_token), None).await;
+    assert_eq!(closed.status, 204);
+    let mut closed_list = Value::Null;
+    for _ in 0..100 {
+        closed_list = env.call(Method::GET, "/api/v1/conversations?state=closed", Some(&ada_token), None).await.body;
+        if !names(&closed_list).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(names(&closed_list), vec!["Two"]);
+    let active = env
+        .call(Method::GET, &format!("/api/v1/conversations?state=active&channel={channel}"), Some(&ada_token), None)
+        .await;
+    assert_eq!(names(&active.body).len(), 2);
+    let bad = env.call(Method::GET, "/api/v1/conversations?state=sleeping", Some(&ada_token), None).await;
+    assert_eq!((bad.status, bad.body["errors"][0]["field"].as_str()), (422, Some("state")));
+}
