@@ -33,6 +33,21 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
     })
 }
 
+/// A path id; anything that is not a UUID names nothing, so it is a 404 like an unknown one.
+pub fn path_id(raw: &str, what: &str) -> Result<uuid::Uuid, Problem> {
+    uuid::Uuid::try_parse(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
+}
+
+/// Header carrying the log position a write produced, for `min_position` reads.
+pub const POSITION_HEADER: &str = "x-livechat-position";
+
+/// Marks a response with the position the write produced (nothing if it wrote nothing).
+pub fn mark_position(res: &mut axum::response::Response, position: Option<store::Position>) {
+    if let Some(v) = position.and_then(|p| HeaderValue::from_str(&p.to_string()).ok()) {
+        res.headers_mut().insert(POSITION_HEADER, v);
+    }
+}
+
 /// An `ETag` header for a stream version.
 pub fn etag(version: Option<u64>) -> Option<(header::HeaderName, HeaderValue)> {
     version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()).map(|h| (header::ETAG, h))

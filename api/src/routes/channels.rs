@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, etag, if_match, json_body, refused, Body};
+use crate::commanding::{context, etag, if_match, json_body, mark_position, path_id, refused, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
@@ -92,10 +92,6 @@ pub struct ChannelForm {
     pub version: u64,
 }
 
-fn parse_id(raw: &str, what: &str) -> Result<Uuid, Problem> {
-    Uuid::try_parse(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
-}
-
 /// Reads a channel from its stream: always current, whatever the views' lag.
 async fn current(state: &AppState, id: Uuid) -> Result<(Channel, u64), Problem> {
     let loaded = load::<Channel>(state.events.as_ref(), &stream_id::<Channel>(id))
@@ -143,11 +139,7 @@ async fn respond(
     if let Some((k, v)) = etag(Some(version)) {
         res.headers_mut().insert(k, v);
     }
-    if let Some(p) = outcome.and_then(|o| o.position) {
-        if let Ok(v) = HeaderValue::from_str(&p.to_string()) {
-            res.headers_mut().insert("x-livechat-position", v);
-        }
-    }
+    mark_position(&mut res, outcome.and_then(|o| o.position));
     if status == StatusCode::CREATED {
         if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/channels/{id}")) {
             res.headers_mut().insert(header::LOCATION, v);
@@ -165,7 +157,7 @@ async fn admin_write(
     decide: impl Fn(&Channel) -> Result<Vec<ChannelEvent>, channel::ChannelError>,
 ) -> Result<Response, Problem> {
     caller.require_admin()?;
-    let id = parse_id(raw_id, "channel")?;
+    let id = path_id(raw_id, "channel")?;
     let ctx = context(state, caller.actor(), headers);
     let outcome =
         execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(id), &ctx, if_match(headers)?, decide)
@@ -248,7 +240,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels",
     responses((status = 200, body = ChannelForm), (status = 404, body = ProblemDocument)))]
 pub async fn form(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
-    respond(&state, parse_id(&id, "channel")?, StatusCode::OK, None).await
+    respond(&state, path_id(&id, "channel")?, StatusCode::OK, None).await
 }
 
 /// A new name.
@@ -343,7 +335,7 @@ pub async fn create_operator(
     body: Body<crate::routes::users::NewUser>,
 ) -> Result<Response, Problem> {
     caller.require_admin()?;
-    let channel_id = parse_id(&id, "channel")?;
+    let channel_id = path_id(&id, "channel")?;
     // The channel must take operators before an account is made for it.
     let (c, _) = current(&state, channel_id).await?;
     if c.archived {
@@ -373,7 +365,7 @@ pub async fn remove_operator(
     headers: HeaderMap,
     Path((id, user_id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let user_id = parse_id(&user_id, "operator")?;
+    let user_id = path_id(&user_id, "operator")?;
     admin_write(&state, &caller, &headers, &id, |c| channel::remove_operator(c, user_id)).await
 }
 
@@ -408,7 +400,7 @@ pub async fn update_rule(
     body: Body<RuleInput>,
 ) -> Result<Response, Problem> {
     let input = json_body(body)?;
-    let rule_id = parse_id(&rule_id, "rule")?;
+    let rule_id = path_id(&rule_id, "rule")?;
     admin_write(&state, &caller, &headers, &id, |c| channel::update_rule(c, rule_id, &input)).await
 }
 
@@ -421,7 +413,7 @@ pub async fn remove_rule(
     headers: HeaderMap,
     Path((id, rule_id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let rule_id = parse_id(&rule_id, "rule")?;
+    let rule_id = path_id(&rule_id, "rule")?;
     admin_write(&state, &caller, &headers, &id, |c| channel::remove_rule(c, rule_id)).await
 }
 
@@ -459,7 +451,7 @@ async fn presence_change(
     raw_id: &str,
     joining: bool,
 ) -> Result<Response, Problem> {
-    let id = parse_id(raw_id, "channel")?;
+    let id = path_id(raw_id, "channel")?;
     let ctx = context(state, caller.actor(), headers);
     let user_id = caller.user_id;
     let outcome = execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(id), &ctx, None, |c| {
@@ -484,11 +476,7 @@ async fn presence_change(
         crate::conversation::dispatch(state, &ctx, id).await?;
     }
     let mut res = Json(Membership { channel_id: id, joined: joining }).into_response();
-    if let Some(p) = outcome.position {
-        if let Ok(v) = HeaderValue::from_str(&p.to_string()) {
-            res.headers_mut().insert("x-livechat-position", v);
-        }
-    }
+    mark_position(&mut res, outcome.position);
     Ok(res)
 }
 
@@ -532,7 +520,7 @@ pub async fn presence(
     Path(id): Path<String>,
 ) -> Result<Json<Presence>, Problem> {
     caller.require_admin()?;
-    let id = parse_id(&id, "channel")?;
+    let id = path_id(&id, "channel")?;
     let (c, version) = current(&state, id).await?;
     let form = build_form(&state, c, version).await?;
     Ok(Json(Presence { channel_id: id, joined: form.operators.into_iter().filter(|o| o.joined).collect() }))

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, json_body, Body};
+use crate::commanding::{context, json_body, path_id, Body};
 use crate::conversation::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
@@ -35,17 +35,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/conversations/{id}/close", post(close))
 }
 
-fn parse_id(raw: &str, what: &str) -> Result<Uuid, Problem> {
-    Uuid::try_parse(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
-}
-
 fn me(caller: &Caller) -> Party {
     Party::Operator { id: caller.user_id }
 }
 
 /// Reads a conversation the caller may see: its operators past and present, and admins.
 async fn readable(state: &AppState, caller: &Caller, raw: &str) -> Result<(Uuid, Session), Problem> {
-    let id = parse_id(raw, "conversation")?;
+    let id = path_id(raw, "conversation")?;
     let (s, _) = conversation::session(state, id).await?;
     if caller.is_admin() || s.handlers.contains(&caller.user_id) {
         return Ok((id, s));
@@ -140,7 +136,7 @@ pub async fn queue(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Inbox>, Problem> {
-    let channel_id = parse_id(&id, "channel")?;
+    let channel_id = path_id(&id, "channel")?;
     let c = conversation::channel(&state, channel_id).await?;
     if !caller.is_admin() && !c.operators.contains(&caller.user_id) {
         return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "only the channel's operators see its queue"));
@@ -213,7 +209,7 @@ pub async fn write(
     Path(id): Path<String>,
     body: Body<NewMessage>,
 ) -> Result<Response, Problem> {
-    let session_id = parse_id(&id, "conversation")?;
+    let session_id = path_id(&id, "conversation")?;
     let m = json_body(body)?;
     let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, caller.actor(), &headers);
@@ -240,8 +236,8 @@ pub async fn edit(
     Path((id, message_id)): Path<(String, String)>,
     body: Body<EditMessage>,
 ) -> Result<Response, Problem> {
-    let session_id = parse_id(&id, "conversation")?;
-    let message_id = parse_id(&message_id, "message")?;
+    let session_id = path_id(&id, "conversation")?;
+    let message_id = path_id(&message_id, "message")?;
     let e = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
     let outcome =
@@ -261,8 +257,8 @@ pub async fn delete(
     headers: HeaderMap,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let session_id = parse_id(&id, "conversation")?;
-    let message_id = parse_id(&message_id, "message")?;
+    let session_id = path_id(&id, "conversation")?;
+    let message_id = path_id(&message_id, "message")?;
     let ctx = context(&state, caller.actor(), &headers);
     conversation::on_session(&state, &ctx, session_id, |s| session::delete(s, me(&caller), message_id)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -278,7 +274,7 @@ pub async fn seen(
     Path(id): Path<String>,
     body: Body<SeenUpTo>,
 ) -> Result<StatusCode, Problem> {
-    let session_id = parse_id(&id, "conversation")?;
+    let session_id = path_id(&id, "conversation")?;
     let s = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
     conversation::on_session(&state, &ctx, session_id, |sess| session::seen(sess, me(&caller), s.up_to)).await?;
@@ -297,7 +293,7 @@ pub async fn take(
 ) -> Result<Json<ConversationDetail>, Problem> {
     // Not `readable`: once another operator won the race this is no longer a waiting
     // conversation, and the loser must hear "already taken", not "not yours".
-    let session_id = parse_id(&id, "conversation")?;
+    let session_id = path_id(&id, "conversation")?;
     let (s, _) = conversation::session(&state, session_id).await?;
     let c = conversation::channel(&state, s.channel_id.unwrap_or_default()).await?;
     if !c.operators.contains(&caller.user_id) {
@@ -348,7 +344,7 @@ pub async fn transfer(
     body: Body<Transfer>,
 ) -> Result<Json<ConversationDetail>, Problem> {
     let t = json_body(body)?;
-    let session_id = parse_id(&id, "conversation")?;
+    let session_id = path_id(&id, "conversation")?;
     let (before, _) = conversation::session(&state, session_id).await?;
     let to_channel = t.channel_id.or(before.channel_id).unwrap_or_default();
     let c = conversation::channel(&state, to_channel).await?;
@@ -401,7 +397,7 @@ pub async fn close(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let session_id = parse_id(&id, "conversation")?;
+    let session_id = path_id(&id, "conversation")?;
     let (before, _) = conversation::session(&state, session_id).await?;
     let ctx = context(&state, caller.actor(), &headers);
     conversation::on_session(&state, &ctx, session_id, |s| {

@@ -151,10 +151,6 @@ fn decide(rule: Option<&Rule>, operator_available: bool) -> (Option<InitChatbot>
     (chatbot, show_button)
 }
 
-fn channel_id(raw: &str) -> Result<Uuid, Problem> {
-    Uuid::try_parse(raw).map_err(|_| Problem::not_found("no such channel"))
-}
-
 fn internal() -> Problem {
     Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
 }
@@ -198,7 +194,7 @@ async fn read_channel(state: &AppState, id: Uuid) -> Result<Option<Channel>, Pro
 
 /// An existing, not archived channel, or 404.
 async fn open_channel(state: &AppState, raw_id: &str) -> Result<Channel, Problem> {
-    let id = channel_id(raw_id)?;
+    let id = crate::commanding::path_id(raw_id, "channel")?;
     match read_channel(state, id).await? {
         Some(c) if !c.archived => Ok(c),
         _ => Err(Problem::not_found("no such channel")),
@@ -348,7 +344,7 @@ pub async fn widget(
 ) -> Result<Json<WidgetSnippet>, Problem> {
     caller.require_admin()?;
     params.finish()?;
-    let id = channel_id(&id)?;
+    let id = crate::commanding::path_id(&id, "channel")?;
     // Archived channels keep their snippet (it shows nothing); unknown ones have none.
     read_channel(&state, id).await?.ok_or_else(|| Problem::not_found("no such channel"))?;
     let base = base_url(&headers, &uri)?;

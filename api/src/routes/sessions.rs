@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commanding::{context, json_body, Body};
+use crate::commanding::{context, json_body, mark_position, path_id, Body};
 use crate::conversation::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
@@ -42,13 +42,9 @@ async fn allow_any_origin(mut res: Response) -> Response {
     res
 }
 
-fn parse_id(raw: &str, what: &str) -> Result<Uuid, Problem> {
-    Uuid::try_parse(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
-}
-
 /// The visitor token only opens its own conversation.
 fn own(caller: VisitorCaller, raw: &str) -> Result<Uuid, Problem> {
-    let id = parse_id(raw, "conversation")?;
+    let id = path_id(raw, "conversation")?;
     if caller.session_id != id {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
@@ -173,7 +169,7 @@ pub async fn start(
     body: Body<StartRequest>,
 ) -> Result<Response, Problem> {
     let req = json_body(body)?;
-    let channel_id = parse_id(&id, "channel")?;
+    let channel_id = path_id(&id, "channel")?;
     let c = conversation::channel(&state, channel_id).await?;
     let country = state.geo.country(&headers, peer.map(|Extension(ConnectInfo(a))| a.ip()));
     let languages = match &req.languages {
@@ -280,11 +276,7 @@ pub async fn posted(
 ) -> Result<Response, Problem> {
     let message = conversation::message(state, session_id, message_id).await?;
     let mut res = (StatusCode::CREATED, Json(message)).into_response();
-    if let Some(p) = outcome.position {
-        if let Ok(v) = HeaderValue::from_str(&p.to_string()) {
-            res.headers_mut().insert("x-livechat-position", v);
-        }
-    }
+    mark_position(&mut res, outcome.position);
     Ok(res)
 }
 

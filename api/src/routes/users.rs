@@ -30,7 +30,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{check_password, hash_password, verify_password, Caller};
-use crate::commanding::{context, etag, if_match, invalid, json_body, refused, Body};
+use crate::commanding::{context, etag, if_match, invalid, json_body, mark_position, path_id, refused, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::auth::{throttle_key, too_many};
@@ -48,9 +48,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me", get(me).patch(update_me))
         .route("/api/v1/me/status", put(status))
 }
-
-/// The header carrying the position of a write.
-pub const POSITION_HEADER: &str = "x-livechat-position";
 
 // ---------------------------------------------------------------------------------------------
 // Bodies
@@ -359,13 +356,7 @@ fn decorate(res: &mut Response, outcome: Outcome) {
     if let Some((k, v)) = etag(outcome.version) {
         res.headers_mut().insert(k, v);
     }
-    if let Some(v) = outcome.position.and_then(|p| HeaderValue::from_str(&p.to_string()).ok()) {
-        res.headers_mut().insert(POSITION_HEADER, v);
-    }
-}
-
-fn parse_id(raw: &str) -> Result<Uuid, Problem> {
-    Uuid::try_parse(raw).map_err(|_| Problem::not_found("no such user"))
+    mark_position(res, outcome.position);
 }
 
 async fn show_user(state: &AppState, id: Uuid) -> Result<Response, Problem> {
@@ -460,7 +451,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, mut q: Params) 
               (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
               (status = 404, body = ProblemDocument, content_type = "application/problem+json")))]
 pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "user")?;
     caller.require_self_or_admin(id)?;
     show_user(&state, id).await
 }
@@ -541,7 +532,7 @@ pub async fn update(
     Path(id): Path<String>,
     body: Body<ProfilePatch>,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "user")?;
     caller.require_self_or_admin(id)?;
     let patch = json_body(body)?;
     update_user(&state, &caller, &headers, id, patch).await
@@ -563,7 +554,7 @@ pub async fn password(
     Path(id): Path<String>,
     body: Body<PasswordChange>,
 ) -> Result<Response, Response> {
-    let id = parse_id(&id).map_err(IntoResponse::into_response)?;
+    let id = path_id(&id, "user").map_err(IntoResponse::into_response)?;
     caller.require_self_or_admin(id).map_err(IntoResponse::into_response)?;
     let change = json_body(body).map_err(IntoResponse::into_response)?;
     let own = id == caller.user_id;
@@ -610,7 +601,7 @@ pub async fn deactivate(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     caller.require_admin()?;
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "user")?;
     if id == caller.user_id {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -634,7 +625,7 @@ pub async fn reactivate(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     caller.require_admin()?;
-    let id = parse_id(&id)?;
+    let id = path_id(&id, "user")?;
     let ctx = context(&state, caller.actor(), &headers);
     Ok(respond(StatusCode::OK, &reactivate_user(&state, &ctx, id).await?))
 }
