@@ -3,7 +3,7 @@
 //! that the per-operator maximum holds even when several servers assign at once.
 
 use chrono::{DateTime, Utc};
-use commands::{execute, load, stream_id, CommandError, Context, Outcome};
+use commands::{execute, execute_cached, load, stream_id, CommandError, Context, Outcome};
 use domain::channel::Channel;
 use domain::routing::{choose, Candidate, Visitor};
 use domain::session::{self, Assignment, Session, SessionStatus};
@@ -125,20 +125,14 @@ pub async fn dispatch(state: &AppState, ctx: &Context, channel_id: Uuid) -> Resu
     for d in waiting {
         let Ok(summary) = serde_json::from_value::<ConversationSummary>(d.body) else { continue };
         let session_id = summary.session_id;
-        let s = load::<Session>(state.events.as_ref(), &stream_id::<Session>(session_id))
-            .await
-            .map_err(|e| refused::<Problem>(e.into()))?
-            .state;
+        let (s, _) = session(state, session_id).await?;
         if s.status != SessionStatus::Waiting {
             continue;
         }
         let visitor = Visitor { previous_operator: None, languages: s.languages.clone(), country: s.country.clone() };
         let Some((operator, name)) = route(state, ctx, &c, &visitor, session_id).await? else { break };
         let assigned =
-            execute::<Session, _>(state.events.as_ref(), &stream_id::<Session>(session_id), ctx, None, |s| {
-                session::take(s, operator, &name, Assignment::FromQueue)
-            })
-            .await;
+            on_session(state, ctx, session_id, |s| session::take(s, operator, &name, Assignment::FromQueue)).await;
         match assigned {
             Ok(_) => routed += 1,
             // Someone took it meanwhile: give the slot back.
@@ -165,14 +159,26 @@ pub async fn on_session(
     session_id: Uuid,
     decide: impl Fn(&Session) -> Result<Vec<session::SessionEvent>, session::SessionError>,
 ) -> Result<Outcome, Problem> {
-    execute::<Session, _>(state.events.as_ref(), &stream_id::<Session>(session_id), ctx, None, decide)
-        .await
-        .map_err(refused)
+    Ok(decide_on_session(state, ctx, session_id, decide).await?.0)
 }
 
-/// A session read from its stream, or 404.
+/// Runs a session command (from this node's cache of sessions); the outcome and the session
+/// after it.
+pub async fn decide_on_session(
+    state: &AppState,
+    ctx: &Context,
+    session_id: Uuid,
+    decide: impl Fn(&Session) -> Result<Vec<session::SessionEvent>, session::SessionError>,
+) -> Result<(Outcome, Session), Problem> {
+    let stream = stream_id::<Session>(session_id);
+    execute_cached(state.events.as_ref(), &state.sessions, &stream, ctx, decide).await.map_err(refused)
+}
+
+/// A session as it is now (this node's cached copy brought up to date), or 404.
 pub async fn session(state: &AppState, session_id: Uuid) -> Result<(Session, u64), Problem> {
-    let loaded = load::<Session>(state.events.as_ref(), &stream_id::<Session>(session_id))
+    let loaded = state
+        .sessions
+        .current(state.events.as_ref(), &stream_id::<Session>(session_id))
         .await
         .map_err(|e| refused::<Problem>(e.into()))?;
     match (loaded.state.exists(), loaded.version) {
@@ -305,6 +311,42 @@ pub async fn message(state: &AppState, session_id: Uuid, message_id: Uuid) -> Re
         }
     }
     Ok(found)
+}
+
+/// A message just written, from the session state after the command and the time the
+/// store recorded it (no read needed).
+pub async fn written_message(
+    state: &AppState,
+    session: &Session,
+    message_id: Uuid,
+    posted_at: DateTime<Utc>,
+) -> Result<MessageView, Problem> {
+    use domain::session::Party;
+    let m = session
+        .messages
+        .iter()
+        .find(|m| m.message_id == message_id)
+        .ok_or_else(|| Problem::not_found("no such message"))?;
+    let author = match m.author {
+        Party::Operator { id } => {
+            let name = match session.operator_names.get(&id) {
+                Some(n) => n.clone(),
+                None => state.users.get(state.events.as_ref(), id).await?.display_name().to_string(),
+            };
+            AuthorView { kind: "operator", id: Some(id), name }
+        }
+        Party::Visitor => AuthorView { kind: "visitor", id: None, name: session.visitor_name.clone() },
+        Party::System => AuthorView { kind: "system", id: None, name: String::new() },
+    };
+    Ok(MessageView {
+        message_id,
+        author,
+        text: if m.deleted { String::new() } else { m.text.clone() },
+        edited: m.edited,
+        deleted: m.deleted,
+        welcome: m.welcome,
+        posted_at,
+    })
 }
 
 /// A page of history: `limit` messages after `after` or before `before` (newest when neither).

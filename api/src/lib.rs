@@ -78,7 +78,12 @@ pub struct AppState {
     pub throttle: Arc<throttle::Throttle>,
     /// Live stream connections of this node: typing signals, limits, counters.
     pub signals: Arc<signals::Hub>,
+    /// Conversations recently written or read on this node (checked against their streams).
+    pub sessions: Arc<commands::Cache<domain::session::Session>>,
 }
+
+/// Conversations kept in memory per node (a few KB each).
+const SESSION_CACHE: usize = 20_000;
 
 impl AppState {
     /// State over these stores with every projector, the system clock and no country source.
@@ -95,6 +100,7 @@ impl AppState {
             feed: Arc::default(),
             throttle: Arc::default(),
             signals: Arc::default(),
+            sessions: Arc::new(commands::Cache::new(SESSION_CACHE)),
         }
     }
 

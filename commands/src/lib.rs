@@ -37,6 +37,26 @@ impl Context {
         serde_json::to_value(m).expect("metadata serializes")
     }
 
+    /// The events of a decision, as this request appends them to `stream`.
+    fn new_events<A: Aggregate>(&self, stream: &str, decided: &[A::Event]) -> Vec<NewEvent> {
+        let metadata = self.metadata();
+        decided
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let (event_type, data) = encode(e);
+                NewEvent {
+                    event_id: self.event_id(stream, i),
+                    event_type,
+                    schema_version: 1,
+                    data,
+                    metadata: metadata.clone(),
+                    recorded_at: None,
+                }
+            })
+            .collect()
+    }
+
     /// The id of the `index`-th event this request appends to `stream`.
     fn event_id(&self, stream: &str, index: usize) -> Uuid {
         match &self.idempotency_key {
@@ -72,6 +92,7 @@ pub struct Loaded<A> {
     pub version: Option<u64>,
     pub(crate) ids: Vec<Uuid>,
     pub(crate) last_position: Option<Position>,
+    pub(crate) last_recorded_at: Option<DateTime<Utc>>,
 }
 
 /// What a command did.
@@ -83,6 +104,8 @@ pub struct Outcome {
     pub position: Option<Position>,
     /// Events written.
     pub written: usize,
+    /// When the last event written was recorded; `None` if nothing was.
+    pub recorded_at: Option<DateTime<Utc>>,
 }
 
 /// The stream of aggregate `A` with this id.
@@ -95,25 +118,38 @@ const PAGE: usize = 1000;
 
 /// Reads and folds a stream.
 pub async fn load<A: Aggregate>(events: &dyn EventStore, stream: &str) -> Result<Loaded<A>, StoreOrDecode> {
-    let mut state = A::default();
-    let (mut version, mut ids, mut last_position) = (None, Vec::new(), None);
-    let mut from = 0;
+    let mut loaded =
+        Loaded { state: A::default(), version: None, ids: Vec::new(), last_position: None, last_recorded_at: None };
+    catch_up(events, stream, &mut loaded).await?;
+    Ok(loaded)
+}
+
+/// Folds the events written after `loaded.version` into it; returns how many there were.
+async fn catch_up<A: Aggregate>(
+    events: &dyn EventStore,
+    stream: &str,
+    loaded: &mut Loaded<A>,
+) -> Result<usize, StoreOrDecode> {
+    let mut from = loaded.version.map_or(0, |v| v + 1);
+    let mut read = 0;
     loop {
         let page = events.read_stream(stream, from, Direction::Forward, PAGE).await?;
         let Some(last) = page.last() else { break };
         from = last.stream_version + 1;
         for e in &page {
-            state.apply(&decode::<A::Event>(&e.event_type, &e.data)?);
-            ids.push(e.event_id);
+            loaded.state.apply(&decode::<A::Event>(&e.event_type, &e.data)?);
+            loaded.ids.push(e.event_id);
         }
-        version = Some(last.stream_version);
-        last_position = Some(last.position);
+        read += page.len();
+        loaded.version = Some(last.stream_version);
+        loaded.last_position = Some(last.position);
+        loaded.last_recorded_at = Some(last.recorded_at);
         // A short page is the end of the stream: no need for one more (empty) read.
         if page.len() < PAGE {
             break;
         }
     }
-    Ok(Loaded { state, version, ids, last_position })
+    Ok(read)
 }
 
 /// A read failure: the store, or an event this code cannot read.
@@ -160,7 +196,12 @@ where
             if let Some(i) = loaded.ids.iter().position(|id| *id == first) {
                 let written =
                     loaded.ids[i..].iter().enumerate().take_while(|(k, id)| **id == ctx.event_id(stream, *k)).count();
-                return Ok(Outcome { version: loaded.version, position: loaded.last_position, written });
+                return Ok(Outcome {
+                    version: loaded.version,
+                    position: loaded.last_position,
+                    written,
+                    recorded_at: loaded.last_recorded_at,
+                });
             }
         }
         if if_match.is_some() && if_match != loaded.version {
@@ -168,24 +209,9 @@ where
         }
         let decided = decide(&loaded.state).map_err(CommandError::Domain)?;
         if decided.is_empty() {
-            return Ok(Outcome { version: loaded.version, position: None, written: 0 });
+            return Ok(Outcome { version: loaded.version, position: None, written: 0, recorded_at: None });
         }
-        let metadata = ctx.metadata();
-        let batch: Vec<NewEvent> = decided
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let (event_type, data) = encode(e);
-                NewEvent {
-                    event_id: ctx.event_id(stream, i),
-                    event_type,
-                    schema_version: 1,
-                    data,
-                    metadata: metadata.clone(),
-                    recorded_at: None,
-                }
-            })
-            .collect();
+        let batch = ctx.new_events::<A>(stream, &decided);
         let expected = loaded.version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
         match events.append(stream, expected, batch).await {
             Ok(r) => {
@@ -193,6 +219,7 @@ where
                     version: Some(r.last_version),
                     position: Some(r.position),
                     written: decided.len(),
+                    recorded_at: Some(r.recorded_at),
                 })
             }
             Err(StoreError::WrongExpectedVersion { actual, .. }) if if_match.is_some() => {
@@ -208,6 +235,145 @@ where
     Err(CommandError::Conflict { current })
 }
 
+/// Aggregates kept in memory per stream with their versions, for hot streams (a
+/// conversation takes a message every few seconds). A command decides on the cached state
+/// and appends expecting its exact version, so an entry made stale by another node costs a
+/// refused append and a read of the stream's tail, never a decision on old state.
+pub struct Cache<A> {
+    entries: std::sync::Mutex<std::collections::HashMap<String, Loaded<A>>>,
+    capacity: usize,
+}
+
+impl<A: Aggregate + Clone> Cache<A> {
+    /// A cache of at most `capacity` streams (an arbitrary one is dropped when full).
+    pub fn new(capacity: usize) -> Self {
+        Cache { entries: Default::default(), capacity: capacity.max(1) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Loaded<A>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, stream: &str) -> Option<Loaded<A>> {
+        self.lock().get(stream).cloned()
+    }
+
+    fn put(&self, stream: &str, mut loaded: Loaded<A>) {
+        // Event ids only serve `Idempotency-Key` retries, which do not use the cache.
+        loaded.ids.clear();
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity && !entries.contains_key(stream) {
+            if let Some(victim) = entries.keys().next().cloned() {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(stream.to_string(), loaded);
+    }
+
+    fn forget(&self, stream: &str) {
+        self.lock().remove(stream);
+    }
+
+    /// The stream's current state: the cached one brought up to date with the stream's tail
+    /// (one short read), or the whole stream when not cached.
+    pub async fn current(&self, events: &dyn EventStore, stream: &str) -> Result<Loaded<A>, StoreOrDecode> {
+        let Some(mut hit) = self.get(stream) else { return self.state(events, stream).await };
+        if catch_up(events, stream, &mut hit).await? > 0 {
+            self.put(stream, hit.clone());
+        }
+        Ok(hit)
+    }
+
+    /// The stream's state: from the cache when there, else read and cached. It may lag
+    /// writes made by another node; use it for what never changes once written (a
+    /// session's token digest) or as a starting point, as [`execute_cached`] does.
+    pub async fn state(&self, events: &dyn EventStore, stream: &str) -> Result<Loaded<A>, StoreOrDecode> {
+        if let Some(hit) = self.get(stream) {
+            return Ok(hit);
+        }
+        let loaded = load::<A>(events, stream).await?;
+        if loaded.version.is_some() {
+            self.put(stream, loaded.clone());
+        }
+        Ok(loaded)
+    }
+}
+
+/// [`execute`] starting from the cached state; returns the state after the command too.
+///
+/// A refusal or a no-op decided on a cached state is checked against the stream's tail
+/// first (the cache may lag another node); requests with an `Idempotency-Key` or an
+/// `If-Match` take the uncached path.
+pub async fn execute_cached<A, E>(
+    events: &dyn EventStore,
+    cache: &Cache<A>,
+    stream: &str,
+    ctx: &Context,
+    decide: impl Fn(&A) -> Result<Vec<A::Event>, E>,
+) -> Result<(Outcome, A), CommandError<E>>
+where
+    A: Aggregate + Clone,
+{
+    if ctx.idempotency_key.is_some() {
+        cache.forget(stream);
+        let outcome = execute(events, stream, ctx, None, &decide).await?;
+        return Ok((outcome, cache.state(events, stream).await?.state));
+    }
+    let (mut loaded, mut fresh) = match cache.get(stream) {
+        Some(hit) => (hit, false),
+        None => (load::<A>(events, stream).await?, true),
+    };
+    for _ in 0..ATTEMPTS {
+        let decided = match decide(&loaded.state) {
+            Ok(d) if !d.is_empty() => d,
+            other => {
+                if !fresh {
+                    fresh = true;
+                    if catch_up(events, stream, &mut loaded).await? > 0 {
+                        continue;
+                    }
+                }
+                let decided = other.map_err(CommandError::Domain)?;
+                debug_assert!(decided.is_empty());
+                cache.put(stream, loaded.clone());
+                let outcome = Outcome { version: loaded.version, position: None, written: 0, recorded_at: None };
+                return Ok((outcome, loaded.state));
+            }
+        };
+        let expected = loaded.version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+        match events.append(stream, expected, ctx.new_events::<A>(stream, &decided)).await {
+            Ok(r) => {
+                for e in &decided {
+                    loaded.state.apply(e);
+                }
+                loaded.version = Some(r.last_version);
+                loaded.last_position = Some(r.position);
+                loaded.last_recorded_at = Some(r.recorded_at);
+                cache.put(stream, loaded.clone());
+                let outcome = Outcome {
+                    version: Some(r.last_version),
+                    position: Some(r.position),
+                    written: decided.len(),
+                    recorded_at: Some(r.recorded_at),
+                };
+                return Ok((outcome, loaded.state));
+            }
+            Err(StoreError::WrongExpectedVersion { .. }) => {
+                tracing::debug!(stream, "stream moved on; deciding again on its tail");
+                fresh = true;
+                catch_up(events, stream, &mut loaded).await?;
+            }
+            Err(e) => {
+                cache.forget(stream);
+                return Err(e.into());
+            }
+        }
+    }
+    cache.forget(stream);
+    let current = events.stream_version(stream).await?;
+    Err(CommandError::Conflict { current })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,7 +382,7 @@ mod tests {
     use store::memory::MemoryEventStore;
 
     /// A counter that refuses to go above 3.
-    #[derive(Default, Debug)]
+    #[derive(Clone, Default, Debug)]
     struct Counter(u32);
 
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -278,6 +444,47 @@ mod tests {
         assert_eq!(store.stream_version("counter-1").await.unwrap(), Some(0), "written once");
         keyed.idempotency_key = Some("req-2".into());
         assert_eq!(execute(&store, "counter-1", &keyed, None, increment).await.unwrap().version, Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_cache_made_stale_by_another_writer_never_decides_on_old_state() {
+        let store = MemoryEventStore::new();
+        let cache = Cache::<Counter>::new(10);
+        let (out, state) = execute_cached(&store, &cache, "counter-1", &ctx(), increment).await.unwrap();
+        assert_eq!((out.version, state.0), (Some(0), 1));
+        assert!(out.recorded_at.is_some());
+        // Another node writes twice behind this cache's back.
+        for _ in 0..2 {
+            execute(&store, "counter-1", &ctx(), None, increment).await.unwrap();
+        }
+        let full = execute_cached(&store, &cache, "counter-1", &ctx(), increment).await;
+        assert!(matches!(full, Err(CommandError::Domain("full"))), "decided on the tail, not the cached 1");
+        assert_eq!(store.stream_version("counter-1").await.unwrap(), Some(2), "nothing written on stale state");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_on_cached_state_is_checked_against_the_tail() {
+        let store = MemoryEventStore::new();
+        let cache = Cache::<Counter>::new(10);
+        execute_cached(&store, &cache, "counter-1", &ctx(), increment).await.unwrap();
+        execute(&store, "counter-1", &ctx(), None, increment).await.unwrap();
+        let needs_two = |c: &Counter| if c.0 < 2 { Err("too early") } else { Ok(vec![CounterEvent::Incremented {}]) };
+        let (out, state) = execute_cached(&store, &cache, "counter-1", &ctx(), needs_two).await.unwrap();
+        assert_eq!((out.version, state.0), (Some(2), 3));
+        let (again, _) = execute_cached(&store, &cache, "counter-1", &ctx(), |_| Ok::<_, &str>(vec![])).await.unwrap();
+        assert_eq!((again.version, again.written), (Some(2), 0), "a no-op writes nothing");
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_drops_an_entry_and_still_answers() {
+        let store = MemoryEventStore::new();
+        let cache = Cache::<Counter>::new(1);
+        for stream in ["counter-1", "counter-2", "counter-1"] {
+            execute_cached(&store, &cache, stream, &ctx(), increment).await.unwrap();
+        }
+        assert_eq!(cache.lock().len(), 1);
+        assert_eq!(cache.state(&store, "counter-1").await.unwrap().state.0, 2);
+        assert_eq!(cache.state(&store, "counter-2").await.unwrap().state.0, 1);
     }
 
     #[tokio::test]

@@ -128,6 +128,7 @@ pub struct Message {
     pub text: String,
     pub edited: bool,
     pub deleted: bool,
+    pub welcome: bool,
 }
 
 /// A conversation as rebuilt from its stream.
@@ -141,6 +142,9 @@ pub struct Session {
     /// Every operator who handled it, in order.
     pub handlers: Vec<Uuid>,
     pub messages: Vec<Message>,
+    pub visitor_name: String,
+    /// The name each operator had when assigned (what the visitor saw).
+    pub operator_names: std::collections::BTreeMap<Uuid, String>,
     pub visitor_token_sha256: String,
     pub seen_by_operator: Option<Uuid>,
     pub seen_by_visitor: Option<Uuid>,
@@ -174,6 +178,7 @@ impl Aggregate for Session {
             SessionEvent::SessionStarted {
                 session_id,
                 channel_id,
+                visitor_name,
                 visitor_token_sha256,
                 page_url,
                 languages,
@@ -185,6 +190,7 @@ impl Aggregate for Session {
                     channel_id: Some(*channel_id),
                     started_channel_id: Some(*channel_id),
                     visitor_token_sha256: visitor_token_sha256.clone(),
+                    visitor_name: visitor_name.clone(),
                     pages: vec![page_url.clone()],
                     languages: languages.clone(),
                     country: country.clone(),
@@ -195,19 +201,21 @@ impl Aggregate for Session {
                 self.status = SessionStatus::Waiting;
                 self.operator = None;
             }
-            SessionEvent::OperatorAssigned { operator_id, .. } => {
+            SessionEvent::OperatorAssigned { operator_id, display_name, .. } => {
+                self.operator_names.insert(*operator_id, display_name.clone());
                 self.status = SessionStatus::Active;
                 self.operator = Some(*operator_id);
                 if !self.handlers.contains(operator_id) {
                     self.handlers.push(*operator_id);
                 }
             }
-            SessionEvent::MessagePosted { message_id, author, text, .. } => self.messages.push(Message {
+            SessionEvent::MessagePosted { message_id, author, text, welcome } => self.messages.push(Message {
                 message_id: *message_id,
                 author: *author,
                 text: text.clone(),
                 edited: false,
                 deleted: false,
+                welcome: *welcome,
             }),
             SessionEvent::MessageEdited { message_id, text } => {
                 if let Some(m) = self.messages.iter_mut().find(|m| m.message_id == *message_id) {

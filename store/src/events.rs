@@ -6,6 +6,7 @@ use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::event::{NewEvent, Position, RecordedEvent};
+use chrono::{DateTime, Utc};
 
 /// What the writer believes about the stream before appending.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +52,8 @@ pub struct AppendResult {
     pub last_version: u64,
     /// Position of the last appended event (for read-your-writes).
     pub position: Position,
+    /// When the last appended event was recorded (what reads will show).
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// Direction of a read.
@@ -198,6 +201,7 @@ pub(crate) struct StoredId {
     pub stream_id: String,
     pub stream_version: u64,
     pub position: Position,
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// Decides a retried append: the original result when every id sits, in order, in the same
@@ -228,5 +232,10 @@ pub(crate) fn idempotent_result(
             _ => return Err(conflict()),
         }
     }
-    Ok(AppendResult { first_version: first.stream_version, last_version: last.stream_version, position: last.position })
+    Ok(AppendResult {
+        first_version: first.stream_version,
+        last_version: last.stream_version,
+        position: last.position,
+        recorded_at: last.recorded_at,
+    })
 }

@@ -70,6 +70,7 @@ impl EventStore for MemoryEventStore {
                     stream_id: r.stream_id.clone(),
                     stream_version: r.stream_version,
                     position: r.position,
+                    recorded_at: r.recorded_at,
                 }
             })
             .collect();
@@ -99,7 +100,12 @@ impl EventStore for MemoryEventStore {
             log.streams.entry(stream.to_string()).or_default().push(index);
         }
         let last = log.events.last().expect("just appended");
-        let result = AppendResult { first_version, last_version: last.stream_version, position: last.position };
+        let result = AppendResult {
+            first_version,
+            last_version: last.stream_version,
+            position: last.position,
+            recorded_at: last.recorded_at,
+        };
         drop(log);
         self.commits.send_modify(|n| *n += 1);
         Ok(result)

@@ -83,7 +83,7 @@ const ANY_RETRIES: usize = 100;
 const STREAM_VERSION: &str = "SELECT max(stream_version) FROM events WHERE stream_id = $1";
 
 const STORED_IDS: &str =
-    "SELECT event_id, stream_id, stream_version, tx_id::text, global_position FROM events WHERE event_id = ANY($1)";
+    "SELECT event_id, stream_id, stream_version, tx_id::text, global_position, recorded_at FROM events WHERE event_id = ANY($1)";
 
 const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)";
@@ -360,6 +360,7 @@ async fn stored_ids(client: &Object, ids: &[Uuid]) -> Result<Vec<StoredId>, Stor
                 stream_id: get(r, 1)?,
                 stream_version: get::<i64>(r, 2)? as u64,
                 position: Position::new(parse_tx(&tx)?, get::<i64>(r, 4)? as u64),
+                recorded_at: get(r, 5)?,
             })
         })
         .collect()
@@ -426,6 +427,7 @@ impl EventStore for PgStore {
                         first_version: (last_version + 1) as u64 - rows.len() as u64,
                         last_version: last_version as u64,
                         position: Position::new(parse_tx(&tx)?, pos as u64),
+                        recorded_at: *times.last().expect("an append has events"),
                     };
                 }
                 // The expectation did not hold.

@@ -34,6 +34,8 @@ struct Inner {
     path: PathBuf,
     durability: Durability,
     writer: Mutex<Connection>,
+    /// Appends waiting for the writer (group commit).
+    pending: Mutex<Vec<Pending>>,
     readers: Mutex<Vec<Connection>>,
     commits: watch::Sender<u64>,
 }
@@ -114,6 +116,7 @@ impl SqliteStore {
                 path,
                 durability,
                 writer: Mutex::new(writer),
+                pending: Mutex::new(Vec::new()),
                 readers: Mutex::new(Vec::new()),
                 commits: watch::channel(0).0,
             }),
@@ -204,35 +207,80 @@ fn lock_file(db: &Path, what: &str, suffix: &str) -> Result<File, StoreError> {
 }
 
 fn stored_ids(conn: &Connection, events: &[NewEvent]) -> Result<Vec<StoredId>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT event_id, stream_id, stream_version, position FROM events WHERE event_id = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT event_id, stream_id, stream_version, position, recorded_at FROM events WHERE event_id = ?1",
+    )?;
     let mut found = Vec::new();
     for e in events {
         let row = stmt
             .query_row([e.event_id.to_string()], |r| {
-                Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
             })
             .optional()?;
-        if let Some((stream_id, version, pos)) = row {
+        if let Some((stream_id, version, pos, at)) = row {
             found.push(StoredId {
                 event_id: e.event_id,
                 stream_id,
                 stream_version: version as u64,
                 position: Position::new(0, pos as u64),
+                recorded_at: from_micros(at)?,
             });
         }
     }
     Ok(found)
 }
 
-fn append_tx(
-    conn: &mut Connection,
+/// An append waiting for the writer; answered when the transaction carrying it commits.
+struct Pending {
+    stream: String,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    reply: tokio::sync::oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+/// Group commit: every append waiting when the writer comes free goes into one transaction
+/// (one fsync), each inside its own savepoint so that one refused append (wrong expected
+/// version, bad id) does not take the others with it. Later appends in the batch see the
+/// earlier ones, so two appends to one stream are checked against each other.
+fn append_batch(conn: &mut Connection, batch: Vec<Pending>) {
+    let mut results = Vec::with_capacity(batch.len());
+    let committed = (|| -> Result<(), StoreError> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for p in &batch {
+            let mut sp = tx.savepoint()?;
+            let result = append_one(&sp, &p.stream, p.expected, &p.events);
+            if result.is_ok() {
+                sp.commit()?;
+            } else {
+                sp.rollback()?;
+            }
+            results.push(result);
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    match committed {
+        Ok(()) => {
+            for (p, r) in batch.into_iter().zip(results) {
+                let _ = p.reply.send(r);
+            }
+        }
+        Err(e) => {
+            for p in batch {
+                let _ = p.reply.send(Err(StoreError::db(format!("commit failed: {e}"))));
+            }
+        }
+    }
+}
+
+/// One append inside the writer's transaction.
+fn append_one(
+    tx: &Connection,
     stream: &str,
     expected: ExpectedVersion,
     events: &[NewEvent],
 ) -> Result<AppendResult, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found = stored_ids(&tx, events)?;
+    let found = stored_ids(tx, events)?;
     if !found.is_empty() {
         return idempotent_result(stream, expected, events, &found);
     }
@@ -246,32 +294,31 @@ fn append_tx(
     let first_version = actual.map_or(0, |v| v + 1);
     let now = store_time(Utc::now());
     let category = category_of(stream);
-    let mut last = 0;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO events (event_id, stream_id, stream_version, category, event_type, schema_version, data, metadata, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for (i, e) in events.iter().enumerate() {
-            insert.execute(params![
-                e.event_id.to_string(),
-                stream,
-                (first_version + i as u64) as i64,
-                category,
-                e.event_type,
-                e.schema_version,
-                e.data.to_string(),
-                e.metadata.to_string(),
-                micros(e.recorded_at.map(store_time).unwrap_or(now)),
-            ])?;
-            last = tx.last_insert_rowid();
-        }
+    let (mut last, mut last_at) = (0, now);
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (event_id, stream_id, stream_version, category, event_type, schema_version, data, metadata, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for (i, e) in events.iter().enumerate() {
+        last_at = e.recorded_at.map(store_time).unwrap_or(now);
+        insert.execute(params![
+            e.event_id.to_string(),
+            stream,
+            (first_version + i as u64) as i64,
+            category,
+            e.event_type,
+            e.schema_version,
+            e.data.to_string(),
+            e.metadata.to_string(),
+            micros(last_at),
+        ])?;
+        last = tx.last_insert_rowid();
     }
-    tx.commit()?;
     Ok(AppendResult {
         first_version,
         last_version: first_version + events.len() as u64 - 1,
         position: Position::new(0, last as u64),
+        recorded_at: last_at,
     })
 }
 
@@ -334,8 +381,21 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate_append(stream, &events)?;
-        let stream = stream.to_string();
-        let result = self.write(move |c| append_tx(c, &stream, expected, &events)).await?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = Pending { stream: stream.to_string(), expected, events, reply };
+        self.inner.pending.lock().unwrap_or_else(|p| p.into_inner()).push(pending);
+        // Whoever gets the writer first commits everything queued by then, this append
+        // included; a turn that finds the queue empty has nothing left to do.
+        let inner = self.inner.clone();
+        self.write(move |c| {
+            let batch = std::mem::take(&mut *inner.pending.lock().unwrap_or_else(|p| p.into_inner()));
+            if !batch.is_empty() {
+                append_batch(c, batch);
+            }
+            Ok(())
+        })
+        .await?;
+        let result = answer.await.map_err(|_| StoreError::db("the writer dropped an append"))??;
         self.notify();
         Ok(result)
     }

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use commands::Context;
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, json_body, path_id, Body};
+use crate::commanding::{context, json_body, mark_position, path_id, Body};
 use crate::conversation::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
@@ -213,10 +213,11 @@ pub async fn write(
     let m = json_body(body)?;
     let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, caller.actor(), &headers);
-    let outcome =
-        conversation::on_session(&state, &ctx, session_id, |s| session::post(s, me(&caller), message_id, &m.text))
-            .await?;
-    posted(&state, session_id, message_id, outcome).await
+    let decided = conversation::decide_on_session(&state, &ctx, session_id, |s| {
+        session::post(s, me(&caller), message_id, &m.text)
+    })
+    .await?;
+    posted(&state, session_id, message_id, decided).await
 }
 
 /// A new text for a message.
@@ -243,8 +244,9 @@ pub async fn edit(
     let outcome =
         conversation::on_session(&state, &ctx, session_id, |s| session::edit(s, me(&caller), message_id, &e.text))
             .await?;
-    let mut res = posted(&state, session_id, message_id, outcome).await?;
-    *res.status_mut() = StatusCode::OK;
+    // The answer keeps the message's original time: read it from the stream.
+    let mut res = Json(conversation::message(&state, session_id, message_id).await?).into_response();
+    mark_position(&mut res, outcome.position);
     Ok(res)
 }
 

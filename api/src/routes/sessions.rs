@@ -272,9 +272,13 @@ pub async fn posted(
     state: &AppState,
     session_id: Uuid,
     message_id: Uuid,
-    outcome: commands::Outcome,
+    (outcome, session): (commands::Outcome, domain::session::Session),
 ) -> Result<Response, Problem> {
-    let message = conversation::message(state, session_id, message_id).await?;
+    let message = match outcome.recorded_at.filter(|_| outcome.written > 0) {
+        Some(at) => conversation::written_message(state, &session, message_id, at).await?,
+        // A retry of a post that landed earlier: its original time is in the stream.
+        None => conversation::message(state, session_id, message_id).await?,
+    };
     let mut res = (StatusCode::CREATED, Json(message)).into_response();
     mark_position(&mut res, outcome.position);
     Ok(res)
@@ -294,9 +298,10 @@ pub async fn write(
     let m = json_body(body)?;
     let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, visitor_actor(), &headers);
-    let outcome =
-        conversation::on_session(&state, &ctx, id, |s| session::post(s, Party::Visitor, message_id, &m.text)).await?;
-    posted(&state, id, message_id, outcome).await
+    let decided =
+        conversation::decide_on_session(&state, &ctx, id, |s| session::post(s, Party::Visitor, message_id, &m.text))
+            .await?;
+    posted(&state, id, message_id, decided).await
 }
 
 /// A page the visitor visited.

@@ -36,7 +36,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
-use commands::{load, stream_id};
+use commands::stream_id;
 use domain::aggregate::{decode, Aggregate};
 use domain::channel::{Channel, ChannelEvent};
 use domain::session::{Party, Session, SessionEvent};
@@ -655,9 +655,11 @@ async fn client_typing(state: &AppState, viewer: Viewer, mut frames: mpsc::Recei
                 let now = match viewer {
                     // Another conversation: refused without reading it.
                     Viewer::Visitor { session_id: mine } if mine != session_id => Ok(Session::default()),
-                    _ => {
-                        load::<Session>(state.events.as_ref(), &stream_id::<Session>(session_id)).await.map(|l| l.state)
-                    }
+                    _ => state
+                        .sessions
+                        .current(state.events.as_ref(), &stream_id::<Session>(session_id))
+                        .await
+                        .map(|l| l.state),
                 };
                 match now {
                     Err(e) => {

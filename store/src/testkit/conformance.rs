@@ -140,13 +140,39 @@ pub async fn concurrent_any_appends_all_land(store: Store) {
     }
 }
 
+/// A burst of appends, some refused: every accepted one lands whole with the time reads show,
+/// no refused one writes anything (an embedded store may commit a burst together).
+pub async fn refused_appends_in_a_burst_leave_the_others(store: Store) {
+    let s = store.events();
+    let tasks: Vec<_> = (0..40u64)
+        .map(|n| {
+            let s = s.clone();
+            // Every fourth expects a version its stream does not have.
+            let expected = if n % 4 == 0 { ExpectedVersion::Exact(7) } else { ExpectedVersion::NoStream };
+            tokio::spawn(async move { (n, s.append(&format!("burst-{n}"), expected, vec![ev(n), ev(n)]).await) })
+        })
+        .collect();
+    for t in tasks {
+        let (n, result) = t.await.unwrap();
+        let stored = s.read_stream(&format!("burst-{n}"), 0, Direction::Forward, 10).await.unwrap();
+        if n % 4 == 0 {
+            assert!(matches!(result, Err(StoreError::WrongExpectedVersion { .. })), "{n}: {result:?}");
+            assert!(stored.is_empty(), "a refused append writes nothing");
+        } else {
+            let r = result.expect("an append expecting a new stream lands");
+            assert_eq!((r.first_version, r.last_version, stored.len()), (0, 1, 2));
+            assert_eq!((r.position, r.recorded_at), (stored[1].position, stored[1].recorded_at));
+        }
+    }
+}
+
 /// Same ids, same place: the original result. Same ids elsewhere: a conflict.
 pub async fn idempotent_retry_by_event_id(store: Store) {
     let s = store.events();
     let batch = vec![ev(1), ev(2)];
     let first = s.append("idem-1", ExpectedVersion::NoStream, batch.clone()).await.unwrap();
     let again = s.append("idem-1", ExpectedVersion::NoStream, batch.clone()).await.unwrap();
-    assert_eq!(first, again, "a retry returns the original result");
+    assert_eq!(first, again, "a retry returns the original result (time included)");
     let again_any = s.append("idem-1", ExpectedVersion::Any, batch.clone()).await.unwrap();
     assert_eq!(first, again_any);
     assert_eq!(s.read_stream("idem-1", 0, Direction::Forward, 10).await.unwrap().len(), 2, "nothing written twice");
@@ -528,6 +554,7 @@ macro_rules! conformance_suite {
     ($open:expr) => {
         $crate::conformance_suite!(@tests $open;
             expected_version_matrix, concurrent_writers_one_winner_per_version, concurrent_any_appends_all_land,
+            refused_appends_in_a_burst_leave_the_others,
             idempotent_retry_by_event_id, invalid_appends_are_refused, envelopes_round_trip, read_stream_both_ways,
             read_all_pages_and_filters, subscription_catches_up_then_tails, view_documents,
             view_commit_is_atomic_with_checkpoint, view_shadow_swap, view_single_owner, view_activity);
