@@ -160,11 +160,16 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Typing signals from the other nodes sharing the store (PostgreSQL).
+    let relay = signals::relay(state.signals.clone(), state.events.as_ref());
     // Upgraded WebSockets are not tracked by axum's graceful shutdown: close them ourselves.
     let signals = state.signals.clone();
     let shutdown = async move {
         shutdown.await;
         signals.shut_down();
+        if let Some(relay) = relay {
+            relay.abort();
+        }
     };
     // Connect info gives handlers the TCP peer (login throttling per address).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -4,16 +4,17 @@
 //! lost when nobody is connected. The hub is an in-process `tokio::sync::broadcast` channel:
 //! every WebSocket connection of this node subscribes and keeps the signals addressed to it.
 //!
-//! Gap: signals do not cross nodes. A visitor connected to node A and their operator connected
-//! to node B do not see each other typing. Doing it would take a PostgreSQL `LISTEN`/`NOTIFY`
-//! on a dedicated connection (never inside an append transaction), which belongs in the
-//! `store` crate (the only crate with SQL), behind a small publish/subscribe trait.
+//! Across nodes (several `serve` on one PostgreSQL), a signal also goes out as a store notice
+//! (`NOTIFY`, never inside an append transaction) tagged with the sending node, and every
+//! other node's [`relay`] puts it into its own hub.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use domain::session::Party;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use store::EventStore;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
@@ -21,7 +22,7 @@ use uuid::Uuid;
 const BACKLOG: usize = 1024;
 
 /// Whose connections a signal is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Recipient {
     /// The visitor of the conversation.
@@ -31,7 +32,7 @@ pub enum Recipient {
 }
 
 /// "`party` is (not) typing in `session_id`", addressed to the other party.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signal {
     pub session_id: Uuid,
     pub party: Party,
@@ -73,6 +74,8 @@ impl Default for StreamSettings {
 
 /// What the live connections of this node share: typing signals, limits and counters.
 pub struct Hub {
+    /// Tags this node's notices, so that it skips its own when they come back.
+    node: Uuid,
     signals: broadcast::Sender<Signal>,
     settings: StreamSettings,
     open: AtomicUsize,
@@ -90,6 +93,7 @@ impl Hub {
     pub fn new(settings: StreamSettings) -> Self {
         let settings = StreamSettings { queue: settings.queue.max(1), ..settings };
         Hub {
+            node: Uuid::new_v4(),
             signals: broadcast::channel(BACKLOG).0,
             settings,
             open: AtomicUsize::new(0),
@@ -144,6 +148,42 @@ impl Hub {
     pub(crate) fn note_slow_consumer(&self) {
         self.slow.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// A signal as it travels between nodes.
+#[derive(Serialize, Deserialize)]
+struct Notice {
+    node: Uuid,
+    typing: Signal,
+}
+
+/// Sends a signal to this node's connections and to the other nodes sharing the store.
+pub async fn send(hub: &Hub, events: &dyn EventStore, signal: Signal) {
+    hub.publish(signal.clone());
+    let notice = serde_json::to_string(&Notice { node: hub.node, typing: signal }).expect("a signal serializes");
+    if let Err(e) = events.notify_others(&notice).await {
+        tracing::warn!(error = %e, "cannot send a typing signal to the other nodes");
+    }
+}
+
+/// Puts the signals sent by other nodes into this node's hub, for as long as the store has
+/// notices; `None` for a store that serves one process only.
+pub fn relay(hub: Arc<Hub>, events: &dyn EventStore) -> Option<tokio::task::JoinHandle<()>> {
+    let mut notices = events.notices()?;
+    Some(tokio::spawn(async move {
+        loop {
+            match notices.recv().await {
+                Ok(payload) => match serde_json::from_str::<Notice>(&payload) {
+                    Ok(n) if n.node != hub.node => hub.publish(n.typing),
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "ignored a notice that is not a signal"),
+                },
+                // Signals are ephemeral: missing some under load is acceptable.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }))
 }
 
 /// A live connection, counted by its [`Hub`].

@@ -347,6 +347,51 @@ async fn an_operator_receives_their_conversations_and_their_channels_queue_but_n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transferred_conversation_moves_from_one_operators_stream_to_the_others() {
+    let server = memory_server(StreamSettings::default()).await;
+    let state = &server.state;
+    let (ada, ada_token) = operator(state).await;
+    let (bob, bob_token) = operator(state).await;
+    let support = channel(state, &[ada, bob]).await;
+    let (mut ada_ws, _) = connect(&server, "", Some(&ada_token)).await;
+    let (mut bob_ws, _) = connect(&server, "", Some(&bob_token)).await;
+
+    let (chat, _) = start(state, support, Some(ada)).await;
+    say(state, chat, Party::Visitor, "before").await;
+    act(state, chat, |s| session::transfer(s, Party::Operator { id: ada }, false, support, Some((bob, "Bob".into()))))
+        .await;
+    say(state, chat, Party::Visitor, "after").await;
+    let (other, _) = start(state, support, Some(ada)).await;
+    say(state, other, Party::Visitor, "ada's next").await;
+
+    let names = [(chat, "chat"), (other, "other")];
+    let ada_frames = events_until(&mut ada_ws, text_is("ada's next")).await;
+    assert_eq!(
+        summary(&ada_frames, &names),
+        pairs(&[
+            ("chat", "SessionStarted"),
+            ("chat", "OperatorAssigned"),
+            ("chat", "MessagePosted"),
+            ("chat", "MessagePosted"),
+            ("chat", "SessionTransferred"),
+            ("other", "SessionStarted"),
+            ("other", "OperatorAssigned"),
+            ("other", "MessagePosted"),
+            ("other", "MessagePosted"),
+        ]),
+        "Ada: the conversation up to the transfer that takes it away, nothing after"
+    );
+    let bob_frames = events_until(&mut bob_ws, text_is("after")).await;
+    assert_eq!(
+        summary(&bob_frames, &names),
+        pairs(&[("chat", "OperatorAssigned"), ("chat", "MessagePosted")]),
+        "Bob: the conversation from the assignment that hands it to him"
+    );
+    assert_eq!(bob_frames[0]["data"]["how"], "transferred");
+    assert_eq!(bob_frames[0]["data"]["operator_id"], bob.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_with_from_replays_exactly_the_missed_frames() {
     let server = memory_server(StreamSettings::default()).await;
     let state = &server.state;
@@ -565,6 +610,47 @@ async fn on_postgresql_an_event_appended_through_one_server_reaches_a_socket_on_
         assert_eq!(position_of(&got[0]), position);
         assert_eq!(got[0]["stream_id"], format!("session-{chat}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_typing_crosses_servers_and_still_never_enters_the_log() {
+    let Some(url) = store::testkit::pg::fresh_database().await else { return };
+    let url = StoreUrl::Postgres(url);
+    let store_a = Store::open(&url).await.unwrap();
+    store_a.migrate().await.unwrap();
+    let store_b = Store::open(&url).await.unwrap();
+    let state_a = AppState::new(store_a.events(), store_a.views(), ApiConfig::default());
+    let state_b = AppState::new(store_b.events(), store_b.views(), ApiConfig::default());
+    let a = serve(state_a.clone(), None).await;
+    let b = serve(state_b, None).await;
+    let (ada, ada_token) = operator(&state_a).await;
+    let support = channel(&state_a, &[ada]).await;
+    let (chat, visitor_token) = start(&state_a, support, Some(ada)).await;
+    let events_before = state_a.events.head().await.unwrap();
+
+    let (mut visitor, _) = connect(&a, &format!("?access_token={visitor_token}"), None).await;
+    let (mut ada_ws, _) = connect(&b, "", Some(&ada_token)).await;
+    // The other server's listener may still be connecting: a signal sent before that is lost
+    // (signals are ephemeral), so type until it arrives.
+    let mut got = None;
+    for _ in 0..40 {
+        send(&mut visitor, json!({"type": "typing", "session_id": chat, "typing": true})).await;
+        if let Ok(f) = tokio::time::timeout(Duration::from_millis(250), frame(&mut ada_ws)).await {
+            got = Some(f);
+            break;
+        }
+    }
+    assert_eq!(
+        got.expect("the typing signal reached the other server"),
+        json!({"type": "typing", "session_id": chat, "party": {"kind": "visitor"}, "typing": true})
+    );
+    send(&mut ada_ws, json!({"type": "typing", "session_id": chat, "typing": false})).await;
+    assert_eq!(
+        frame(&mut visitor).await,
+        json!({"type": "typing", "session_id": chat, "party": {"kind": "operator", "id": ada}, "typing": false}),
+        "and back, from server B to server A"
+    );
+    assert_eq!(state_a.events.head().await.unwrap(), events_before, "nothing was appended");
 }
 
 /// Every message that arrives within `window` (reading all along, so pings are answered).

@@ -41,7 +41,9 @@ pub async fn bench(store: &Store, name: &str, seconds: u64, clients: usize, conv
     let state = AppState::new(store.events(), store.views(), ApiConfig::default());
     api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.map_err(anyhow::Error::msg)?;
     let (stop, stopped) = watch::channel(false);
-    for p in projections::all() {
+    // `LIVECHAT_BENCH_PROJECTORS=0` leaves the projectors out, to see what they cost.
+    let projectors = std::env::var("LIVECHAT_BENCH_PROJECTORS").map_or(true, |v| v != "0");
+    for p in projections::all().into_iter().filter(|_| projectors) {
         tokio::spawn(
             projections::Runner::new(p, store.events(), store.views(), Default::default()).run(stopped.clone()),
         );

@@ -155,6 +155,20 @@ pub trait EventStore: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Sends an ephemeral notice, never stored, to every process sharing this store
+    /// (PostgreSQL `NOTIFY`, at most 8,000 bytes). The embedded stores serve one process:
+    /// nothing to do there.
+    async fn notify_others(&self, _payload: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Notices sent by the processes sharing this store (this one's included), or `None`
+    /// where a store serves one process only. Best effort: one sent while the listener
+    /// reconnects is lost.
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+
     /// Ticks after every local commit: an in-process wake-up hint for tailing readers.
     /// Readers must still poll: other processes write too.
     fn commits(&self) -> watch::Receiver<u64>;

@@ -133,6 +133,50 @@ struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
     commits: watch::Sender<u64>,
+    /// Notices from `LISTEN`, and whether the listening connection was started.
+    notices: tokio::sync::broadcast::Sender<String>,
+    listening: std::sync::Once,
+}
+
+/// The `NOTIFY` channel of ephemeral notices between processes.
+const NOTICES: &str = "livechat_notices";
+
+/// Listens for notices on a connection of its own, reconnecting after a failure, until the
+/// store is dropped.
+async fn listen(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(config) = inner.upgrade().map(|i| i.config.clone()) else { return };
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                let _ = tx.send(n.payload().to_string());
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "notice listener connection failed");
+                                break;
+                            }
+                        }
+                    }
+                });
+                if let Err(e) = client.batch_execute(&format!("LISTEN {NOTICES}")).await {
+                    tracing::warn!(error = %e, "cannot listen for notices");
+                } else {
+                    while let Some(payload) = rx.recv().await {
+                        let Some(inner) = inner.upgrade() else { return };
+                        let _ = inner.notices.send(payload);
+                    }
+                }
+                driver.abort();
+            }
+            Err(e) => tracing::warn!(error = %describe_pg(&e), "cannot connect the notice listener"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Event store and view store over a PostgreSQL database.
@@ -275,7 +319,15 @@ impl PgStore {
             StoreError::Database(format!("cannot connect to PostgreSQL at {shown}: {detail}"))
         })?;
         drop(first);
-        Ok(PgStore { inner: Arc::new(Inner { pool, config, commits: watch::channel(0).0 }) })
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                commits: watch::channel(0).0,
+                notices: tokio::sync::broadcast::channel(1024).0,
+                listening: std::sync::Once::new(),
+            }),
+        })
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
@@ -521,6 +573,22 @@ impl EventStore for PgStore {
     fn commits(&self) -> watch::Receiver<u64> {
         self.inner.commits.subscribe()
     }
+
+    async fn notify_others(&self, payload: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        client.execute(&stmt, &[&NOTICES, &payload]).await?;
+        Ok(())
+    }
+
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        let receiver = self.inner.notices.subscribe();
+        let inner = Arc::downgrade(&self.inner);
+        self.inner.listening.call_once(|| {
+            tokio::spawn(listen(inner));
+        });
+        Some(receiver)
+    }
 }
 
 /// What a commit's document changes amount to per document, applied in two statements.
@@ -536,6 +604,10 @@ struct DocOutcome<'a> {
 
 async fn commit_tx(client: &mut Object, c: &Commit) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
+    // Views are rebuilt from the log and their checkpoint commits with them: a crash may
+    // only make projectors redo their last batches, so their commits need not wait for the
+    // disk (never risks corruption; appends stay synchronous).
+    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
     let last_event_at = c.last_event_at.map(store_time);
     let now = store_time(c.now);
     let (to_tx, to_pos) = (big(c.checkpoint.tx), big(c.checkpoint.pos));

@@ -513,6 +513,23 @@ fn state_row(conn: &Connection, projector: &str) -> Result<Option<ProjectorState
     .transpose()
 }
 
+/// Runs a view write without waiting for the disk: views are rebuilt from the log, and the
+/// checkpoint commits with them, so a power loss only makes projectors redo their last
+/// batches. The next durable append syncs the write-ahead log, these frames included.
+fn relaxed<T>(
+    conn: &mut Connection,
+    durability: Durability,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    if durability == Durability::Normal {
+        return f(conn);
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let result = f(conn);
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    result
+}
+
 fn commit_tx(conn: &mut Connection, c: &Commit) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
@@ -670,7 +687,8 @@ impl ViewStore for SqliteStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        self.write(move |c| commit_tx(c, &commit)).await
+        let durability = self.inner.durability;
+        self.write(move |c| relaxed(c, durability, |c| commit_tx(c, &commit))).await
     }
 
     async fn projector_state(&self, projector: &str) -> Result<Option<ProjectorState>, StoreError> {

@@ -668,7 +668,8 @@ async fn client_typing(state: &AppState, viewer: Viewer, mut frames: mpsc::Recei
                     }
                     Ok(now) => match typing_route(viewer, session_id, &now) {
                         Ok(Some((party, to))) => {
-                            state.signals.publish(Signal { session_id, party, typing, to });
+                            let signal = Signal { session_id, party, typing, to };
+                            crate::signals::send(&state.signals, state.events.as_ref(), signal).await;
                             None
                         }
                         Ok(None) => None,
