@@ -41,9 +41,11 @@ pub async fn bench(store: &Store, name: &str, seconds: u64, clients: usize, conv
     let state = AppState::new(store.events(), store.views(), ApiConfig::default());
     api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.map_err(anyhow::Error::msg)?;
     let (stop, stopped) = watch::channel(false);
-    // `LIVECHAT_BENCH_PROJECTORS=0` leaves the projectors out, to see what they cost.
-    let projectors = std::env::var("LIVECHAT_BENCH_PROJECTORS").map_or(true, |v| v != "0");
-    for p in projections::all().into_iter().filter(|_| projectors) {
+    // `LIVECHAT_BENCH_PROJECTORS=0` leaves the projectors out, `=a,b` runs only those, to see
+    // what they cost.
+    let only = std::env::var("LIVECHAT_BENCH_PROJECTORS").ok();
+    let runs = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == name));
+    for p in projections::all().into_iter().filter(|p| runs(p.name())) {
         tokio::spawn(
             projections::Runner::new(p, store.events(), store.views(), Default::default()).run(stopped.clone()),
         );
@@ -120,6 +122,7 @@ pub async fn bench(store: &Store, name: &str, seconds: u64, clients: usize, conv
         }
     })
     .await?;
+    let floor = bare_appends(store, &http, clients, seconds).await?;
     let posts: Sample = run_writers(clients, Duration::from_secs(seconds), {
         let (http, base, sessions) = (http.clone(), base.clone(), sessions.clone());
         move |w, n| {
@@ -142,6 +145,13 @@ pub async fn bench(store: &Store, name: &str, seconds: u64, clients: usize, conv
     println!("|---|---|---|---|---|");
     println!("| GET /healthz (ceiling) | {:.0} | {:.2} | {:.2} | 1.00 |", health.rate(), health.p(0.5), health.p(0.99));
     println!(
+        "| POST bare durable append (floor) | {:.0} | {:.2} | {:.2} | {:.2} |",
+        floor.rate(),
+        floor.p(0.5),
+        floor.p(0.99),
+        floor.rate() / health.rate()
+    );
+    println!(
         "| POST message (visitor) | {:.0} | {:.2} | {:.2} | {:.2} |\n",
         posts.rate(),
         posts.p(0.5),
@@ -157,6 +167,38 @@ pub async fn bench(store: &Store, name: &str, seconds: u64, clients: usize, conv
         delivery.last().copied().unwrap_or(f64::NAN)
     );
     Ok(())
+}
+
+/// The floor under any write route: a bare axum route on its own port that appends one small
+/// event to a stream of its own (no auth, no decision, no read, no answer body) to the same
+/// store, under the same load. No message post can beat it.
+async fn bare_appends(store: &Store, http: &reqwest::Client, clients: usize, seconds: u64) -> Result<Sample> {
+    use axum::{extract::State, http::StatusCode, routing::post, Router};
+    async fn append(State(events): State<Arc<dyn store::EventStore>>) -> StatusCode {
+        let event = store::NewEvent::new("BenchAppended", json!({"text": "is my order shipped yet?"}));
+        match events.append(&format!("bench-{}", uuid::Uuid::now_v7()), store::ExpectedVersion::NoStream, vec![event]).await {
+            Ok(_) => StatusCode::CREATED,
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    let app = Router::new().route("/append", post(append)).with_state(store.events());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/append", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let sample = run_writers(clients, Duration::from_secs(seconds), {
+        let http = http.clone();
+        move |_, _| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let res = http.post(url).send().await?;
+                ensure!(res.status().is_success(), "append {}", res.status());
+                Ok(())
+            }
+        }
+    })
+    .await;
+    server.abort();
+    sample
 }
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
