@@ -176,7 +176,10 @@ async fn bare_appends(store: &Store, http: &reqwest::Client, clients: usize, sec
     use axum::{extract::State, http::StatusCode, routing::post, Router};
     async fn append(State(events): State<Arc<dyn store::EventStore>>) -> StatusCode {
         let event = store::NewEvent::new("BenchAppended", json!({"text": "is my order shipped yet?"}));
-        match events.append(&format!("bench-{}", uuid::Uuid::now_v7()), store::ExpectedVersion::NoStream, vec![event]).await {
+        match events
+            .append(&format!("bench-{}", uuid::Uuid::now_v7()), store::ExpectedVersion::NoStream, vec![event])
+            .await
+        {
             Ok(_) => StatusCode::CREATED,
             Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
