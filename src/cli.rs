@@ -78,6 +78,18 @@ pub struct ServeArgs {
     /// servers behind a proxy where every client shares one address).
     #[arg(long, env = "LIVECHAT_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 20)]
     pub login_attempts_per_address: usize,
+    /// Plain SMTP server (HOST:PORT) that sends transcripts by email; TLS and
+    /// authentication are for that relay to handle. Without it, transcripts are written as
+    /// .eml files into --transcripts-dir.
+    #[arg(long, env = "LIVECHAT_SMTP", value_name = "HOST:PORT", value_parser = api::mailer::parse_smtp)]
+    pub smtp: Option<(String, u16)>,
+    /// The From address of transcripts.
+    #[arg(long, env = "LIVECHAT_SMTP_FROM", default_value = "livechat@localhost")]
+    pub smtp_from: String,
+    /// Folder of the .eml transcripts when there is no --smtp (default: `transcripts` next to
+    /// the SQLite file, or ./data/transcripts).
+    #[arg(long, env = "LIVECHAT_TRANSCRIPTS_DIR")]
+    pub transcripts_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -13,6 +13,7 @@ use crate::Failure;
 
 pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let geo = country_sources(&args)?;
+    let mailer = mailer_settings(url, &args)?;
     let store = cli::open(url).await?;
     let _lock = store.lock_exclusive("serve")?;
     let applied = store.migrate().await?;
@@ -35,6 +36,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let config = ApiConfig {
         inactivity: Duration::from_secs(args.inactivity_minutes * 60),
         abandon_after: Duration::from_secs(args.abandon_minutes * 60),
+        mailer,
         ..ApiConfig::default()
     };
     let mut state = AppState::new(store.events(), store.views(), config).with_geo(geo);
@@ -57,6 +59,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         let _ = on_signal.wait_for(|s| *s).await;
     };
     let sweeper = tokio::spawn(api::presence::run_sweeper(state.clone(), Duration::from_secs(30), stopped.clone()));
+    let mailer = tokio::spawn(api::mailer::run(state.clone(), Duration::from_secs(5), stopped.clone()));
     let server = tokio::spawn(api::serve(listener, state, shutdown));
     wait_for_signal().await;
     tracing::info!("shutting down: draining requests, committing projectors");
@@ -68,6 +71,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         Err(_) => tracing::warn!("requests still running after 30 s; stopping anyway"),
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), sweeper).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), mailer).await;
     for r in runners {
         let _ = tokio::time::timeout(Duration::from_secs(10), r).await;
     }
@@ -87,6 +91,22 @@ fn country_sources(args: &ServeArgs) -> Result<api::geo::CountryResolver, Failur
     }
     tracing::info!(sources = %geo.describe(), "visitor country sources");
     Ok(geo)
+}
+
+/// Where transcripts go; a bad `--smtp-from` is the operator's mistake (exit 2).
+fn mailer_settings(url: &StoreUrl, args: &ServeArgs) -> Result<api::mailer::MailerConfig, Failure> {
+    api::mailer::parse_from(&args.smtp_from).map_err(|e| Failure::Usage(format!("--smtp-from: {e}")))?;
+    let dir = match (&args.transcripts_dir, url) {
+        (Some(d), _) => d.clone(),
+        // Next to the SQLite file: the data folder.
+        (None, StoreUrl::Sqlite(path)) => path.parent().unwrap_or(std::path::Path::new(".")).join("transcripts"),
+        (None, _) => std::path::PathBuf::from("data/transcripts"),
+    };
+    match &args.smtp {
+        Some((host, port)) => tracing::info!(%host, port, "transcripts are sent by SMTP"),
+        None => tracing::info!(dir = %dir.display(), "no --smtp: transcripts are written as .eml files"),
+    }
+    Ok(api::mailer::MailerConfig { smtp: args.smtp.clone(), from: args.smtp_from.clone(), dir, ..Default::default() })
 }
 
 async fn wait_for_signal() {

@@ -247,6 +247,16 @@ fn fold_messages(
                     posted_at: e.recorded_at,
                 });
             }
+            // A replaced rating stays as it was: each rating is its own message.
+            SessionEvent::ConversationRated { message_id, value, feedback, .. } => out.push(MessageView {
+                message_id,
+                author: AuthorView { kind: "system", id: None, name: String::new() },
+                text: domain::session::rating_message(value, feedback.as_deref()),
+                edited: false,
+                deleted: false,
+                welcome: false,
+                posted_at: e.recorded_at,
+            }),
             SessionEvent::MessageEdited { message_id, text } => {
                 if let Some(m) = out.iter_mut().find(|m| m.message_id == message_id) {
                     m.text = text;

@@ -5,11 +5,13 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod chat_commands;
 pub mod clock;
 pub mod commanding;
 pub mod conversation;
 pub mod feed;
 pub mod geo;
+pub mod mailer;
 pub mod openapi;
 pub mod presence;
 pub mod problem;
@@ -47,6 +49,8 @@ pub struct ApiConfig {
     pub inactivity: Duration,
     /// A conversation in which the visitor never wrote is abandoned after this long.
     pub abandon_after: Duration,
+    /// Where transcripts go (SMTP or `.eml` files).
+    pub mailer: mailer::MailerConfig,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +61,7 @@ impl Default for ApiConfig {
             token_ttl: Duration::from_secs(12 * 3600),
             inactivity: Duration::from_secs(30 * 60),
             abandon_after: Duration::from_secs(60 * 60),
+            mailer: mailer::MailerConfig::default(),
         }
     }
 }
@@ -138,8 +143,11 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::channels::routes())
         .merge(routes::public::routes())
         .merge(routes::sessions::routes())
+        .merge(routes::ratings::routes())
         .merge(routes::conversations::routes())
+        .merge(routes::canned::routes())
         .merge(routes::stream::routes())
+        .merge(routes::transcripts::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")

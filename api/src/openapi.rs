@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::problem::{FieldError, ProblemDocument};
-use crate::routes::{auth, channels, conversations, events, health, public, sessions, stream, streams, users};
+use crate::routes::{auth, canned, channels, conversations, events, health, public, sessions, stream, streams, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -64,11 +64,31 @@ use crate::routes::{auth, channels, conversations, events, health, public, sessi
         conversations::take,
         conversations::transfer,
         conversations::close,
-        stream::stream
+        canned::create,
+        canned::list,
+        canned::show,
+        canned::update,
+        canned::delete,
+        stream::stream,
+        crate::routes::ratings::rate,
+        crate::routes::ratings::list,
+        crate::routes::ratings::public_ratings,
+        crate::routes::ratings::public_page,
+        crate::routes::transcripts::visitor_request,
+        crate::routes::transcripts::visitor_status,
+        crate::routes::transcripts::operator_request,
+        crate::routes::transcripts::status
     ),
     components(schemas(
         ProblemDocument,
         FieldError,
+        crate::routes::ratings::NewRating,
+        crate::routes::ratings::RatingPage,
+        crate::routes::ratings::Shares,
+        crate::routes::ratings::PublicRating,
+        crate::routes::ratings::PublicRatings,
+        projections::ratings::RatingDoc,
+        projections::ratings::RatingCounts,
         events::EventSchema,
         events::EventPage,
         streams::StreamPage,
@@ -112,7 +132,16 @@ use crate::routes::{auth, channels, conversations, events, health, public, sessi
         conversations::ConversationDetail,
         conversations::EditMessage,
         conversations::Transfer,
-        projections::conversations::ConversationSummary
+        conversations::OperatorMessage,
+        crate::chat_commands::CommandAnswer,
+        crate::chat_commands::Effect,
+        canned::NewCannedResponse,
+        canned::CannedPatch,
+        canned::CannedPage,
+        projections::canned::CannedSummary,
+        projections::conversations::ConversationSummary,
+        crate::routes::transcripts::TranscriptRequest,
+        projections::transcripts::TranscriptDoc
     ))
 )]
 pub struct ApiDoc;

@@ -199,6 +199,8 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
     // Every route the router serves (keep in step with `api::router` and the route modules).
     let served = [
         "/api/v1/auth/token",
+        "/api/v1/canned-responses",
+        "/api/v1/canned-responses/{id}",
         "/api/v1/channels",
         "/api/v1/channels/{id}",
         "/api/v1/channels/{id}/archive",
@@ -222,20 +224,27 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
         "/api/v1/conversations/{id}/messages/{message_id}",
         "/api/v1/conversations/{id}/seen",
         "/api/v1/conversations/{id}/take",
+        "/api/v1/conversations/{id}/transcript",
         "/api/v1/conversations/{id}/transfer",
         "/api/v1/events",
         "/api/v1/me",
         "/api/v1/me/status",
         "/api/v1/openapi.json",
         "/api/v1/public/channels/{id}/init",
+        "/api/v1/public/channels/{id}/ratings",
         "/api/v1/public/channels/{id}/sessions",
         "/api/v1/public/sessions/{id}",
         "/api/v1/public/sessions/{id}/leave",
         "/api/v1/public/sessions/{id}/messages",
         "/api/v1/public/sessions/{id}/pages",
+        "/api/v1/public/sessions/{id}/rating",
         "/api/v1/public/sessions/{id}/seen",
+        "/api/v1/public/sessions/{id}/transcript",
+        "/api/v1/public/sessions/{id}/transcripts/{transcript_id}",
+        "/api/v1/ratings",
         "/api/v1/stream",
         "/api/v1/streams",
+        "/api/v1/transcripts/{id}",
         "/api/v1/users",
         "/api/v1/users/{id}",
         "/api/v1/users/{id}/deactivate",
@@ -243,6 +252,7 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
         "/api/v1/users/{id}/reactivate",
         "/chat/{id}",
         "/healthz",
+        "/livechat/channel/{id}",
         "/readyz",
         "/widget/{id}/loader.js",
     ];
@@ -253,7 +263,8 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
             .replace("{id}", &uuid::Uuid::nil().to_string())
             .replace("{user_id}", &uuid::Uuid::nil().to_string())
             .replace("{rule_id}", &uuid::Uuid::nil().to_string())
-            .replace("{message_id}", &uuid::Uuid::nil().to_string());
+            .replace("{message_id}", &uuid::Uuid::nil().to_string())
+            .replace("{transcript_id}", &uuid::Uuid::nil().to_string());
         for method in doc["paths"][path].as_object().unwrap().keys() {
             let req = Request::builder()
                 .method(method.to_uppercase().as_str())

@@ -21,6 +21,9 @@ pub struct ChannelOptions {
     /// Beyond Odoo 17: at most this many open conversations per operator (`None`: no limit).
     #[serde(default)]
     pub max_conversations_per_operator: Option<u32>,
+    /// The public ratings page (`/livechat/channel/{id}`) is published.
+    #[serde(default)]
+    pub ratings_public: bool,
 }
 
 pub const DEFAULT_NOTIFICATION_TEXT: &str = "Have a Question? Chat with us.";
@@ -41,6 +44,7 @@ impl Default for ChannelOptions {
             header_color: Color::known(PURPLE),
             header_text_color: Color::known(WHITE),
             max_conversations_per_operator: None,
+            ratings_public: false,
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct OptionsInput {
     pub header_text_color: Option<String>,
     /// 0 removes the limit.
     pub max_conversations_per_operator: Option<u32>,
+    /// Publishes (or withdraws) the public ratings page.
+    pub ratings_public: Option<bool>,
 }
 
 impl OptionsInput {
@@ -107,6 +113,9 @@ impl OptionsInput {
             }
             Some(n) => out.max_conversations_per_operator = Some(n),
             None => {}
+        }
+        if let Some(public) = self.ratings_public {
+            out.ratings_public = public;
         }
         if errors.is_empty() {
             Ok(out)
@@ -497,6 +506,25 @@ mod tests {
         assert_eq!(given(&h).options.button_color.as_str(), "#875A7B");
         assert_eq!(given(&h).options.welcome_message, "Hi!", "a color reset keeps the texts");
         assert_eq!(reset_colors(&given(&h)), Ok(vec![]));
+    }
+
+    #[test]
+    fn the_ratings_page_is_published_and_withdrawn_through_the_options() {
+        assert!(!ChannelOptions::default().ratings_public, "unpublished until the admin says so");
+        let publish = OptionsInput { ratings_public: Some(true), ..Default::default() };
+        let h = then(&support(), change_options(&given(&support()), &publish).unwrap());
+        assert!(given(&h).options.ratings_public);
+        assert_eq!(change_options(&given(&h), &publish), Ok(vec![]), "already published");
+        let other = OptionsInput { welcome_message: Some("Hi!".into()), ..Default::default() };
+        let h = then(&h, change_options(&given(&h), &other).unwrap());
+        assert!(given(&h).options.ratings_public, "absent means unchanged");
+        let withdraw = OptionsInput { ratings_public: Some(false), ..Default::default() };
+        let h = then(&h, change_options(&given(&h), &withdraw).unwrap());
+        assert!(!given(&h).options.ratings_public);
+        // Options stored before the field existed read as unpublished.
+        let mut stored = serde_json::to_value(ChannelOptions::default()).unwrap();
+        stored.as_object_mut().unwrap().remove("ratings_public");
+        assert!(!serde_json::from_value::<ChannelOptions>(stored).unwrap().ratings_public);
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! ids come in through commands; a decision is `(state, command) -> events | error`.
 
 pub mod aggregate;
+pub mod canned;
 pub mod channel;
 pub mod metadata;
 pub mod routing;
 pub mod rules;
 pub mod session;
+pub mod transcript;
 pub mod user;
 pub mod values;
 

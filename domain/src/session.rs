@@ -13,6 +13,30 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 pub const MAX_URL_CHARS: usize = 2000;
 /// The system message when the visitor leaves (Odoo's wording).
 pub const VISITOR_LEFT: &str = "Visitor left the conversation.";
+/// Longest rating feedback, in characters.
+pub const MAX_FEEDBACK_CHARS: usize = 4000;
+/// Rating values, as Odoo's livechat offers them (its faces).
+pub const HAPPY: u8 = 5;
+pub const NEUTRAL: u8 = 3;
+pub const UNHAPPY: u8 = 1;
+
+/// Odoo's `rating_text` for a livechat rating value: "Happy", "Neutral" or "Unhappy".
+pub fn rating_label(value: u8) -> &'static str {
+    match value {
+        v if v >= 4 => "Happy",
+        v if v >= 3 => "Neutral",
+        _ => "Unhappy",
+    }
+}
+
+/// The system message a rating shows in the history: "Rating: Unhappy", then the feedback
+/// on its own line.
+pub fn rating_message(value: u8, feedback: Option<&str>) -> String {
+    match feedback {
+        Some(f) => format!("Rating: {}\n{f}", rating_label(value)),
+        None => format!("Rating: {}", rating_label(value)),
+    }
+}
 
 /// Who did something in a conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +142,28 @@ pub enum SessionEvent {
         #[serde(default)]
         started_channel_id: Option<Uuid>,
     },
+    /// The visitor rated the conversation; a later rating replaces this one (both stay in the
+    /// log). It shows in the history as a system message with `message_id`.
+    ConversationRated {
+        message_id: Uuid,
+        /// 5 (happy), 3 (neutral) or 1 (unhappy).
+        value: u8,
+        feedback: Option<String>,
+        /// Who and where it rates: fixed by the first rating, as Odoo keeps `rated_partner_id`
+        /// when a rating is overwritten.
+        operator_id: Uuid,
+        channel_id: Uuid,
+    },
+}
+
+/// The conversation's current rating.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rated {
+    pub message_id: Uuid,
+    pub value: u8,
+    pub feedback: Option<String>,
+    pub operator_id: Uuid,
+    pub channel_id: Uuid,
 }
 
 /// A message as the conversation holds it.
@@ -152,6 +198,8 @@ pub struct Session {
     /// What routing knows of the visitor.
     pub languages: Vec<String>,
     pub country: Option<Country>,
+    /// The latest rating, if the visitor rated it.
+    pub rating: Option<Rated>,
 }
 
 impl Session {
@@ -239,6 +287,23 @@ impl Aggregate for Session {
                 self.status = SessionStatus::Waiting;
             }
             SessionEvent::SessionClosed { .. } => self.status = SessionStatus::Closed,
+            SessionEvent::ConversationRated { message_id, value, feedback, operator_id, channel_id } => {
+                self.messages.push(Message {
+                    message_id: *message_id,
+                    author: Party::System,
+                    text: rating_message(*value, feedback.as_deref()),
+                    edited: false,
+                    deleted: false,
+                    welcome: false,
+                });
+                self.rating = Some(Rated {
+                    message_id: *message_id,
+                    value: *value,
+                    feedback: feedback.clone(),
+                    operator_id: *operator_id,
+                    channel_id: *channel_id,
+                });
+            }
         }
     }
 }
@@ -526,6 +591,56 @@ pub fn abandon(state: &Session) -> Result<Vec<SessionEvent>, SessionError> {
     }])
 }
 
+/// The visitor rates the conversation, open or closed, once an operator has handled it:
+/// `value` 5 (happy), 3 (neutral) or 1 (unhappy), optional feedback. Rating again replaces
+/// the rating (a new event and a new system message). A retry with the same message id and
+/// the same rating changes nothing.
+pub fn rate(
+    state: &Session,
+    by: Party,
+    value: i64,
+    feedback: Option<&str>,
+    message_id: Uuid,
+) -> Result<Vec<SessionEvent>, SessionError> {
+    if !state.exists() {
+        return Err(SessionError::NotFound);
+    }
+    if by != Party::Visitor {
+        return Err(SessionError::NotYours);
+    }
+    let value = match value {
+        1 | 3 | 5 => value as u8,
+        _ => return Err(Invalid::new("value", format!("{value} is not 5 (happy), 3 (neutral) or 1 (unhappy)")).into()),
+    };
+    let feedback = match feedback.filter(|f| !f.trim().is_empty()) {
+        Some(f) if f.chars().count() > MAX_FEEDBACK_CHARS => {
+            return Err(Invalid::new("feedback", format!("is longer than {MAX_FEEDBACK_CHARS} characters")).into())
+        }
+        Some(f) if f.contains('\0') => return Err(Invalid::new("feedback", "contains a NUL character").into()),
+        Some(f) => Some(f.to_string()),
+        None => None,
+    };
+    if state.position(message_id).is_some() {
+        let same = state
+            .rating
+            .as_ref()
+            .is_some_and(|r| r.message_id == message_id && r.value == value && r.feedback == feedback);
+        return if same { Ok(vec![]) } else { Err(SessionError::MessageIdReused) };
+    }
+    let (operator_id, channel_id) = match &state.rating {
+        Some(r) => (r.operator_id, r.channel_id),
+        None => {
+            let operator = state.operator.or(state.handlers.last().copied());
+            match (operator, state.channel_id) {
+                (Some(o), Some(c)) => (o, c),
+                // Nobody answered: there is nobody to rate (Odoo's rating needs an operator).
+                _ => return Err(Invalid::new("value", "nobody has answered this conversation yet").into()),
+            }
+        }
+    };
+    Ok(vec![SessionEvent::ConversationRated { message_id, value, feedback, operator_id, channel_id }])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,10 +830,106 @@ mod tests {
         assert_eq!(abandon(&given(&h)), Ok(vec![]));
     }
 
+    fn rated(message_id: Uuid, value: u8, feedback: Option<&str>) -> SessionEvent {
+        SessionEvent::ConversationRated {
+            message_id,
+            value,
+            feedback: feedback.map(String::from),
+            operator_id: ADA,
+            channel_id: CHANNEL,
+        }
+    }
+
+    #[test]
+    fn the_visitor_rates_a_closed_conversation_and_the_rating_shows_as_a_system_message() {
+        let h = begin(Some(ADA), None);
+        let h = then(&h, close(&given(&h), Party::Visitor, false, id(5)).unwrap());
+        let rating = rate(&given(&h), Party::Visitor, 1, Some("Too slow.\nNo answer."), id(6)).unwrap();
+        assert_eq!(rating, vec![rated(id(6), 1, Some("Too slow.\nNo answer."))]);
+        let s = given(&then(&h, rating));
+        let m = s.messages.last().unwrap();
+        assert_eq!(
+            (m.message_id, m.author, m.text.as_str()),
+            (id(6), Party::System, "Rating: Unhappy\nToo slow.\nNo answer.")
+        );
+        assert_eq!(s.rating.map(|r| (r.value, r.operator_id)), Some((1, ADA)));
+    }
+
+    #[test]
+    fn an_open_conversation_can_be_rated_without_feedback() {
+        let h = begin(Some(ADA), None);
+        assert_eq!(rate(&given(&h), Party::Visitor, 5, None, id(1)), Ok(vec![rated(id(1), 5, None)]));
+        assert_eq!(
+            rate(&given(&h), Party::Visitor, 3, Some("  \n "), id(1)),
+            Ok(vec![rated(id(1), 3, None)]),
+            "blank feedback is none"
+        );
+        assert_eq!(rating_message(3, None), "Rating: Neutral");
+    }
+
+    #[test]
+    fn a_later_rating_replaces_the_earlier_one_and_keeps_who_was_rated() {
+        let h = begin(Some(ADA), None);
+        let h = then(&h, rate(&given(&h), Party::Visitor, 1, Some("bad"), id(1)).unwrap());
+        // Handed to Bob afterwards: the rating still rates Ada in the first channel.
+        let h = then(&h, transfer(&given(&h), ADA_, false, Uuid::from_u128(11), Some((BOB, "Bob".into()))).unwrap());
+        let again = rate(&given(&h), Party::Visitor, 5, Some("sorted out"), id(2)).unwrap();
+        assert_eq!(again, vec![rated(id(2), 5, Some("sorted out"))]);
+        let s = given(&then(&h, again));
+        assert_eq!(s.rating.as_ref().map(|r| (r.value, r.message_id)), Some((5, id(2))));
+        let texts: Vec<&str> =
+            s.messages.iter().filter(|m| m.author == Party::System).map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, vec!["Rating: Unhappy\nbad", "Rating: Happy\nsorted out"], "both stay in the history");
+    }
+
+    #[test]
+    fn a_retried_rating_is_one_rating_and_a_reused_message_id_is_refused() {
+        let h = begin(Some(ADA), None);
+        let h = then(&h, rate(&given(&h), Party::Visitor, 3, Some("ok"), id(1)).unwrap());
+        assert_eq!(rate(&given(&h), Party::Visitor, 3, Some("ok"), id(1)), Ok(vec![]));
+        assert_eq!(rate(&given(&h), Party::Visitor, 5, Some("ok"), id(1)), Err(SessionError::MessageIdReused));
+        assert_eq!(
+            rate(&given(&h), Party::Visitor, 5, None, id(0)),
+            Err(SessionError::MessageIdReused),
+            "the welcome message's id"
+        );
+    }
+
+    #[test]
+    fn only_the_visitor_rates_and_only_a_conversation_that_exists() {
+        let h = begin(Some(ADA), None);
+        assert_eq!(rate(&given(&h), ADA_, 5, None, id(1)), Err(SessionError::NotYours), "its operator");
+        assert_eq!(rate(&given(&h), BOB_, 5, None, id(1)), Err(SessionError::NotYours));
+        assert_eq!(rate(&given(&h), Party::System, 5, None, id(1)), Err(SessionError::NotYours));
+        assert_eq!(rate(&Session::default(), Party::Visitor, 5, None, id(1)), Err(SessionError::NotFound));
+    }
+
+    #[test]
+    fn a_rating_is_5_3_or_1_with_at_most_4000_characters_of_feedback() {
+        let s = given(&begin(Some(ADA), None));
+        for bad in [0, 2, 4, 6, -1, 256 + 5] {
+            let refused = rate(&s, Party::Visitor, bad, None, id(1));
+            assert!(matches!(&refused, Err(SessionError::Invalid(i)) if i.field == "value"), "{bad}: {refused:?}");
+        }
+        let long = rate(&s, Party::Visitor, 5, Some(&"é".repeat(4001)), id(1));
+        assert!(matches!(&long, Err(SessionError::Invalid(i)) if i.field == "feedback"), "{long:?}");
+        assert!(rate(&s, Party::Visitor, 5, Some(&"é".repeat(4000)), id(1)).is_ok(), "characters, not bytes");
+        let nul = rate(&s, Party::Visitor, 5, Some("a\0b"), id(1));
+        assert!(matches!(&nul, Err(SessionError::Invalid(i)) if i.field == "feedback"), "{nul:?}");
+    }
+
+    #[test]
+    fn a_conversation_nobody_answered_cannot_be_rated() {
+        let s = given(&begin(None, None));
+        assert!(matches!(rate(&s, Party::Visitor, 5, None, id(1)), Err(SessionError::Invalid(_))));
+    }
+
     #[test]
     fn session_events_round_trip_through_their_stored_form() {
         let mut h = begin(Some(ADA), Some("Marie"));
         h.push(SessionEvent::MessagesSeen { by: Party::Visitor, up_to: id(0) });
+        h.push(rated(id(1), 3, Some("fine")));
+        h.push(rated(id(2), 5, None));
         for e in h {
             let (t, d) = encode(&e);
             assert_eq!(decode::<SessionEvent>(&t, &d).unwrap(), e, "{t}");

@@ -188,6 +188,14 @@ impl Projector for Conversations {
                 }
             }
             SessionEvent::MessageEdited { .. } | SessionEvent::MessageDeleted { .. } => {}
+            // The rating's system message, as the history shows it; it notifies the operator.
+            SessionEvent::ConversationRated { message_id, value, feedback, .. } => {
+                c.order.push((message_id, 's'));
+                c.message_count += 1;
+                let text = domain::session::rating_message(value, feedback.as_deref());
+                c.last_message = Some(text.chars().take(140).collect());
+                c.last_activity_at = e.recorded_at;
+            }
             SessionEvent::MessagesSeen { by, up_to } => match by {
                 Party::Visitor => seen.1 = Some(up_to),
                 _ => seen.0 = Some(up_to),

@@ -4,12 +4,15 @@
 //! Architecture invariant: projectors do no I/O; only the runner talks to the stores, and
 //! it writes documents and checkpoints in one transaction (exactly-once views).
 
+pub mod canned;
 pub mod channels;
 pub mod conversations;
 pub mod projector;
+pub mod ratings;
 pub mod runner;
 pub mod status;
 pub mod stream_index;
+pub mod transcripts;
 pub mod users;
 
 use std::sync::Arc;
@@ -25,6 +28,9 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(users::Users),
         Arc::new(channels::Channels),
         Arc::new(conversations::Conversations),
+        Arc::new(canned::CannedResponses),
+        Arc::new(transcripts::Transcripts),
+        Arc::new(ratings::Ratings),
     ]
 }
 

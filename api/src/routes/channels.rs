@@ -54,8 +54,9 @@ pub struct ChannelCard {
     pub is_operator: bool,
     /// Conversations so far, abandoned ones (the visitor never wrote) left out.
     pub conversation_count: u64,
-    /// Share of happy ratings, in percent (0 until there are rated conversations).
-    pub satisfaction_percent: u8,
+    /// Share of happy ratings among the conversations rated in the last 14 days, in percent
+    /// (Odoo's `rating_percentage_satisfaction`); null when none were rated (Odoo's -1).
+    pub satisfaction_percent: Option<u8>,
 }
 
 /// The dashboard: every active channel.
@@ -178,6 +179,7 @@ pub async fn dashboard(
     let min_position = q.parse("min_position", "a position (TX:POS)");
     q.finish()?;
     wait_for_view(&state, "channels", min_position).await?;
+    wait_for_view(&state, "ratings", min_position).await?;
     let counts = store::views::list_all(state.views.as_ref(), projections::conversations::STATS, None).await?;
     let count_of = |id: Uuid| {
         counts
@@ -186,20 +188,20 @@ pub async fn dashboard(
             .and_then(|d| serde_json::from_value::<projections::conversations::ChannelCounts>(d.body.clone()).ok())
             .map_or(0, |c| c.conversations())
     };
-    let channels = crate::presence::active_channels(&state)
-        .await?
-        .into_iter()
-        .map(|doc| ChannelCard {
+    let now = state.clock.now();
+    let mut channels = Vec::new();
+    for doc in crate::presence::active_channels(&state).await? {
+        channels.push(ChannelCard {
             channel_id: doc.channel_id,
+            satisfaction_percent: crate::routes::ratings::satisfaction(&state, doc.channel_id, now).await?,
             name: doc.name,
             operator_count: doc.operators.len(),
             joined_count: doc.joined.len(),
             is_joined: doc.joined.contains(&caller.user_id),
             is_operator: doc.operators.contains(&caller.user_id),
             conversation_count: count_of(doc.channel_id),
-            satisfaction_percent: 0,
-        })
-        .collect();
+        });
+    }
     Ok(Json(Dashboard { channels }))
 }
 

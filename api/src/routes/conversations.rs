@@ -1,5 +1,5 @@
-//! The operators' side of conversations: inbox, queue, history, messages, seen marks,
-//! taking from the queue, transfer and close.
+//! The operators' side of conversations: inbox, queue, history, messages (with canned
+//! responses and chat commands), seen marks, taking from the queue, transfer and close.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,11 +14,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::chat_commands;
 use crate::commanding::{context, json_body, mark_position, path_id, Body};
 use crate::conversation::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
-use crate::routes::sessions::{history_params, posted, MessagePage, NewMessage, SeenUpTo};
+use crate::routes::canned;
+use crate::routes::sessions::{history_params, posted, MessagePage, SeenUpTo};
 use crate::routes::streams::wait_for_view;
 use crate::AppState;
 
@@ -40,7 +42,7 @@ fn me(caller: &Caller) -> Party {
 }
 
 /// Reads a conversation the caller may see: its operators past and present, and admins.
-async fn readable(state: &AppState, caller: &Caller, raw: &str) -> Result<(Uuid, Session), Problem> {
+pub(crate) async fn readable(state: &AppState, caller: &Caller, raw: &str) -> Result<(Uuid, Session), Problem> {
     let id = path_id(raw, "conversation")?;
     let (s, _) = conversation::session(state, id).await?;
     if caller.is_admin() || s.handlers.contains(&caller.user_id) {
@@ -199,25 +201,84 @@ pub async fn messages(
     Ok(Json(MessagePage { messages: conversation::page(all, after, before, limit)? }))
 }
 
-/// The operator of the conversation writes.
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = NewMessage,
-    responses((status = 201, body = MessageView), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+/// What an operator posts: a text, or a canned response by id. A text that is exactly a
+/// known `:shortcut` (the caller's own or a shared one) is replaced by its response; a text
+/// starting with `/` is a chat command (`//` posts a text starting with `/`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorMessage {
+    /// Client-made; makes a retry idempotent.
+    pub message_id: Option<Uuid>,
+    /// Plain text, at most 4,000 characters; absent with `canned_response_id`.
+    pub text: Option<String>,
+    /// One of the caller's canned responses or a shared one: its text is posted.
+    pub canned_response_id: Option<Uuid>,
+}
+
+/// What an operator's post becomes: a message (and the canned response it came from).
+enum Post {
+    Message { text: String, canned: Option<Uuid> },
+    Command(chat_commands::ChatCommand),
+}
+
+async fn interpret(state: &AppState, caller: &Caller, m: &OperatorMessage) -> Result<Post, Problem> {
+    let field = |f: &str, msg: &str| crate::commanding::invalid(vec![domain::values::Invalid::new(f, msg)]);
+    match (m.canned_response_id, m.text.as_deref()) {
+        (Some(_), Some(t)) if !t.is_empty() => Err(field("text", "give either text or canned_response_id")),
+        (Some(id), _) => match canned::usable(state, caller.user_id, id).await? {
+            Some(c) => Ok(Post::Message { text: c.text, canned: Some(id) }),
+            None => Err(field("canned_response_id", "is not one of your canned responses nor a shared one")),
+        },
+        (None, None) => Err(field("text", "is required")),
+        (None, Some(t)) => Ok(match chat_commands::parse(t) {
+            chat_commands::Parsed::Command(cmd) => Post::Command(cmd),
+            chat_commands::Parsed::Text(text) => match text.trim().strip_prefix(':') {
+                Some(typed) => match canned::by_shortcut(state, caller.user_id, typed).await? {
+                    Some(c) => Post::Message { text: c.text, canned: c.id },
+                    None => Post::Message { text, canned: None },
+                },
+                None => Post::Message { text, canned: None },
+            },
+        }),
+    }
+}
+
+/// The operator of the conversation writes (201 with the message), or runs a chat command
+/// (200 with its answer, shown to the caller only and not stored as a message).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", request_body = OperatorMessage,
+    responses((status = 201, body = MessageView, headers(("X-Livechat-Position" = String))),
+              (status = 200, body = chat_commands::CommandAnswer, description = "a chat command's answer (nothing posted)"),
+              (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument),
+              (status = 422, body = ProblemDocument)))]
 pub async fn write(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Body<NewMessage>,
+    body: Body<OperatorMessage>,
 ) -> Result<Response, Problem> {
     let session_id = path_id(&id, "conversation")?;
     let m = json_body(body)?;
-    let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, caller.actor(), &headers);
-    let decided = conversation::decide_on_session(&state, &ctx, session_id, |s| {
-        session::post(s, me(&caller), message_id, &m.text)
-    })
-    .await?;
-    posted(&state, session_id, message_id, decided).await
+    let (text, canned_id) = match interpret(&state, &caller, &m).await? {
+        Post::Command(cmd) => return chat_commands::run(&state, &ctx, &caller, session_id, cmd).await,
+        Post::Message { text, canned } => (text, canned),
+    };
+    let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
+    let decided =
+        conversation::decide_on_session(&state, &ctx, session_id, |s| session::post(s, me(&caller), message_id, &text))
+            .await?;
+    let written = decided.0.written > 0;
+    let mut res = posted(&state, session_id, message_id, decided).await?;
+    if let (Some(canned_id), true) = (canned_id, written) {
+        // Counted after the message is stored; a failure here must not fail the post.
+        match canned::count_use(&state, &ctx, canned_id, caller.user_id, session_id).await {
+            // Later in the log than the message: `min_position` then waits for both.
+            Ok(outcome) => mark_position(&mut res, outcome.position),
+            Err(p) => tracing::warn!(canned = %canned_id, detail = %p.detail, "canned response use not counted"),
+        }
+    }
+    Ok(res)
 }
 
 /// A new text for a message.
@@ -347,10 +408,23 @@ pub async fn transfer(
 ) -> Result<Json<ConversationDetail>, Problem> {
     let t = json_body(body)?;
     let session_id = path_id(&id, "conversation")?;
-    let (before, _) = conversation::session(&state, session_id).await?;
-    let to_channel = t.channel_id.or(before.channel_id).unwrap_or_default();
-    let c = conversation::channel(&state, to_channel).await?;
     let ctx = context(&state, caller.actor(), &headers);
+    hand_over(&state, &ctx, &caller, session_id, t).await?;
+    show(State(state), caller, Path(id)).await
+}
+
+/// Hands a conversation to an operator and/or channel (the transfer route and `/transfer`):
+/// the new operator's slot is claimed first and freed again if the conversation refuses.
+pub(crate) async fn hand_over(
+    state: &AppState,
+    ctx: &Context,
+    caller: &Caller,
+    session_id: Uuid,
+    t: Transfer,
+) -> Result<commands::Outcome, Problem> {
+    let (before, _) = conversation::session(state, session_id).await?;
+    let to_channel = t.channel_id.or(before.channel_id).unwrap_or_default();
+    let c = conversation::channel(state, to_channel).await?;
     let to = match t.operator_id {
         Some(op) => {
             let u = state.users.get(state.events.as_ref(), op).await?;
@@ -360,7 +434,7 @@ pub async fn transfer(
                     "is not an active operator of the target channel",
                 )]));
             }
-            if !conversation::claim(&state, &ctx, op, session_id, c.options.max_conversations_per_operator).await? {
+            if !conversation::claim(state, ctx, op, session_id, c.options.max_conversations_per_operator).await? {
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
                     "operator-at-capacity",
@@ -371,23 +445,26 @@ pub async fn transfer(
         }
         None => None,
     };
-    let moved = conversation::on_session(&state, &ctx, session_id, |s| {
-        session::transfer(s, me(&caller), caller.is_admin(), to_channel, to.clone())
+    let moved = conversation::on_session(state, ctx, session_id, |s| {
+        session::transfer(s, me(caller), caller.is_admin(), to_channel, to.clone())
     })
     .await;
-    if let Err(p) = moved {
-        if let Some((op, _)) = &to {
-            conversation::release(&state, &ctx, *op, session_id).await?;
+    let outcome = match moved {
+        Ok(outcome) => outcome,
+        Err(p) => {
+            if let Some((op, _)) = &to {
+                conversation::release(state, ctx, *op, session_id).await?;
+            }
+            return Err(p);
         }
-        return Err(p);
-    }
+    };
     if let Some(previous) = before.operator {
-        conversation::release(&state, &ctx, previous, session_id).await?;
+        conversation::release(state, ctx, previous, session_id).await?;
     }
     if to.is_none() {
-        conversation::dispatch(&state, &ctx, to_channel).await?;
+        conversation::dispatch(state, ctx, to_channel).await?;
     }
-    show(State(state), caller, Path(id)).await
+    Ok(outcome)
 }
 
 /// Ends the conversation (its operator, or an admin).
@@ -400,12 +477,23 @@ pub async fn close(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let session_id = path_id(&id, "conversation")?;
-    let (before, _) = conversation::session(&state, session_id).await?;
     let ctx = context(&state, caller.actor(), &headers);
-    conversation::on_session(&state, &ctx, session_id, |s| {
-        session::close(s, me(&caller), caller.is_admin(), Uuid::now_v7())
+    end(&state, &ctx, &caller, session_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Closes a conversation as the caller (the close route and `/close`), then frees its slot.
+pub(crate) async fn end(
+    state: &AppState,
+    ctx: &Context,
+    caller: &Caller,
+    session_id: Uuid,
+) -> Result<commands::Outcome, Problem> {
+    let (before, _) = conversation::session(state, session_id).await?;
+    let outcome = conversation::on_session(state, ctx, session_id, |s| {
+        session::close(s, me(caller), caller.is_admin(), Uuid::now_v7())
     })
     .await?;
-    after_close(&state, &ctx, &before).await?;
-    Ok(StatusCode::NO_CONTENT)
+    after_close(state, ctx, &before).await?;
+    Ok(outcome)
 }

@@ -1,12 +1,15 @@
 //! One module per resource; each adds its routes with a `routes()` function.
 
 pub mod auth;
+pub mod canned;
 pub mod channels;
 pub mod conversations;
 pub mod events;
 pub mod health;
 pub mod public;
+pub mod ratings;
 pub mod sessions;
 pub mod stream;
 pub mod streams;
+pub mod transcripts;
 pub mod users;
