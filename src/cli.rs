@@ -51,6 +51,9 @@ pub enum Command {
     /// Manage operator and admin accounts directly in the store.
     #[command(subcommand)]
     User(crate::user::UserCommand),
+    /// Print the conversations or operators report (table, CSV or JSON), as the HTTP API
+    /// computes it: `livechat report conversations --group-by channel,week --from 2026-11-01`.
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Args, Debug)]

@@ -3,6 +3,7 @@
 mod cli;
 mod logs;
 mod progress;
+mod report;
 mod serve;
 mod transfer;
 mod user;
@@ -83,5 +84,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Export => transfer::export(&url).await,
         Command::Import => transfer::import(&url).await,
         Command::User(cmd) => user::run(&url, cmd).await,
+        Command::Report(args) => report::run(&url, args).await,
     }
 }

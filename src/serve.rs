@@ -37,6 +37,10 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         inactivity: Duration::from_secs(args.inactivity_minutes * 60),
         abandon_after: Duration::from_secs(args.abandon_minutes * 60),
         mailer,
+        address_key: std::env::var("LIVECHAT_ADDRESS_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| ApiConfig::default().address_key),
         ..ApiConfig::default()
     };
     let mut state = AppState::new(store.events(), store.views(), config).with_geo(geo);

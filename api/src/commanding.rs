@@ -17,7 +17,23 @@ pub fn context(state: &AppState, actor: Actor, headers: &HeaderMap) -> Context {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_string());
     ctx.idempotency_key = text("idempotency-key").filter(|k| !k.is_empty() && k.len() <= 200);
     ctx.request_id = text("x-request-id").filter(|k| !k.is_empty() && k.len() <= 200);
+    ctx.client = text(crate::CLIENT_HEADER).map(|address| match ctx.actor.kind {
+        domain::metadata::ActorKind::Visitor => keyed_hash(&state.config.address_key, &address),
+        _ => address,
+    });
     ctx
+}
+
+/// `h:` and 32 hex digits of SHA-256(key, address): the same visitor address gives the same
+/// value under one key, and the address cannot be read back without it.
+pub fn keyed_hash(key: &str, address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update([0]);
+    h.update(address.as_bytes());
+    let hex: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("h:{hex}")
 }
 
 /// The version in an `If-Match` header (`"3"` or `3`); 400 if it is not one.

@@ -190,7 +190,7 @@ pub async fn session(state: &AppState, session_id: Uuid) -> Result<(Session, u64
 /// Who wrote a message, as shown to either side (never a login or an email).
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AuthorView {
-    /// `operator`, `visitor` or `system`.
+    /// `operator`, `visitor`, `system` or `bot`.
     pub kind: &'static str,
     /// The operator's id (operators' side only needs it; visitors see it too, it is opaque).
     pub id: Option<Uuid>,
@@ -252,6 +252,45 @@ fn fold_messages(
                 message_id,
                 author: AuthorView { kind: "system", id: None, name: String::new() },
                 text: domain::session::rating_message(value, feedback.as_deref()),
+                edited: false,
+                deleted: false,
+                welcome: false,
+                posted_at: e.recorded_at,
+            }),
+            // The bot's name is kept under the nil id, which no operator has.
+            SessionEvent::ChatbotStarted { script } => {
+                names.insert(Uuid::nil(), script.author_name);
+            }
+            SessionEvent::ChatbotStepPosted { message_id, text, .. }
+            | SessionEvent::ChatbotSaid { message_id, text } => {
+                let name = names.get(&Uuid::nil()).cloned().unwrap_or_default();
+                out.push(MessageView {
+                    message_id,
+                    author: AuthorView { kind: "bot", id: None, name },
+                    text,
+                    edited: false,
+                    deleted: false,
+                    welcome: false,
+                    posted_at: e.recorded_at,
+                });
+            }
+            SessionEvent::ChatbotRestarted { message_id } => out.push(MessageView {
+                message_id,
+                author: AuthorView {
+                    kind: "bot",
+                    id: None,
+                    name: names.get(&Uuid::nil()).cloned().unwrap_or_default(),
+                },
+                text: domain::bot_runtime::RESTARTING.into(),
+                edited: false,
+                deleted: false,
+                welcome: false,
+                posted_at: e.recorded_at,
+            }),
+            SessionEvent::ChatbotAnswered { message_id, text, .. } => out.push(MessageView {
+                message_id,
+                author: AuthorView { kind: "visitor", id: None, name: visitor.clone() },
+                text,
                 edited: false,
                 deleted: false,
                 welcome: false,

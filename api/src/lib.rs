@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod bot;
 pub mod chat_commands;
 pub mod clock;
 pub mod commanding;
@@ -16,6 +17,7 @@ pub mod openapi;
 pub mod presence;
 pub mod problem;
 pub mod query;
+pub mod reports;
 pub mod routes;
 pub mod signals;
 pub mod throttle;
@@ -51,6 +53,9 @@ pub struct ApiConfig {
     pub abandon_after: Duration,
     /// Where transcripts go (SMTP or `.eml` files).
     pub mailer: mailer::MailerConfig,
+    /// Key of the hash that stands for visitors' addresses in event metadata
+    /// (`LIVECHAT_ADDRESS_KEY`; random per process when unset).
+    pub address_key: String,
 }
 
 impl Default for ApiConfig {
@@ -62,6 +67,7 @@ impl Default for ApiConfig {
             inactivity: Duration::from_secs(30 * 60),
             abandon_after: Duration::from_secs(60 * 60),
             mailer: mailer::MailerConfig::default(),
+            address_key: uuid::Uuid::new_v4().to_string(),
         }
     }
 }
@@ -85,6 +91,8 @@ pub struct AppState {
     pub signals: Arc<signals::Hub>,
     /// Conversations recently written or read on this node (checked against their streams).
     pub sessions: Arc<commands::Cache<domain::session::Session>>,
+    /// Report rows in memory, caught up with the `reports` view on each report request.
+    pub reports: Arc<reports::Index>,
 }
 
 /// Conversations kept in memory per node (a few KB each).
@@ -106,6 +114,7 @@ impl AppState {
             throttle: Arc::default(),
             signals: Arc::default(),
             sessions: Arc::new(commands::Cache::new(SESSION_CACHE)),
+            reports: Arc::default(),
         }
     }
 
@@ -129,6 +138,21 @@ fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> axum::respons
     Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response()
 }
 
+/// Request header carrying the TCP peer's address to handlers (set by the server itself,
+/// overwriting anything a client sent under that name).
+pub const CLIENT_HEADER: &str = "x-livechat-client";
+
+/// Puts the TCP peer's address in [`CLIENT_HEADER`] (removed when there is no peer, as
+/// under `oneshot` in tests), so that commands can record it in metadata.
+async fn client_address(mut req: axum::extract::Request) -> axum::extract::Request {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    match peer.and_then(|ip| axum::http::HeaderValue::from_str(&ip.to_string()).ok()) {
+        Some(v) => req.headers_mut().insert(CLIENT_HEADER, v),
+        None => req.headers_mut().remove(CLIENT_HEADER),
+    };
+    req
+}
+
 /// The whole application as a `Router`, ready to serve or to test with `oneshot`.
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
@@ -138,14 +162,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(routes::events::list))
         .route("/api/v1/streams", get(routes::streams::list))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .merge(routes::audit::routes())
         .merge(routes::auth::routes())
         .merge(routes::users::routes())
         .merge(routes::channels::routes())
         .merge(routes::public::routes())
         .merge(routes::sessions::routes())
         .merge(routes::ratings::routes())
+        .merge(routes::reports::routes())
         .merge(routes::conversations::routes())
         .merge(routes::canned::routes())
+        .merge(routes::chatbots::routes())
         .merge(routes::stream::routes())
         .merge(routes::transcripts::routes())
         .fallback(not_found)
@@ -153,6 +180,7 @@ pub fn router(state: AppState) -> Router {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")
         })
         .with_state(state)
+        .layer(axum::middleware::map_request(client_address))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(RequestBodyLimitLayer::new(1024 * 1024))
@@ -179,6 +207,13 @@ pub async fn serve(
             relay.abort();
         }
     };
+    // Report rows are read into memory once per node: start now rather than on the first report.
+    let (reports, views) = (state.reports.clone(), state.views.clone());
+    tokio::spawn(async move {
+        if let Err(err) = reports.warm(views.as_ref()).await {
+            tracing::warn!(%err, "could not read the report rows ahead of the first report");
+        }
+    });
     // Connect info gives handlers the TCP peer (login throttling per address).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await

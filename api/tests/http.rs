@@ -198,12 +198,14 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
     paths.sort();
     // Every route the router serves (keep in step with `api::router` and the route modules).
     let served = [
+        "/api/v1/audit",
         "/api/v1/auth/token",
         "/api/v1/canned-responses",
         "/api/v1/canned-responses/{id}",
         "/api/v1/channels",
         "/api/v1/channels/{id}",
         "/api/v1/channels/{id}/archive",
+        "/api/v1/channels/{id}/history",
         "/api/v1/channels/{id}/join",
         "/api/v1/channels/{id}/leave",
         "/api/v1/channels/{id}/operators",
@@ -217,9 +219,21 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
         "/api/v1/channels/{id}/rules/order",
         "/api/v1/channels/{id}/rules/{rule_id}",
         "/api/v1/channels/{id}/widget",
+        "/api/v1/chatbots",
+        "/api/v1/chatbots/{id}",
+        "/api/v1/chatbots/{id}/history",
+        "/api/v1/chatbots/{id}/steps",
+        "/api/v1/chatbots/{id}/steps/order",
+        "/api/v1/chatbots/{id}/steps/{step_id}",
+        "/api/v1/chatbots/{id}/steps/{step_id}/answers",
+        "/api/v1/chatbots/{id}/steps/{step_id}/answers/order",
+        "/api/v1/chatbots/{id}/steps/{step_id}/answers/{answer_id}",
+        "/api/v1/chatbots/{id}/test",
+        "/api/v1/chatbots/{id}/test/{test_id}/answer",
         "/api/v1/conversations",
         "/api/v1/conversations/{id}",
         "/api/v1/conversations/{id}/close",
+        "/api/v1/conversations/{id}/history",
         "/api/v1/conversations/{id}/messages",
         "/api/v1/conversations/{id}/messages/{message_id}",
         "/api/v1/conversations/{id}/seen",
@@ -234,6 +248,8 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
         "/api/v1/public/channels/{id}/ratings",
         "/api/v1/public/channels/{id}/sessions",
         "/api/v1/public/sessions/{id}",
+        "/api/v1/public/sessions/{id}/bot/answer",
+        "/api/v1/public/sessions/{id}/bot/restart",
         "/api/v1/public/sessions/{id}/leave",
         "/api/v1/public/sessions/{id}/messages",
         "/api/v1/public/sessions/{id}/pages",
@@ -242,18 +258,23 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
         "/api/v1/public/sessions/{id}/transcript",
         "/api/v1/public/sessions/{id}/transcripts/{transcript_id}",
         "/api/v1/ratings",
+        "/api/v1/reports/conversations",
+        "/api/v1/reports/operators",
         "/api/v1/stream",
         "/api/v1/streams",
         "/api/v1/transcripts/{id}",
         "/api/v1/users",
         "/api/v1/users/{id}",
         "/api/v1/users/{id}/deactivate",
+        "/api/v1/users/{id}/history",
         "/api/v1/users/{id}/password",
         "/api/v1/users/{id}/reactivate",
         "/chat/{id}",
         "/healthz",
         "/livechat/channel/{id}",
         "/readyz",
+        "/widget/widget.css",
+        "/widget/widget.js",
         "/widget/{id}/loader.js",
     ];
     assert_eq!(paths, served);
@@ -264,7 +285,10 @@ async fn the_openapi_document_covers_every_route_and_the_event_format() {
             .replace("{user_id}", &uuid::Uuid::nil().to_string())
             .replace("{rule_id}", &uuid::Uuid::nil().to_string())
             .replace("{message_id}", &uuid::Uuid::nil().to_string())
-            .replace("{transcript_id}", &uuid::Uuid::nil().to_string());
+            .replace("{transcript_id}", &uuid::Uuid::nil().to_string())
+            .replace("{step_id}", &uuid::Uuid::nil().to_string())
+            .replace("{answer_id}", &uuid::Uuid::nil().to_string())
+            .replace("{test_id}", &uuid::Uuid::nil().to_string());
         for method in doc["paths"][path].as_object().unwrap().keys() {
             let req = Request::builder()
                 .method(method.to_uppercase().as_str())

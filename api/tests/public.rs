@@ -387,7 +387,59 @@ async fn init_refuses_unknown_channels_and_bad_queries() {
     .await;
     assert_eq!(preflight.status, StatusCode::NO_CONTENT);
     assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
-    assert_eq!(preflight.header("access-control-allow-methods"), Some("GET, OPTIONS"));
+    assert_eq!(preflight.header("access-control-allow-methods"), Some("GET, POST, OPTIONS"));
+}
+
+/// Every route the widget calls from another site answers the browser's preflight with what
+/// the widget sends (JSON, the visitor token); operators' routes do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_routes_answer_preflights_and_only_they_do() {
+    let w = world(true).await;
+    let app = w.app();
+    let preflight = |uri: String, method: &'static str| {
+        Request::options(uri)
+            .header("origin", "https://shop.example")
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "authorization, content-type")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let s = Uuid::from_u128(0x5E55);
+    for (uri, method) in [
+        (format!("/api/v1/public/channels/{SHOP}/init"), "GET"),
+        (format!("/api/v1/public/channels/{SHOP}/sessions"), "POST"),
+        (format!("/api/v1/public/sessions/{s}"), "GET"),
+        (format!("/api/v1/public/sessions/{s}/messages"), "POST"),
+        (format!("/api/v1/public/sessions/{s}/pages"), "POST"),
+        (format!("/api/v1/public/sessions/{s}/seen"), "POST"),
+        (format!("/api/v1/public/sessions/{s}/leave"), "POST"),
+        (format!("/api/v1/public/sessions/{s}/rating"), "POST"),
+        (format!("/api/v1/public/sessions/{s}/transcript"), "POST"),
+    ] {
+        let res = send(&app, preflight(uri.clone(), method)).await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{uri}");
+        assert_eq!(res.header("access-control-allow-origin"), Some("*"), "{uri}");
+        assert_eq!(res.header("access-control-allow-methods"), Some("GET, POST, OPTIONS"), "{uri}");
+        let allowed = res.header("access-control-allow-headers").unwrap_or_default();
+        assert!(allowed.contains("authorization") && allowed.contains("content-type"), "{uri}: {allowed}");
+    }
+    // A refused visitor request is still readable by the widget (it shows the problem).
+    let refused = send(
+        &app,
+        Request::post(format!("/api/v1/public/sessions/{s}/messages"))
+            .header("origin", "https://shop.example")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"text":"hi"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.header("access-control-allow-origin"), Some("*"));
+    for uri in [format!("/api/v1/channels/{SHOP}/widget"), "/api/v1/conversations".to_string()] {
+        let res = send(&app, preflight(uri.clone(), "GET")).await;
+        assert_eq!(res.header("access-control-allow-origin"), None, "{uri} is not for other sites");
+        assert_ne!(res.status, StatusCode::NO_CONTENT, "{uri}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,12 +510,26 @@ async fn the_loader_script_and_the_direct_link_page_carry_the_channel_id() {
     let text = js.text();
     assert!(text.contains(&format!("var CHANNEL_ID = \"{SHOP}\";")), "the id, JSON-encoded");
     assert!(!text.contains("__LIVECHAT_CHANNEL_ID__"));
+    assert!(text.contains("/widget/widget.js") && text.contains("s.async = true"), "adds the widget without blocking");
     assert!(!text.contains("innerHTML"), "server texts go in with textContent only");
+
+    for (uri, content_type, body) in [
+        ("/widget/widget.js", "application/javascript; charset=utf-8", api::routes::public::WIDGET_JS),
+        ("/widget/widget.css", "text/css; charset=utf-8", api::routes::public::WIDGET_CSS),
+    ] {
+        let res = get(&app, uri).await;
+        assert_eq!((res.status, res.header("content-type")), (StatusCode::OK, Some(content_type)), "{uri}");
+        assert_eq!(res.header("cache-control"), Some("public, max-age=300"));
+        assert_eq!(res.text(), body);
+    }
+    assert!(!api::routes::public::WIDGET_JS.contains("innerHTML"), "server texts go in with textContent only");
+    assert!(api::routes::public::WIDGET_JS.len() < 32 * 1024, "the widget stays small");
 
     let page = get(&app, &format!("/chat/{SHOP}")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
-    assert!(page.header("content-security-policy").unwrap().contains("script-src 'self'"));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("style-src 'self' 'unsafe-inline'"), "{csp}");
     let html = page.text();
     assert!(html.contains(&format!("<script src=\"../widget/{SHOP}/loader.js\" data-livechat-open defer>")), "{html}");
     assert!(!html.contains("{{"), "no slot left: {html}");
@@ -478,17 +544,20 @@ async fn the_loader_script_and_the_direct_link_page_carry_the_channel_id() {
     }
 }
 
-/// The loader template is valid JavaScript (checked with node, where there is one).
+/// The loader template and the widget are valid JavaScript (checked with node, where there is one).
 #[test]
 fn the_loader_script_parses() {
-    let script = api::routes::public::loader_script(SHOP);
-    let path = std::env::temp_dir().join(format!("livechat-loader-{}.js", std::process::id()));
-    std::fs::write(&path, &script).unwrap();
-    match std::process::Command::new("node").arg("--check").arg(&path).output() {
-        Ok(out) => assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr)),
-        Err(e) => eprintln!("skipped: node is not available ({e})"),
+    for (name, script) in
+        [("loader", api::routes::public::loader_script(SHOP)), ("widget", api::routes::public::WIDGET_JS.to_string())]
+    {
+        let path = std::env::temp_dir().join(format!("livechat-{name}-{}.js", std::process::id()));
+        std::fs::write(&path, &script).unwrap();
+        match std::process::Command::new("node").arg("--check").arg(&path).output() {
+            Ok(out) => assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => eprintln!("skipped: node is not available ({e})"),
+        }
+        let _ = std::fs::remove_file(path);
     }
-    let _ = std::fs::remove_file(path);
 }
 
 // --- Country sources ----------------------------------------------------------------------

@@ -8,6 +8,7 @@
 mod baseline;
 mod measure;
 mod messages;
+mod reports;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,7 +44,8 @@ struct Args {
     /// Folder for the SQLite files.
     #[arg(long, default_value = "target/bench")]
     dir: PathBuf,
-    /// What to measure: `store` (appends, reads, rebuilds) or `messages` (HTTP posts).
+    /// What to measure: `store` (appends, reads, rebuilds), `messages` (HTTP posts) or
+    /// `reports` (report latency over --report-rows conversations).
     #[arg(long, value_delimiter = ',', default_value = "store")]
     scenarios: Vec<String>,
     /// Concurrent HTTP clients for the messages scenario.
@@ -52,6 +54,9 @@ struct Args {
     /// Open conversations for the messages scenario.
     #[arg(long, default_value_t = 1000)]
     conversations: usize,
+    /// Conversations in the reports scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    report_rows: u64,
 }
 
 /// The 310-byte chat message of the reference measurements.
@@ -101,7 +106,8 @@ async fn main() -> Result<()> {
             match scenario.as_str() {
                 "store" => bench_backend(&args, backend, &store, Arc::new(raw.clone_handle())).await?,
                 "messages" => messages::bench(&store, backend, args.seconds, args.clients, args.conversations).await?,
-                other => bail!("unknown scenario '{other}': use store or messages"),
+                "reports" => reports::bench(&store, backend, args.report_rows).await?,
+                other => bail!("unknown scenario '{other}': use store, messages or reports"),
             }
         }
     }

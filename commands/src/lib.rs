@@ -19,12 +19,14 @@ pub struct Context {
     /// From the `Idempotency-Key` header: makes event ids deterministic, so a retried request
     /// returns the first result instead of writing twice.
     pub idempotency_key: Option<String>,
+    /// The client's address as recorded in metadata (see `Metadata::client`).
+    pub client: Option<String>,
     pub now: DateTime<Utc>,
 }
 
 impl Context {
     pub fn new(actor: Actor, now: DateTime<Utc>) -> Self {
-        Context { actor, correlation_id: Uuid::now_v7(), request_id: None, idempotency_key: None, now }
+        Context { actor, correlation_id: Uuid::now_v7(), request_id: None, idempotency_key: None, client: None, now }
     }
 
     fn metadata(&self) -> serde_json::Value {
@@ -33,6 +35,7 @@ impl Context {
             correlation_id: self.correlation_id,
             causation_id: None,
             request_id: self.request_id.clone(),
+            client: self.client.clone(),
         };
         serde_json::to_value(m).expect("metadata serializes")
     }
@@ -150,6 +153,67 @@ async fn catch_up<A: Aggregate>(
         }
     }
     Ok(read)
+}
+
+/// A point in the log's history: a time, or a position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsOf {
+    Time(DateTime<Utc>),
+    Position(Position),
+}
+
+impl std::str::FromStr for AsOf {
+    type Err = String;
+
+    /// An RFC 3339 time, or a position `TX:POS` (a bare number on embedded stores).
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Ok(AsOf::Time(t.with_timezone(&Utc)));
+        }
+        s.parse::<Position>()
+            .map(AsOf::Position)
+            .map_err(|_| format!("'{s}' is neither an RFC 3339 time nor a position"))
+    }
+}
+
+impl AsOf {
+    /// Whether the event had happened at this point.
+    pub fn includes(&self, e: &store::RecordedEvent) -> bool {
+        match self {
+            AsOf::Time(t) => e.recorded_at <= *t,
+            AsOf::Position(p) => e.position <= *p,
+        }
+    }
+}
+
+/// Reads and folds a stream as it was at `as_of` (its events up to the first one after it).
+pub async fn load_as_of<A: Aggregate>(
+    events: &dyn EventStore,
+    stream: &str,
+    as_of: AsOf,
+) -> Result<Loaded<A>, StoreOrDecode> {
+    let mut loaded =
+        Loaded { state: A::default(), version: None, ids: Vec::new(), last_position: None, last_recorded_at: None };
+    let mut from = 0;
+    loop {
+        let page = events.read_stream(stream, from, Direction::Forward, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        from = last.stream_version + 1;
+        let full = page.len() == PAGE;
+        for e in page.iter() {
+            if !as_of.includes(e) {
+                return Ok(loaded);
+            }
+            loaded.state.apply(&decode::<A::Event>(&e.event_type, &e.data)?);
+            loaded.version = Some(e.stream_version);
+            loaded.last_position = Some(e.position);
+            loaded.last_recorded_at = Some(e.recorded_at);
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(loaded)
 }
 
 /// A read failure: the store, or an event this code cannot read.

@@ -4,8 +4,10 @@
 //! ids come in through commands; a decision is `(state, command) -> events | error`.
 
 pub mod aggregate;
+pub mod bot_runtime;
 pub mod canned;
 pub mod channel;
+pub mod chatbot;
 pub mod metadata;
 pub mod routing;
 pub mod rules;

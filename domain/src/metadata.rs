@@ -37,6 +37,10 @@ pub struct Metadata {
     pub causation_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The client's address: as is for operators, a keyed hash for visitors (recognisable
+    /// across their requests, not reversible without the server's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 #[cfg(test)]
@@ -50,6 +54,7 @@ mod tests {
             correlation_id: Uuid::from_u128(1),
             causation_id: Some(Uuid::from_u128(2)),
             request_id: Some("req-1".into()),
+            client: None,
         };
         assert_eq!(
             serde_json::to_value(&m).unwrap(),
@@ -60,8 +65,13 @@ mod tests {
                 "request_id": "req-1"
             })
         );
-        let system =
-            Metadata { actor: Actor::system(), correlation_id: Uuid::nil(), causation_id: None, request_id: None };
+        let system = Metadata {
+            actor: Actor::system(),
+            correlation_id: Uuid::nil(),
+            causation_id: None,
+            request_id: None,
+            client: None,
+        };
         let json = serde_json::to_string(&system).unwrap();
         assert_eq!(
             json,

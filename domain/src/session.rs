@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::bot_runtime::{self, Reply, Stop};
+use crate::chatbot::{Script, Step, StepType};
 use crate::values::{Country, Invalid};
 
 /// Longest message, in characters.
@@ -80,6 +82,8 @@ pub enum SessionStatus {
     Waiting,
     Active,
     Closed,
+    /// A chatbot answers: not in the queue until its script ends without an operator.
+    Bot,
 }
 
 /// What happened in a conversation.
@@ -154,6 +158,99 @@ pub enum SessionEvent {
         operator_id: Uuid,
         channel_id: Uuid,
     },
+    /// A chatbot took the conversation; it follows this copy of its script to the end, so
+    /// editing the script never changes a running conversation.
+    ChatbotStarted {
+        script: Script,
+    },
+    /// The bot moved to a step and said its message (authored by the bot).
+    ChatbotStepPosted {
+        message_id: Uuid,
+        step_id: Uuid,
+        text: String,
+    },
+    /// The bot reached a `forward_operator` step; routing decides what follows.
+    ChatbotForwarding {
+        step_id: Uuid,
+    },
+    /// The visitor answered a step (a visitor message): the chosen answer or the raw text.
+    /// An answer that is not `accepted` (an invalid email) does not count.
+    ChatbotAnswered {
+        message_id: Uuid,
+        step_id: Uuid,
+        answer_id: Option<Uuid>,
+        text: String,
+        accepted: bool,
+    },
+    /// The bot said something that is not a step (asking again after an invalid email).
+    ChatbotSaid {
+        message_id: Uuid,
+        text: String,
+    },
+    /// The visitor restarted the script ("Restarting conversation..."): earlier answers stay
+    /// in the log but no longer count.
+    ChatbotRestarted {
+        message_id: Uuid,
+    },
+    ChatbotEnded {
+        outcome: BotOutcome,
+    },
+}
+
+/// How a chatbot's run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BotOutcome {
+    /// An operator was found at a `forward_operator` step.
+    Forwarded { operator_id: Uuid },
+    /// No step left; without an operator the conversation went to the queue.
+    Finished,
+    /// The visitor chose an answer with a redirect link.
+    Redirected { link: String },
+}
+
+/// An answer the bot collected (since the last restart).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Collected {
+    pub step_id: Uuid,
+    #[serde(skip)]
+    pub step_type: StepType,
+    /// The step's message (the question).
+    pub question: String,
+    pub answer_id: Option<Uuid>,
+    pub answer: String,
+}
+
+/// A chatbot's run in a conversation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BotRun {
+    pub script: Script,
+    /// Index of the last step reached.
+    pub at: Option<usize>,
+    /// The step at `at` waits for the visitor.
+    pub awaiting: bool,
+    /// The step at `at` is a forward that routing has not settled yet.
+    pub forwarding: bool,
+    /// Accepted answers since the last restart, in order.
+    pub answers: Vec<Collected>,
+    pub ended: Option<BotOutcome>,
+}
+
+impl BotRun {
+    /// Answer ids chosen so far (what "only if" conditions look at).
+    pub fn chosen(&self) -> Vec<Uuid> {
+        self.answers.iter().filter_map(|a| a.answer_id).collect()
+    }
+
+    /// The step the bot waits on, if any.
+    pub fn awaited(&self) -> Option<&Step> {
+        self.at.filter(|_| self.awaiting && self.ended.is_none()).map(|i| &self.script.steps[i])
+    }
+
+    /// Still running: not ended.
+    pub fn running(&self) -> bool {
+        self.ended.is_none()
+    }
 }
 
 /// The conversation's current rating.
@@ -200,6 +297,8 @@ pub struct Session {
     pub country: Option<Country>,
     /// The latest rating, if the visitor rated it.
     pub rating: Option<Rated>,
+    /// The chatbot's run, if a chatbot took the conversation.
+    pub bot: Option<BotRun>,
 }
 
 impl Session {
@@ -214,6 +313,10 @@ impl Session {
 
     fn position(&self, message_id: Uuid) -> Option<usize> {
         self.messages.iter().position(|m| m.message_id == message_id)
+    }
+
+    fn said(&mut self, message_id: Uuid, author: Party, text: String) {
+        self.messages.push(Message { message_id, author, text, edited: false, deleted: false, welcome: false });
     }
 }
 
@@ -303,6 +406,56 @@ impl Aggregate for Session {
                     operator_id: *operator_id,
                     channel_id: *channel_id,
                 });
+            }
+            // Bot messages are held as system messages here; histories show the bot's name.
+            SessionEvent::ChatbotStarted { script } => {
+                self.status = SessionStatus::Bot;
+                self.bot = Some(BotRun { script: script.clone(), ..Default::default() });
+            }
+            SessionEvent::ChatbotStepPosted { message_id, step_id, text } => {
+                self.said(*message_id, Party::System, text.clone());
+                if let Some(run) = &mut self.bot {
+                    run.at = run.script.steps.iter().position(|s| s.step_id == *step_id);
+                    run.awaiting = run.at.is_some_and(|i| run.script.steps[i].step_type.expects_answer());
+                    run.forwarding = false;
+                }
+            }
+            SessionEvent::ChatbotForwarding { step_id } => {
+                if let Some(run) = &mut self.bot {
+                    run.at = run.script.steps.iter().position(|s| s.step_id == *step_id);
+                    run.awaiting = false;
+                    run.forwarding = true;
+                }
+            }
+            SessionEvent::ChatbotAnswered { message_id, step_id, answer_id, text, accepted } => {
+                self.said(*message_id, Party::Visitor, text.clone());
+                if let (Some(run), true) = (&mut self.bot, *accepted) {
+                    if let Some(step) = run.script.steps.iter().find(|s| s.step_id == *step_id) {
+                        run.answers.push(Collected {
+                            step_id: *step_id,
+                            step_type: step.step_type,
+                            question: step.message.clone(),
+                            answer_id: *answer_id,
+                            answer: text.clone(),
+                        });
+                    }
+                    run.awaiting = false;
+                }
+            }
+            SessionEvent::ChatbotSaid { message_id, text } => self.said(*message_id, Party::System, text.clone()),
+            SessionEvent::ChatbotRestarted { message_id } => {
+                self.said(*message_id, Party::System, bot_runtime::RESTARTING.into());
+                self.status = SessionStatus::Bot;
+                if let Some(run) = &mut self.bot {
+                    *run = BotRun { script: run.script.clone(), ..Default::default() };
+                }
+            }
+            SessionEvent::ChatbotEnded { outcome } => {
+                if let Some(run) = &mut self.bot {
+                    run.ended = Some(outcome.clone());
+                    run.awaiting = false;
+                    run.forwarding = false;
+                }
             }
         }
     }
@@ -641,6 +794,247 @@ pub fn rate(
     Ok(vec![SessionEvent::ConversationRated { message_id, value, feedback, operator_id, channel_id }])
 }
 
+// ---------------------------------------------------------------------------------------------
+// Chatbot runs
+
+/// Why a chatbot command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BotError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// 409
+    #[error("no chatbot is running in this conversation")]
+    NotRunning,
+    /// 409
+    #[error("the bot is not waiting for an answer to this step")]
+    NotAwaited,
+}
+
+impl From<Invalid> for BotError {
+    fn from(i: Invalid) -> Self {
+        BotError::Session(SessionError::Invalid(i))
+    }
+}
+
+/// Message ids the bot's events take, derived from the id of what caused them so that a
+/// decision made again (after a conflict) names the same messages.
+fn derived(seed: Uuid, n: usize) -> Uuid {
+    Uuid::new_v5(&seed, format!("bot/{n}").as_bytes())
+}
+
+/// A system message summing up what the bot collected, for the operator.
+pub fn collected_summary(run: &BotRun) -> Option<String> {
+    if run.answers.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = run
+        .answers
+        .iter()
+        .map(|a| {
+            let label = match a.step_type {
+                StepType::QuestionEmail => "Email".to_string(),
+                StepType::QuestionPhone => "Phone".to_string(),
+                _ => a.question.chars().take(80).collect(),
+            };
+            format!("{label}: {}", a.answer)
+        })
+        .collect();
+    Some(format!("Collected by {}:\n{}", run.script.author_name, lines.join("\n")))
+}
+
+/// What the bot says from `after` with the answers chosen so far: its text steps up to a
+/// question, a forward (routing then decides) or the end, where a conversation without an
+/// operator goes to the queue with what the bot collected.
+fn proceed(run: &BotRun, after: Option<usize>, chosen: &[Uuid], seed: Uuid) -> Vec<SessionEvent> {
+    let plan = bot_runtime::plan(&run.script, after, chosen);
+    let mut n = 0;
+    let mut next_id = || {
+        n += 1;
+        derived(seed, n)
+    };
+    let mut events: Vec<SessionEvent> = plan
+        .say
+        .iter()
+        .map(|&i| {
+            let step = &run.script.steps[i];
+            SessionEvent::ChatbotStepPosted { message_id: next_id(), step_id: step.step_id, text: step.message.clone() }
+        })
+        .collect();
+    match plan.stop {
+        Stop::Await(_) => {}
+        Stop::Forward(i) => events.push(SessionEvent::ChatbotForwarding { step_id: run.script.steps[i].step_id }),
+        Stop::End => {
+            events.push(SessionEvent::ChatbotEnded { outcome: BotOutcome::Finished });
+            if let Some(text) = collected_summary(run) {
+                events.push(SessionEvent::MessagePosted {
+                    message_id: next_id(),
+                    author: Party::System,
+                    text,
+                    welcome: false,
+                });
+            }
+            events.push(SessionEvent::SessionQueued {});
+        }
+    }
+    events
+}
+
+/// Starts a conversation that a chatbot answers (no routing, no welcome message): the bot
+/// says its welcome steps at once.
+pub fn start_with_bot(state: &Session, s: Start, script: Script) -> Result<Vec<SessionEvent>, SessionError> {
+    let seed = s.welcome_message_id;
+    let mut events = start(state, Start { operator: None, welcome_text: String::new(), ..s })?;
+    // `start` queues a conversation nobody answers; the bot answers this one.
+    events.retain(|e| !matches!(e, SessionEvent::SessionQueued {}));
+    events.push(SessionEvent::ChatbotStarted { script: script.clone() });
+    let run = BotRun { script, ..Default::default() };
+    events.extend(proceed(&run, None, &[], seed));
+    Ok(events)
+}
+
+fn running(state: &Session) -> Result<&BotRun, BotError> {
+    open(state)?;
+    match &state.bot {
+        Some(run) if run.running() && state.operator.is_none() => Ok(run),
+        _ => Err(BotError::NotRunning),
+    }
+}
+
+/// The visitor answers `step_id`: a choice (`answer_id`) or text. Answering a step already
+/// answered (a double click, a retry with the same message id) changes nothing; an invalid
+/// email is said back and asked again; a redirect answer ends the script.
+pub fn bot_answer(
+    state: &Session,
+    step_id: Uuid,
+    message_id: Uuid,
+    answer_id: Option<Uuid>,
+    text: Option<&str>,
+) -> Result<Vec<SessionEvent>, BotError> {
+    if let Some(m) = state.position(message_id).map(|i| &state.messages[i]) {
+        return if m.author == Party::Visitor { Ok(vec![]) } else { Err(SessionError::MessageIdReused.into()) };
+    }
+    if state.bot.as_ref().is_some_and(|run| run.answers.iter().any(|a| a.step_id == step_id)) {
+        return Ok(vec![]);
+    }
+    let run = running(state)?;
+    let step = match run.awaited() {
+        Some(s) if s.step_id == step_id => s,
+        _ => return Err(BotError::NotAwaited),
+    };
+    let reply = bot_runtime::check_answer(step, answer_id, text)?;
+    let answered = |answer_id, text: String, accepted| SessionEvent::ChatbotAnswered {
+        message_id,
+        step_id,
+        answer_id,
+        text,
+        accepted,
+    };
+    Ok(match reply {
+        Reply::Retry { raw, message } => {
+            vec![
+                answered(None, raw, false),
+                SessionEvent::ChatbotSaid { message_id: derived(message_id, 1), text: message },
+            ]
+        }
+        Reply::Chosen { answer_id, label, redirect_link: Some(link) } => {
+            vec![
+                answered(Some(answer_id), label, true),
+                SessionEvent::ChatbotEnded { outcome: BotOutcome::Redirected { link } },
+            ]
+        }
+        Reply::Chosen { answer_id: chosen, label, redirect_link: None } => {
+            then_proceed(state, answered(Some(chosen), label, true), message_id)?
+        }
+        Reply::Text(t) => then_proceed(state, answered(None, t, true), message_id)?,
+    })
+}
+
+/// An accepted answer, then what the bot says next with it counted.
+fn then_proceed(state: &Session, answer: SessionEvent, seed: Uuid) -> Result<Vec<SessionEvent>, BotError> {
+    let mut after = state.clone();
+    after.apply(&answer);
+    let run = after.bot.as_ref().ok_or(BotError::NotRunning)?;
+    let mut events = vec![answer.clone()];
+    events.extend(proceed(run, run.at, &run.chosen(), seed));
+    Ok(events)
+}
+
+/// Settles a forward: with an operator (id, the name visitors see) they join ("NAME has
+/// joined") with what the bot collected and the bot stops; without one the script goes on
+/// silently. A forward already settled changes nothing.
+pub fn bot_forwarded(
+    state: &Session,
+    step_id: Uuid,
+    operator: Option<(Uuid, String)>,
+    seed: Uuid,
+) -> Result<Vec<SessionEvent>, BotError> {
+    let run = running(state)?;
+    let step = match run.at.map(|i| &run.script.steps[i]) {
+        Some(s) if run.forwarding && s.step_id == step_id => s,
+        _ => return Ok(vec![]),
+    };
+    let Some((operator_id, display_name)) = operator else {
+        return Ok(proceed(run, run.at, &run.chosen(), seed));
+    };
+    let mut events = vec![];
+    if !step.message.is_empty() {
+        events.push(SessionEvent::ChatbotStepPosted {
+            message_id: derived(seed, 1),
+            step_id,
+            text: step.message.clone(),
+        });
+    }
+    events.push(SessionEvent::OperatorAssigned {
+        operator_id,
+        display_name: display_name.clone(),
+        how: Assignment::Routed,
+    });
+    let system = |n, text| SessionEvent::MessagePosted {
+        message_id: derived(seed, n),
+        author: Party::System,
+        text,
+        welcome: false,
+    };
+    events.push(system(2, bot_runtime::joined(&display_name)));
+    if let Some(summary) = collected_summary(run) {
+        events.push(system(3, summary));
+    }
+    events.push(SessionEvent::ChatbotEnded { outcome: BotOutcome::Forwarded { operator_id } });
+    Ok(events)
+}
+
+/// The visitor restarts the script ("Restarting conversation..."): earlier answers stay in
+/// the log but no longer count. Possible until an operator has the conversation.
+pub fn bot_restart(state: &Session, message_id: Uuid) -> Result<Vec<SessionEvent>, BotError> {
+    if let Some(m) = state.position(message_id).map(|i| &state.messages[i]) {
+        let same = m.author == Party::System && m.text == bot_runtime::RESTARTING;
+        return if same { Ok(vec![]) } else { Err(SessionError::MessageIdReused.into()) };
+    }
+    open(state)?;
+    let run = match &state.bot {
+        Some(run) if state.operator.is_none() => run,
+        _ => return Err(BotError::NotRunning),
+    };
+    let mut events = vec![SessionEvent::ChatbotRestarted { message_id }];
+    let fresh = BotRun { script: run.script.clone(), ..Default::default() };
+    events.extend(proceed(&fresh, None, &[], message_id));
+    Ok(events)
+}
+
+/// An administrator's dry run of a chatbot: a conversation's events in a stream category of
+/// its own (`bottest-<uuid>`), which no projection, report or count reads.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BotTest(pub Session);
+
+impl Aggregate for BotTest {
+    type Event = SessionEvent;
+    const CATEGORY: &'static str = "bottest";
+
+    fn apply(&mut self, e: &SessionEvent) {
+        self.0.apply(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -936,5 +1330,256 @@ mod tests {
         }
         let (_, d) = encode(&SessionEvent::MessagesSeen { by: ADA_, up_to: id(0) });
         assert_eq!(d["by"], serde_json::json!({"kind": "operator", "id": ADA}));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Chatbot runs
+
+    mod bot {
+        use super::*;
+        use crate::chatbot::{Answer, Script, Step, StepType};
+
+        fn step(n: u128, step_type: StepType, message: &str, answers: &[(u128, Option<&str>)]) -> Step {
+            Step {
+                step_id: Uuid::from_u128(n),
+                step_type,
+                message: message.into(),
+                answers: answers
+                    .iter()
+                    .map(|(a, link)| Answer {
+                        answer_id: Uuid::from_u128(*a),
+                        label: format!("answer {a}"),
+                        redirect_link: link.map(String::from),
+                    })
+                    .collect(),
+                only_if: vec![],
+            }
+        }
+
+        const HELLO: u128 = 200;
+        const TOPIC: u128 = 201;
+        const EMAIL: u128 = 202;
+        const FORWARD: u128 = 203;
+        const BYE: u128 = 204;
+        const SALES: u128 = 21;
+        const DOCS: u128 = 22;
+
+        fn script() -> Script {
+            use StepType::*;
+            Script {
+                chatbot_id: Uuid::from_u128(7),
+                version: 3,
+                title: "Support bot".into(),
+                author_name: "Robin".into(),
+                steps: vec![
+                    step(HELLO, Text, "Hello!", &[]),
+                    step(
+                        TOPIC,
+                        QuestionSelection,
+                        "What about?",
+                        &[(SALES, None), (DOCS, Some("https://example.com/docs"))],
+                    ),
+                    step(EMAIL, QuestionEmail, "Your email?", &[]),
+                    step(FORWARD, ForwardOperator, "Let me find someone.", &[]),
+                    step(BYE, Text, "We will write to you.", &[]),
+                ],
+            }
+        }
+
+        fn started() -> Vec<SessionEvent> {
+            started_with(script())
+        }
+
+        fn started_with(script: Script) -> Vec<SessionEvent> {
+            let s = Start {
+                session_id: Uuid::from_u128(99),
+                channel_id: CHANNEL,
+                visitor_name: None,
+                visitor_number: 7,
+                page_url: "/".into(),
+                country: None,
+                languages: vec![],
+                visitor_token_sha256: "digest".into(),
+                operator: None,
+                welcome_message_id: id(0),
+                welcome_text: "ignored".into(),
+            };
+            start_with_bot(&Session::default(), s, script).unwrap()
+        }
+
+        fn texts(events: &[SessionEvent]) -> Vec<String> {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    SessionEvent::ChatbotStepPosted { text, .. } | SessionEvent::ChatbotSaid { text, .. } => {
+                        Some(format!("bot: {text}"))
+                    }
+                    SessionEvent::ChatbotAnswered { text, .. } => Some(format!("visitor: {text}")),
+                    SessionEvent::MessagePosted { text, .. } => Some(format!("system: {text}")),
+                    SessionEvent::ChatbotForwarding { .. } => Some("(forwarding)".into()),
+                    SessionEvent::ChatbotEnded { outcome } => Some(format!("(ended: {outcome:?})")),
+                    SessionEvent::SessionQueued {} => Some("(queued)".into()),
+                    SessionEvent::OperatorAssigned { display_name, .. } => Some(format!("(assigned {display_name})")),
+                    SessionEvent::ChatbotRestarted { .. } => Some("bot: Restarting conversation...".into()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn answer(
+            h: &[SessionEvent],
+            step: u128,
+            m: u128,
+            choice: Option<u128>,
+            text: Option<&str>,
+        ) -> Vec<SessionEvent> {
+            bot_answer(&given(h), Uuid::from_u128(step), id(m), choice.map(Uuid::from_u128), text).unwrap()
+        }
+
+        /// Greeted, chose sales, gave an email: the bot stands at the forward.
+        fn at_forward() -> Vec<SessionEvent> {
+            let h = started();
+            let h = then(&h, answer(&h, TOPIC, 1, Some(SALES), None));
+            then(&h, answer(&h, EMAIL, 2, None, Some("marie@example.com")))
+        }
+
+        #[test]
+        fn the_bot_says_its_welcome_steps_and_waits_for_the_first_question() {
+            let h = started();
+            assert!(matches!(&h[1], SessionEvent::ChatbotStarted { script } if script.version == 3));
+            assert_eq!(texts(&h), vec!["bot: Hello!", "bot: What about?"]);
+            let s = given(&h);
+            assert_eq!(s.status, SessionStatus::Bot, "not queued while the bot answers");
+            assert_eq!(s.bot.as_ref().unwrap().awaited().map(|s| s.step_id), Some(Uuid::from_u128(TOPIC)));
+        }
+
+        #[test]
+        fn a_choice_then_an_invalid_email_retried_then_a_valid_one_reach_the_forward() {
+            let h = started();
+            let chose = answer(&h, TOPIC, 1, Some(SALES), None);
+            assert_eq!(texts(&chose), vec!["visitor: answer 21", "bot: Your email?"]);
+            let h = then(&h, chose);
+            let bad = answer(&h, EMAIL, 2, None, Some("marie@"));
+            assert_eq!(
+                texts(&bad),
+                vec!["visitor: marie@", "bot: 'marie@' does not look like a valid email. Can you please try again?"]
+            );
+            let h = then(&h, bad);
+            let good = answer(&h, EMAIL, 3, None, Some("Marie@Example.com"));
+            assert_eq!(texts(&good), vec!["visitor: Marie@example.com", "(forwarding)"]);
+            let s = given(&then(&h, good));
+            let run = s.bot.unwrap();
+            assert!(run.forwarding);
+            let collected: Vec<&str> = run.answers.iter().map(|a| a.answer.as_str()).collect();
+            assert_eq!(collected, vec!["answer 21", "Marie@example.com"], "the invalid email does not count");
+        }
+
+        #[test]
+        fn answering_the_same_step_twice_is_answered_once() {
+            let h = started();
+            let h = then(&h, answer(&h, TOPIC, 1, Some(SALES), None));
+            assert_eq!(answer(&h, TOPIC, 1, Some(SALES), None), vec![], "a retry with the same message id");
+            assert_eq!(answer(&h, TOPIC, 5, Some(DOCS), None), vec![], "a double click");
+            let early = bot_answer(&given(&h), Uuid::from_u128(FORWARD), id(6), None, Some("x"));
+            assert_eq!(early, Err(BotError::NotAwaited));
+            let wrong = bot_answer(&given(&h), Uuid::from_u128(EMAIL), id(6), None, None);
+            assert!(matches!(wrong, Err(BotError::Session(SessionError::Invalid(i))) if i.field == "text"));
+        }
+
+        #[test]
+        fn a_forward_with_an_operator_hands_over_with_what_the_bot_collected() {
+            let h = at_forward();
+            let found = bot_forwarded(&given(&h), Uuid::from_u128(FORWARD), Some((ADA, "Ada".into())), id(9)).unwrap();
+            assert_eq!(
+                texts(&found),
+                vec![
+                    "bot: Let me find someone.",
+                    "(assigned Ada)",
+                    "system: Ada has joined",
+                    "system: Collected by Robin:\nWhat about?: answer 21\nEmail: marie@example.com",
+                    "(ended: Forwarded { operator_id: 00000000-0000-0000-0000-000000000001 })",
+                ]
+            );
+            let h = then(&h, found);
+            let s = given(&h);
+            assert_eq!((s.status, s.operator), (SessionStatus::Active, Some(ADA)));
+            assert_eq!(bot_forwarded(&s, Uuid::from_u128(FORWARD), None, id(9)), Err(BotError::NotRunning));
+            assert_eq!(bot_restart(&s, id(10)), Err(BotError::NotRunning), "the operator has it now");
+        }
+
+        #[test]
+        fn without_an_operator_the_script_goes_on_silently_and_ends_in_the_queue() {
+            let h = at_forward();
+            let none = bot_forwarded(&given(&h), Uuid::from_u128(FORWARD), None, id(9)).unwrap();
+            assert_eq!(
+                texts(&none),
+                vec![
+                    "bot: We will write to you.",
+                    "(ended: Finished)",
+                    "system: Collected by Robin:\nWhat about?: answer 21\nEmail: marie@example.com",
+                    "(queued)",
+                ]
+            );
+            let s = given(&then(&h, none));
+            assert_eq!((s.status, s.operator), (SessionStatus::Waiting, None));
+            assert_eq!(bot_forwarded(&s, Uuid::from_u128(FORWARD), None, id(9)), Err(BotError::NotRunning));
+        }
+
+        #[test]
+        fn a_script_ending_with_an_operator_leaves_the_conversation_to_them() {
+            let mut short = script();
+            short.steps.truncate(2);
+            short.steps.push(step(FORWARD, StepType::ForwardOperator, "", &[]));
+            let h = started_with(short);
+            let h = then(&h, answer(&h, TOPIC, 1, Some(SALES), None));
+            assert_eq!(texts(&h).last().map(String::as_str), Some("(forwarding)"));
+            let found = bot_forwarded(&given(&h), Uuid::from_u128(FORWARD), Some((BOB, "Bob".into())), id(2)).unwrap();
+            assert_eq!(texts(&found)[0], "(assigned Bob)", "a silent forward says nothing");
+            assert!(!texts(&found).contains(&"(queued)".to_string()));
+            let s2 = given(&then(&h, found));
+            assert_eq!(s2.bot.unwrap().ended, Some(BotOutcome::Forwarded { operator_id: BOB }));
+        }
+
+        #[test]
+        fn a_redirect_answer_ends_the_script() {
+            let h = started();
+            let redirected = answer(&h, TOPIC, 1, Some(DOCS), None);
+            assert_eq!(
+                redirected.last(),
+                Some(&SessionEvent::ChatbotEnded {
+                    outcome: BotOutcome::Redirected { link: "https://example.com/docs".into() }
+                })
+            );
+            let s = given(&then(&h, redirected));
+            assert_eq!(bot_answer(&s, Uuid::from_u128(EMAIL), id(2), None, Some("a@b.co")), Err(BotError::NotRunning));
+        }
+
+        #[test]
+        fn a_restart_starts_over_and_earlier_answers_no_longer_count() {
+            let h = at_forward();
+            let h = then(&h, bot_forwarded(&given(&h), Uuid::from_u128(FORWARD), None, id(9)).unwrap());
+            let restarted = bot_restart(&given(&h), id(10)).unwrap();
+            assert_eq!(texts(&restarted), vec!["bot: Restarting conversation...", "bot: Hello!", "bot: What about?"]);
+            let h = then(&h, restarted);
+            assert_eq!(bot_restart(&given(&h), id(10)), Ok(vec![]), "a retried restart");
+            let s = given(&h);
+            assert_eq!(s.status, SessionStatus::Bot, "out of the queue again");
+            let run = s.bot.clone().unwrap();
+            assert!(run.answers.is_empty() && run.running());
+            assert!(s.messages.iter().any(|m| m.text == "marie@example.com"), "the log keeps the earlier answers");
+            assert_eq!(texts(&answer(&h, TOPIC, 11, Some(SALES), None)).len(), 2, "the topic is asked again");
+        }
+
+        #[test]
+        fn bot_events_round_trip_through_their_stored_form() {
+            let mut h = at_forward();
+            h.extend(bot_forwarded(&given(&h), Uuid::from_u128(FORWARD), Some((ADA, "Ada".into())), id(9)).unwrap());
+            h.push(SessionEvent::ChatbotRestarted { message_id: id(3) });
+            h.push(SessionEvent::ChatbotEnded { outcome: BotOutcome::Redirected { link: "/x".into() } });
+            for e in h {
+                let (t, d) = encode(&e);
+                assert_eq!(decode::<SessionEvent>(&t, &d).unwrap(), e, "{t}");
+            }
+        }
     }
 }

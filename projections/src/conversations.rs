@@ -205,6 +205,29 @@ impl Projector for Conversations {
                 c.operator_id = None;
                 c.status = SessionStatus::Waiting;
             }
+            // A chatbot answers: out of the queue until its script ends without an operator.
+            SessionEvent::ChatbotStarted { .. } => c.status = SessionStatus::Bot,
+            SessionEvent::ChatbotRestarted { message_id } => {
+                c.status = SessionStatus::Bot;
+                c.order.push((message_id, 'b'));
+                c.message_count += 1;
+                c.last_activity_at = e.recorded_at;
+            }
+            SessionEvent::ChatbotStepPosted { message_id, text, .. }
+            | SessionEvent::ChatbotSaid { message_id, text } => {
+                c.order.push((message_id, 'b'));
+                c.message_count += 1;
+                c.last_message = Some(text.chars().take(140).collect());
+                c.last_activity_at = e.recorded_at;
+            }
+            // The visitor's answers to the bot are their messages (not unread: the bot read them).
+            SessionEvent::ChatbotAnswered { message_id, text, .. } => {
+                c.order.push((message_id, 'v'));
+                c.message_count += 1;
+                c.last_message = Some(text.chars().take(140).collect());
+                c.last_activity_at = e.recorded_at;
+            }
+            SessionEvent::ChatbotForwarding { .. } | SessionEvent::ChatbotEnded { .. } => {}
             SessionEvent::SessionClosed { reason, started_channel_id, .. } => {
                 c.status = SessionStatus::Closed;
                 c.last_activity_at = e.recorded_at;

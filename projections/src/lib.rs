@@ -4,11 +4,14 @@
 //! Architecture invariant: projectors do no I/O; only the runner talks to the stores, and
 //! it writes documents and checkpoints in one transaction (exactly-once views).
 
+pub mod audit;
 pub mod canned;
 pub mod channels;
+pub mod chatbots;
 pub mod conversations;
 pub mod projector;
 pub mod ratings;
+pub mod reports;
 pub mod runner;
 pub mod status;
 pub mod stream_index;
@@ -31,6 +34,9 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(canned::CannedResponses),
         Arc::new(transcripts::Transcripts),
         Arc::new(ratings::Ratings),
+        Arc::new(chatbots::Chatbots),
+        Arc::new(reports::Reports),
+        Arc::new(audit::Audit),
     ]
 }
 

@@ -238,11 +238,29 @@ pub async fn create(
     respond(&state, id, StatusCode::CREATED, Some(outcome)).await
 }
 
-/// The whole channel form (operators, options, rules), read from the channel's stream.
+/// The whole channel form (operators, options, rules), read from the channel's stream;
+/// `?as_of=` (an RFC 3339 time or a position) answers with the channel as it was then
+/// (operators' names as they are now).
 #[utoipa::path(get, path = "/api/v1/channels/{id}", tag = "channels",
-    responses((status = 200, body = ChannelForm), (status = 404, body = ProblemDocument)))]
-pub async fn form(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
-    respond(&state, path_id(&id, "channel")?, StatusCode::OK, None).await
+    params(("as_of" = Option<String>, Query, description = "RFC 3339 time or position TX:POS")),
+    responses((status = 200, body = ChannelForm), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn form(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    mut q: crate::query::Params,
+) -> Result<Response, Problem> {
+    let as_of: Option<commands::AsOf> = q.parse("as_of", "an RFC 3339 time or a position (TX:POS)");
+    q.finish()?;
+    let id = path_id(&id, "channel")?;
+    let Some(as_of) = as_of else { return respond(&state, id, StatusCode::OK, None).await };
+    let loaded = commands::load_as_of::<Channel>(state.events.as_ref(), &stream_id::<Channel>(id), as_of)
+        .await
+        .map_err(|e| refused::<Problem>(e.into()))?;
+    match (loaded.state.id, loaded.version) {
+        (Some(_), Some(version)) => Ok(Json(build_form(&state, loaded.state, version).await?).into_response()),
+        _ => Err(Problem::not_found("no such channel at that time")),
+    }
 }
 
 /// A new name.

@@ -2,13 +2,15 @@
 //!
 //! Public routes (no token, `Access-Control-Allow-Origin: *`, since the widget runs on other
 //! sites): `init` says what the widget does on a page (Odoo's `/im_livechat/init`), the loader
-//! script draws the button, and `/chat/{id}` is the direct-link page. The admin route gives the
-//! snippet to paste into a website.
+//! script adds the widget (`/widget/widget.js` and `.css`, plain files in `api/assets/`), and
+//! `/chat/{id}` is the direct-link page. The admin route gives the snippet to paste into a
+//! website. [`cors`] is the CORS layer of every route the widget calls.
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Extension, Json, Router};
@@ -33,8 +35,11 @@ pub const MAX_URL_CHARS: usize = 2000;
 /// How long browsers and proxies may keep the loader script and the direct-link page.
 const ASSET_CACHE: &str = "public, max-age=300";
 
-const LOADER_JS: &str = include_str!("../widget/loader.js");
-const CHAT_HTML: &str = include_str!("../widget/chat.html");
+const LOADER_JS: &str = include_str!("../../assets/loader.js");
+const CHAT_HTML: &str = include_str!("../../assets/chat.html");
+/// The widget itself: the same for every channel (the loader passes the channel id).
+pub const WIDGET_JS: &str = include_str!("../../assets/widget.js");
+pub const WIDGET_CSS: &str = include_str!("../../assets/widget.css");
 /// Where the loader template takes the channel id, as a JSON string.
 const LOADER_SLOT: &str = "__LIVECHAT_CHANNEL_ID__";
 /// Where the page template takes the channel id (a UUID: hex digits and hyphens only).
@@ -43,7 +48,10 @@ const PAGE_SLOT: &str = "{{CHANNEL_ID}}";
 pub fn routes() -> Router<AppState> {
     let public = Router::new()
         .route("/api/v1/public/channels/{id}/init", get(init).options(preflight))
+        .layer(middleware::from_fn(cors))
         .route("/widget/{id}/loader.js", get(loader))
+        .route("/widget/widget.js", get(widget_js))
+        .route("/widget/widget.css", get(widget_css))
         .route("/chat/{id}", get(chat_page))
         .layer(middleware::map_response(allow_any_origin));
     let admin = Router::new().route("/api/v1/channels/{id}/widget", get(widget));
@@ -57,17 +65,27 @@ async fn allow_any_origin(mut res: Response) -> Response {
     res
 }
 
-/// Answers a CORS preflight (the widget's plain GET needs none, but a client adding a header
-/// would).
-async fn preflight() -> impl IntoResponse {
+/// CORS for the routes the widget calls from other sites (with [`preflight`] on each): every
+/// answer, errors included, is readable by any origin. Nothing rides on cookies (the widget
+/// sends none), so `*` is safe.
+pub async fn cors(req: Request, next: Next) -> Response {
+    allow_any_origin(next.run(req).await).await
+}
+
+/// Answers the browser's CORS preflight of a widget route: the widget's posts carry JSON and
+/// the visitor token in `Authorization`, which a cross-origin request may only send once
+/// allowed.
+pub async fn preflight() -> Response {
     (
         StatusCode::NO_CONTENT,
         [
-            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"),
-            (header::ACCESS_CONTROL_ALLOW_HEADERS, "accept, content-type"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "accept, authorization, content-type, idempotency-key"),
             (header::ACCESS_CONTROL_MAX_AGE, "86400"),
         ],
     )
+        .into_response()
 }
 
 /// What the widget does on a page.
@@ -127,6 +145,13 @@ impl From<RuleAction> for InitAction {
 pub struct InitChatbot {
     pub chatbot_id: Uuid,
     pub only_if_no_operator: bool,
+    /// The bot's name (the author of its messages); absent when the rule names no script.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Odoo's welcome steps: up to and including the first that is not `text`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub welcome_steps: Vec<domain::chatbot::Step>,
 }
 
 /// The channel's options tab, plus its name, for the widget.
@@ -147,7 +172,12 @@ pub struct WidgetOptions {
 /// Odoo's `available_for_me` (reference section 2.1), decided in the domain.
 fn decide(rule: Option<&Rule>, operator_available: bool) -> (Option<InitChatbot>, bool) {
     let (chatbot, show_button) = domain::rules::widget_decision(rule, operator_available);
-    let chatbot = chatbot.map(|c| InitChatbot { chatbot_id: c.chatbot_id, only_if_no_operator: c.only_if_no_operator });
+    let chatbot = chatbot.map(|c| InitChatbot {
+        chatbot_id: c.chatbot_id,
+        only_if_no_operator: c.only_if_no_operator,
+        name: String::new(),
+        welcome_steps: vec![],
+    });
     (chatbot, show_button)
 }
 
@@ -255,6 +285,8 @@ pub async fn init(
     let available = operator_available(&state, &channel.joined).await?;
     let rule = match_rule(&channel.rules, &url, country.as_ref());
     let (chatbot, show_button) = decide(rule, available);
+    // The script gives the bot's name and welcome; an inactive or empty one starts nothing.
+    let (chatbot, show_button) = crate::bot::advertise(&state, rule, available, chatbot, show_button).await?;
     let o = channel.options;
     let body = InitResponse {
         channel_id: channel.id.unwrap_or_default(),
@@ -387,6 +419,20 @@ pub async fn loader(State(state): State<AppState>, Path(id): Path<String>) -> Re
     Ok(asset("application/javascript; charset=utf-8", loader_script(channel.id.unwrap_or_default())))
 }
 
+/// The widget script (the loader adds it; the same for every channel).
+#[utoipa::path(get, path = "/widget/widget.js", tag = "public",
+    responses((status = 200, description = "the widget script", content_type = "application/javascript", body = String)))]
+pub async fn widget_js() -> Response {
+    asset("application/javascript; charset=utf-8", WIDGET_JS.to_string())
+}
+
+/// The widget's styles (loaded inside its shadow root).
+#[utoipa::path(get, path = "/widget/widget.css", tag = "public",
+    responses((status = 200, description = "the widget styles", content_type = "text/css", body = String)))]
+pub async fn widget_css() -> Response {
+    asset("text/css; charset=utf-8", WIDGET_CSS.to_string())
+}
+
 /// The direct link: a page that loads the widget and opens the chat window.
 #[utoipa::path(get, path = "/chat/{id}", tag = "public",
     params(("id" = Uuid, Path, description = "channel id")),
@@ -398,7 +444,7 @@ pub async fn chat_page(State(state): State<AppState>, Path(id): Path<String>) ->
     res.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'; \
              img-src 'self' data:; base-uri 'none'; form-action 'none'",
         ),
     );

@@ -33,7 +33,7 @@ pub const PUBLIC_LATEST: usize = 100;
 
 pub fn routes() -> Router<AppState> {
     let public = Router::new()
-        .route("/api/v1/public/sessions/{id}/rating", post(rate))
+        .route("/api/v1/public/sessions/{id}/rating", post(rate).options(crate::routes::public::preflight))
         .route("/api/v1/public/channels/{id}/ratings", get(public_ratings))
         .route("/livechat/channel/{id}", get(public_page))
         .layer(middleware::map_response(allow_any_origin));

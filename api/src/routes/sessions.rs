@@ -27,19 +27,18 @@ use crate::AppState;
 pub const NOBODY_AVAILABLE: &str = "No available collaborator, please try again later.";
 
 pub fn routes() -> Router<AppState> {
+    use crate::routes::public::preflight;
     Router::new()
-        .route("/api/v1/public/channels/{id}/sessions", post(start))
-        .route("/api/v1/public/sessions/{id}", get(show))
-        .route("/api/v1/public/sessions/{id}/messages", get(messages).post(write))
-        .route("/api/v1/public/sessions/{id}/pages", post(visit))
-        .route("/api/v1/public/sessions/{id}/seen", post(seen))
-        .route("/api/v1/public/sessions/{id}/leave", post(leave))
-        .layer(middleware::map_response(allow_any_origin))
-}
-
-async fn allow_any_origin(mut res: Response) -> Response {
-    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    res
+        .route("/api/v1/public/channels/{id}/sessions", post(start).options(preflight))
+        .route("/api/v1/public/sessions/{id}", get(show).options(preflight))
+        .route("/api/v1/public/sessions/{id}/messages", get(messages).post(write).options(preflight))
+        .route("/api/v1/public/sessions/{id}/pages", post(visit).options(preflight))
+        .route("/api/v1/public/sessions/{id}/seen", post(seen).options(preflight))
+        .route("/api/v1/public/sessions/{id}/leave", post(leave).options(preflight))
+        .route("/api/v1/public/sessions/{id}/bot/answer", post(bot_answer).options(preflight))
+        .route("/api/v1/public/sessions/{id}/bot/restart", post(bot_restart).options(preflight))
+        // The widget calls these from the sites it is embedded in (preflight included).
+        .layer(middleware::from_fn(crate::routes::public::cors))
 }
 
 /// The visitor token only opens its own conversation.
@@ -95,6 +94,56 @@ pub struct VisitorSession {
     pub notice: Option<&'static str>,
     /// The operator has seen the visitor's messages up to this one.
     pub seen_by_operator: Option<Uuid>,
+    /// The chatbot answering, and the answer it expects.
+    pub bot: Option<BotView>,
+}
+
+/// A chatbot's run as its visitor sees it.
+#[derive(Serialize, ToSchema)]
+pub struct BotView {
+    /// The bot's name (the author of its messages).
+    pub name: String,
+    /// The step the bot waits on: answer it with `.../bot/answer`.
+    pub expects: Option<ExpectedAnswer>,
+    /// `running`, `forwarded`, `finished` or `redirected`.
+    pub state: &'static str,
+    /// Where a redirect answer sends the visitor.
+    pub redirect_link: Option<String>,
+}
+
+/// The answer form of the step the bot waits on.
+#[derive(Serialize, ToSchema)]
+pub struct ExpectedAnswer {
+    pub step_id: Uuid,
+    /// `question_selection` (send `answer_id`), `question_email`, `question_phone`,
+    /// `free_input_single`, `free_input_multi` (send `text`).
+    #[schema(value_type = String)]
+    pub step_type: domain::chatbot::StepType,
+    pub message: String,
+    /// The choices of a `question_selection` step.
+    #[schema(value_type = Vec<Object>)]
+    pub answers: Vec<domain::chatbot::Answer>,
+}
+
+fn bot_view(run: &session::BotRun) -> BotView {
+    use domain::session::BotOutcome;
+    let (state, redirect_link) = match &run.ended {
+        None => ("running", None),
+        Some(BotOutcome::Forwarded { .. }) => ("forwarded", None),
+        Some(BotOutcome::Finished) => ("finished", None),
+        Some(BotOutcome::Redirected { link }) => ("redirected", Some(link.clone())),
+    };
+    BotView {
+        name: run.script.author_name.clone(),
+        expects: run.awaited().map(|s| ExpectedAnswer {
+            step_id: s.step_id,
+            step_type: s.step_type,
+            message: s.message.clone(),
+            answers: s.answers.clone(),
+        }),
+        state,
+        redirect_link,
+    }
 }
 
 /// The start's answer: the conversation and its visitor token (keep it: it is the only key).
@@ -153,6 +202,7 @@ async fn view(state: &AppState, session_id: Uuid) -> Result<VisitorSession, Prob
         queue_position,
         notice: (s.status == SessionStatus::Waiting).then_some(NOBODY_AVAILABLE),
         seen_by_operator: s.seen_by_operator,
+        bot: s.bot.as_ref().map(bot_view),
     })
 }
 
@@ -184,7 +234,13 @@ pub async fn start(
     let session_id = Uuid::now_v7();
     let visitor =
         Visitor { previous_operator: req.previous_operator_id, languages: languages.clone(), country: country.clone() };
-    let operator = conversation::route(&state, &ctx, &c, &visitor, session_id).await?;
+    let page_url = req.url.clone().unwrap_or_else(|| "/".into());
+    let script = crate::bot::for_start(&state, &c, &page_url, country.as_ref()).await?;
+    // A chatbot answers first: routing waits for its forward step.
+    let operator = match script {
+        Some(_) => None,
+        None => conversation::route(&state, &ctx, &c, &visitor, session_id).await?,
+    };
     let (token, digest) = mint(session_id);
     let number = state.events.count_after(store::Position::START, u64::MAX).await.unwrap_or(0) % 100_000;
     let start = Start {
@@ -192,7 +248,7 @@ pub async fn start(
         channel_id,
         visitor_name: req.name.clone(),
         visitor_number: number,
-        page_url: req.url.clone().unwrap_or_else(|| "/".into()),
+        page_url,
         country,
         languages,
         visitor_token_sha256: digest,
@@ -200,12 +256,19 @@ pub async fn start(
         welcome_message_id: Uuid::now_v7(),
         welcome_text: c.options.welcome_message.clone(),
     };
-    let written = conversation::on_session(&state, &ctx, session_id, |s| session::start(s, start.clone())).await;
+    let written = conversation::on_session(&state, &ctx, session_id, |s| match &script {
+        Some(script) => session::start_with_bot(s, start.clone(), script.clone()),
+        None => session::start(s, start.clone()),
+    })
+    .await;
     if let Err(problem) = written {
         if let Some((operator_id, _)) = operator {
             conversation::release(&state, &ctx, operator_id, session_id).await?;
         }
         return Err(problem);
+    }
+    if script.is_some() {
+        crate::bot::settle(&state, &ctx, session_id).await?;
     }
     let session = view(&state, session_id).await?;
     let welcome = conversation::history(&state, session_id).await?.into_iter().find(|m| m.welcome);
@@ -298,6 +361,17 @@ pub async fn write(
     let m = json_body(body)?;
     let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, visitor_actor(), &headers);
+    // While the bot waits for typed text, what the visitor writes is the answer (as in Odoo).
+    let (now, _) = conversation::session(&state, id).await?;
+    let typed = now.bot.as_ref().filter(|_| now.operator.is_none()).and_then(|b| b.awaited());
+    if let Some(step) = typed.filter(|s| s.step_type != domain::chatbot::StepType::QuestionSelection) {
+        let step_id = step.step_id;
+        let decided =
+            crate::bot::decide(&state, &ctx, id, |s| session::bot_answer(s, step_id, message_id, None, Some(&m.text)))
+                .await?;
+        crate::bot::settle(&state, &ctx, id).await?;
+        return posted(&state, id, message_id, decided).await;
+    }
     let decided =
         conversation::decide_on_session(&state, &ctx, id, |s| session::post(s, Party::Visitor, message_id, &m.text))
             .await?;
@@ -367,4 +441,88 @@ pub async fn leave(
     conversation::on_session(&state, &ctx, id, |s| session::close(s, Party::Visitor, false, Uuid::now_v7())).await?;
     crate::routes::conversations::after_close(&state, &ctx, &before).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The visitor's answer to the step the bot waits on.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BotAnswer {
+    /// The step answered (from the session's `bot.expects`).
+    pub step_id: Uuid,
+    /// Client-made: a retry with the same id is answered once.
+    pub message_id: Option<Uuid>,
+    /// The choice, for a `question_selection` step.
+    pub answer_id: Option<Uuid>,
+    /// The answer, for the other questions.
+    pub text: Option<String>,
+}
+
+/// The conversation after a bot command, and the messages written from the visitor's answer on.
+#[derive(Serialize, ToSchema)]
+pub struct BotReply {
+    pub session: VisitorSession,
+    pub messages: Vec<MessageView>,
+}
+
+async fn bot_reply(state: &AppState, id: Uuid, from: Uuid) -> Result<Json<BotReply>, Problem> {
+    let all = conversation::history(state, id).await?;
+    let messages = match all.iter().position(|m| m.message_id == from) {
+        Some(i) => all[i..].to_vec(),
+        None => vec![],
+    };
+    Ok(Json(BotReply { session: view(state, id).await?, messages }))
+}
+
+/// Answers the step the bot waits on: a choice (`answer_id`) or `text`. An invalid email is
+/// said back and asked again; answering a step twice (double click, retry) is answered once.
+#[utoipa::path(post, path = "/api/v1/public/sessions/{id}/bot/answer", tag = "visitors", request_body = BotAnswer,
+    responses((status = 200, body = BotReply),
+              (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+              (status = 409, body = ProblemDocument, content_type = "application/problem+json", description = "bot-not-running or not-the-current-step"),
+              (status = 422, body = ProblemDocument, content_type = "application/problem+json")))]
+pub async fn bot_answer(
+    State(state): State<AppState>,
+    caller: VisitorCaller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<BotAnswer>,
+) -> Result<Json<BotReply>, Problem> {
+    let id = own(caller, &id)?;
+    let a = json_body(body)?;
+    let message_id = a.message_id.unwrap_or_else(Uuid::now_v7);
+    let ctx = context(&state, visitor_actor(), &headers);
+    crate::bot::decide(&state, &ctx, id, |s| {
+        session::bot_answer(s, a.step_id, message_id, a.answer_id, a.text.as_deref())
+    })
+    .await?;
+    crate::bot::settle(&state, &ctx, id).await?;
+    bot_reply(&state, id, message_id).await
+}
+
+/// A restart's client-made id: a retry restarts once.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BotRestart {
+    pub message_id: Option<Uuid>,
+}
+
+/// Restarts the script ("Restarting conversation..."); earlier answers stay in the log but
+/// no longer count. Possible until an operator has the conversation.
+#[utoipa::path(post, path = "/api/v1/public/sessions/{id}/bot/restart", tag = "visitors", request_body = BotRestart,
+    responses((status = 200, body = BotReply),
+              (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+              (status = 409, body = ProblemDocument, content_type = "application/problem+json", description = "bot-not-running")))]
+pub async fn bot_restart(
+    State(state): State<AppState>,
+    caller: VisitorCaller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body<BotRestart>,
+) -> Result<Json<BotReply>, Problem> {
+    let id = own(caller, &id)?;
+    let message_id = json_body(body)?.message_id.unwrap_or_else(Uuid::now_v7);
+    let ctx = context(&state, visitor_actor(), &headers);
+    crate::bot::decide(&state, &ctx, id, |s| session::bot_restart(s, message_id)).await?;
+    crate::bot::settle(&state, &ctx, id).await?;
+    bot_reply(&state, id, message_id).await
 }

@@ -26,7 +26,10 @@ use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     let public = Router::new()
-        .route("/api/v1/public/sessions/{id}/transcript", post(visitor_request))
+        .route(
+            "/api/v1/public/sessions/{id}/transcript",
+            post(visitor_request).options(crate::routes::public::preflight),
+        )
         .route("/api/v1/public/sessions/{id}/transcripts/{transcript_id}", get(visitor_status))
         // The widget runs on the customer's website, like the other visitor routes.
         .layer(middleware::map_response(|mut res: Response| async move {

@@ -39,7 +39,11 @@ impl Answer {
 
 impl Env {
     pub async fn start() -> Env {
-        let store = Store::open(&StoreUrl::Memory).await.unwrap();
+        Env::start_on(Store::open(&StoreUrl::Memory).await.unwrap()).await
+    }
+
+    /// The same over a store of the caller's (opened and migrated).
+    pub async fn start_on(store: Store) -> Env {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         // Visitors' countries come from a trusted proxy header, as behind Cloudflare.
         let geo = api::geo::CountryResolver::default().with_header("CF-IPCountry").unwrap();
@@ -60,6 +64,11 @@ impl Env {
         let mut env = Env { base, http: reqwest::Client::new(), clock, state, admin: String::new(), _stop: stop };
         env.admin = env.login("admin@example.com").await;
         env
+    }
+
+    /// Stops the projectors (and the server) of this environment.
+    pub fn stop(&self) {
+        let _ = self._stop.send(true);
     }
 
     pub async fn login(&self, login: &str) -> String {

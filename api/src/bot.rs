@@ -1,0 +1,126 @@
+//! Chatbot runs in conversations: which script a new conversation gets, the visitor's answers,
+//! and forwards settled through the channel's routing. Decisions are `domain::session::bot_*`;
+//! this module only loads what they need and writes what they decide.
+
+use axum::http::StatusCode;
+use commands::{execute_cached, load, stream_id, Context, Outcome};
+use domain::channel::Channel;
+use domain::chatbot::{Chatbot, Script};
+use domain::routing::Visitor;
+use domain::rules::{match_rule, widget_decision, Rule};
+use domain::session::{self, BotError, Session, SessionEvent};
+use domain::values::Country;
+use uuid::Uuid;
+
+use crate::commanding::refused;
+use crate::conversation;
+use crate::problem::Problem;
+use crate::routes::public::InitChatbot;
+use crate::AppState;
+
+impl From<BotError> for Problem {
+    fn from(e: BotError) -> Self {
+        match e {
+            BotError::Session(s) => s.into(),
+            BotError::NotRunning => Problem::new(StatusCode::CONFLICT, "bot-not-running", e.to_string()),
+            BotError::NotAwaited => Problem::new(StatusCode::CONFLICT, "not-the-current-step", e.to_string()),
+        }
+    }
+}
+
+/// The script a chatbot runs now (its current version), if it is active and has steps (Odoo
+/// starts no other).
+pub async fn runnable(state: &AppState, chatbot_id: Uuid) -> Result<Option<Script>, Problem> {
+    let loaded = load::<Chatbot>(state.events.as_ref(), &stream_id::<Chatbot>(chatbot_id))
+        .await
+        .map_err(|e| refused::<Problem>(e.into()))?;
+    match (loaded.state.active && !loaded.state.steps.is_empty(), loaded.version) {
+        (true, Some(v)) => Ok(Some(loaded.state.script(v))),
+        _ => Ok(None),
+    }
+}
+
+/// The script a conversation starting on `url` gets: the matching rule's chatbot, unless it is
+/// meant only for when nobody is available and an operator is online.
+pub async fn for_start(
+    state: &AppState,
+    c: &Channel,
+    url: &str,
+    country: Option<&Country>,
+) -> Result<Option<Script>, Problem> {
+    let Some(rule) = match_rule(&c.rules, url, country) else { return Ok(None) };
+    if rule.chatbot.is_none() {
+        return Ok(None);
+    }
+    let available = !conversation::candidates(state, c, state.clock.now()).await?.is_empty();
+    match widget_decision(Some(rule), available).0 {
+        Some(bot) => runnable(state, bot.chatbot_id).await,
+        None => Ok(None),
+    }
+}
+
+/// Runs a chatbot decision on a conversation; the outcome and the conversation after it.
+pub async fn decide(
+    state: &AppState,
+    ctx: &Context,
+    session_id: Uuid,
+    decide: impl Fn(&Session) -> Result<Vec<SessionEvent>, BotError>,
+) -> Result<(Outcome, Session), Problem> {
+    let stream = stream_id::<Session>(session_id);
+    execute_cached(state.events.as_ref(), &state.sessions, &stream, ctx, decide).await.map_err(refused)
+}
+
+/// Settles the forwards the bot reached: routes as for a new conversation; the operator found
+/// joins, and without one the script goes on (and may reach another forward).
+pub async fn settle(state: &AppState, ctx: &Context, session_id: Uuid) -> Result<(), Problem> {
+    for _ in 0..=domain::chatbot::MAX_STEPS {
+        let (s, _) = conversation::session(state, session_id).await?;
+        let Some(run) = s.bot.as_ref().filter(|r| r.forwarding && r.running()) else { return Ok(()) };
+        let Some(step_id) = run.at.map(|i| run.script.steps[i].step_id) else { return Ok(()) };
+        let c = conversation::channel(state, s.channel_id.unwrap_or_default()).await?;
+        let visitor = Visitor { previous_operator: None, languages: s.languages.clone(), country: s.country.clone() };
+        let operator = conversation::route(state, ctx, &c, &visitor, session_id).await?;
+        let seed = Uuid::now_v7();
+        let settled =
+            decide(state, ctx, session_id, |s| session::bot_forwarded(s, step_id, operator.clone(), seed)).await;
+        if let Some((operator_id, _)) = &operator {
+            // Settled meanwhile by another request: give the slot back.
+            if !matches!(&settled, Ok((_, after)) if after.operator == Some(*operator_id)) {
+                conversation::release(state, ctx, *operator_id, session_id).await?;
+            }
+        }
+        settled?;
+    }
+    Ok(())
+}
+
+/// Completes `init`'s chatbot with its script's name and welcome steps. A script that cannot
+/// run (inactive or without steps) is not advertised and the button shows as without it, as in
+/// Odoo. A reference to no script at all (rules stored before scripts existed) is passed on
+/// unchanged, without name or welcome.
+pub async fn advertise(
+    state: &AppState,
+    rule: Option<&Rule>,
+    available: bool,
+    chatbot: Option<InitChatbot>,
+    show_button: bool,
+) -> Result<(Option<InitChatbot>, bool), Problem> {
+    let Some(mut c) = chatbot else { return Ok((None, show_button)) };
+    let loaded = load::<Chatbot>(state.events.as_ref(), &stream_id::<Chatbot>(c.chatbot_id))
+        .await
+        .map_err(|e| refused::<Problem>(e.into()))?;
+    if !loaded.state.exists() {
+        return Ok((Some(c), show_button));
+    }
+    match runnable(state, c.chatbot_id).await? {
+        Some(script) => {
+            c.name = script.author_name.clone();
+            c.welcome_steps = script.welcome_steps().to_vec();
+            Ok((Some(c), show_button))
+        }
+        None => {
+            let without = rule.map(|r| Rule { chatbot: None, ..r.clone() });
+            Ok((None, widget_decision(without.as_ref(), available).1))
+        }
+    }
+}

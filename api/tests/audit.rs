@@ -1,0 +1,185 @@
+//! The audit trail and resource histories, end to end through HTTP.
+
+mod common;
+
+use common::{Env, PASSWORD};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// `(event_type, field, before, after)` of every change in `entries`, in the order given.
+fn changes(entries: &Value) -> Vec<(String, String, Value, Value)> {
+    let mut out = Vec::new();
+    for e in entries.as_array().unwrap() {
+        for c in e["changes"].as_array().unwrap() {
+            out.push((
+                e["event_type"].as_str().unwrap().to_string(),
+                c["field"].as_str().unwrap().to_string(),
+                c["before"].clone(),
+                c["after"].clone(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_edits_by_two_admins_are_in_the_trail_with_before_and_after() {
+    let env = Env::start().await;
+    let body = json!({"login": "grace@example.com", "password": PASSWORD, "name": "Grace", "role": "admin"});
+    let grace = env.call(Method::POST, "/api/v1/users", Some(&env.admin), Some(body)).await;
+    assert_eq!(grace.status, 201, "{}", grace.body);
+    let grace_id = grace.body["user_id"].as_str().unwrap().to_string();
+    let grace_token = env.login("grace@example.com").await;
+
+    let channel = env.channel("Support", &[]).await;
+    let path = format!("/api/v1/channels/{channel}");
+    let renamed = env.call(Method::PATCH, &path, Some(&env.admin), Some(json!({"name": "Help desk"}))).await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    let renamed = env
+        .call_with(
+            Method::PATCH,
+            &path,
+            Some(&grace_token),
+            Some(json!({"name": "Help"})),
+            &[("x-request-id", "req-42")],
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+
+    // One resource's history: read from its stream, newest first.
+    let history = env.call(Method::GET, &format!("{path}/history"), Some(&env.admin), None).await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    let names: Vec<_> = changes(&history.body).into_iter().filter(|c| c.1 == "name").collect();
+    assert_eq!(
+        names,
+        vec![
+            ("ChannelRenamed".into(), "name".into(), json!("Help desk"), json!("Help")),
+            ("ChannelRenamed".into(), "name".into(), json!("Support"), json!("Help desk")),
+            ("ChannelCreated".into(), "name".into(), Value::Null, json!("Support")),
+        ]
+    );
+    assert_eq!(history.body[0]["actor"]["id"], grace_id.as_str());
+    assert_eq!(history.body[0]["request_id"], "req-42");
+    assert_eq!(history.body[0]["client"], "127.0.0.1", "an operator's address as is");
+
+    // The trail: filtered by actor and resource, waiting for the view to catch up.
+    let position = renamed.position();
+    let by_grace = env
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?actor={grace_id}&resource=channel&min_position={position}"),
+            Some(&env.admin),
+            None,
+        )
+        .await;
+    assert_eq!(by_grace.status, 200, "{}", by_grace.body);
+    assert_eq!(
+        changes(&by_grace.body["entries"]),
+        vec![("ChannelRenamed".into(), "name".into(), json!("Help desk"), json!("Help"))],
+        "only Grace's edit"
+    );
+    let everything = env.call(Method::GET, "/api/v1/audit?limit=2", Some(&env.admin), None).await;
+    assert_eq!(everything.body["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(everything.body["entries"][0]["event_type"], "ChannelRenamed", "newest first");
+    let cursor = everything.body["next_cursor"].as_str().expect("more pages").to_string();
+    let older = env.call(Method::GET, &format!("/api/v1/audit?limit=2&cursor={cursor}"), Some(&env.admin), None).await;
+    assert_eq!(older.status, 200);
+    // The page after the two renames: the channel's creation (its creator joined as an operator
+    // in the same append, so one time; the later version first).
+    let kinds: Vec<_> = older.body["entries"].as_array().unwrap().iter().map(|e| e["event_type"].clone()).collect();
+    assert_eq!(kinds, vec![json!("OperatorAdded"), json!("ChannelCreated")]);
+
+    // Secrets never reach the trail.
+    let users = env.call(Method::GET, "/api/v1/audit?resource=user", Some(&env.admin), None).await;
+    assert!(!users.body.to_string().contains("argon2"), "{}", users.body);
+
+    let bad = env.call(Method::GET, "/api/v1/audit?resource=planet&from=yesterday", Some(&env.admin), None).await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let fields: Vec<_> = bad.body["errors"].as_array().unwrap().iter().map(|e| e["field"].clone()).collect();
+    assert_eq!(fields, vec![json!("resource"), json!("from")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitors_and_operators_see_only_what_is_theirs() {
+    let env = Env::start().await;
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let (_, bob_token) = env.operator("bob@example.com", "Bob").await;
+    let channel = env.channel("Support", &[ada]).await;
+    let joined = env.call(Method::POST, &format!("/api/v1/channels/{channel}/join"), Some(&ada_token), None).await;
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    let started =
+        env.call(Method::POST, &format!("/api/v1/public/channels/{channel}/sessions"), None, Some(json!({}))).await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let session = started.body["session_id"].as_str().unwrap().to_string();
+    let visitor = started.body["visitor_token"].as_str().unwrap().to_string();
+
+    // A visitor token is not an operator's: no trail, no history.
+    for path in ["/api/v1/audit".to_string(), format!("/api/v1/conversations/{session}/history")] {
+        let a = env.call(Method::GET, &path, Some(&visitor), None).await;
+        assert_eq!(a.status, 401, "{path}: {}", a.body);
+    }
+    // Operators: not the trail, not someone else's conversation, their own yes.
+    assert_eq!(env.call(Method::GET, "/api/v1/audit", Some(&ada_token), None).await.status, 403);
+    let history = format!("/api/v1/conversations/{session}/history");
+    assert_eq!(env.call(Method::GET, &history, Some(&bob_token), None).await.status, 403);
+    let own = env.call(Method::GET, &history, Some(&ada_token), None).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    let entries = own.body.as_array().unwrap();
+    assert_eq!(entries.last().unwrap()["event_type"], "SessionStarted", "oldest last");
+    assert!(!own.body.to_string().contains(&visitor[3..]), "the visitor's token never shows");
+    let token_digest = entries.last().unwrap()["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "visitor_token_sha256")
+        .map(|c| c["after"].clone());
+    assert_eq!(token_digest, Some(json!("[redacted]")));
+    let client = entries.last().unwrap()["client"].as_str().unwrap();
+    assert!(client.starts_with("h:") && client.len() == 34 && !client.contains("127.0.0.1"), "{client}");
+    // Admins read any conversation's history; an unknown one is 404.
+    assert_eq!(env.call(Method::GET, &history, Some(&env.admin), None).await.status, 200);
+    let unknown = format!("/api/v1/conversations/{}/history", uuid::Uuid::now_v7());
+    assert_eq!(env.call(Method::GET, &unknown, Some(&env.admin), None).await.status, 404);
+    // A user's own history, not another's.
+    assert_eq!(
+        env.call(Method::GET, &format!("/api/v1/users/{ada}/history"), Some(&ada_token), None).await.status,
+        200
+    );
+    assert_eq!(
+        env.call(Method::GET, &format!("/api/v1/users/{ada}/history"), Some(&bob_token), None).await.status,
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_as_of_a_moment_between_two_rule_edits_shows_the_earlier_rules() {
+    let env = Env::start().await;
+    let channel = env.channel("Support", &[]).await;
+    let path = format!("/api/v1/channels/{channel}");
+    let first =
+        env.call(Method::POST, &format!("{path}/rules"), Some(&env.admin), Some(json!({"url_regex": "/a"}))).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let between = first.position();
+    let second =
+        env.call(Method::POST, &format!("{path}/rules"), Some(&env.admin), Some(json!({"url_regex": "/b"}))).await;
+    assert_eq!(second.status, 201, "{}", second.body);
+    let regexes = |form: &Value| -> Vec<Value> {
+        form["rules"].as_array().unwrap().iter().map(|r| r["url_regex"].clone()).collect()
+    };
+
+    let now = env.call(Method::GET, &path, Some(&env.admin), None).await;
+    assert_eq!(regexes(&now.body), vec![json!("/a"), json!("/b")]);
+    let then = env.call(Method::GET, &format!("{path}?as_of={between}"), Some(&env.admin), None).await;
+    assert_eq!(then.status, 200, "{}", then.body);
+    assert_eq!(regexes(&then.body), vec![json!("/a")], "as of the first rule's position");
+
+    // The same by time: the first rule's recording time, read from the channel's history.
+    let history = env.call(Method::GET, &format!("{path}/history"), Some(&env.admin), None).await;
+    let at = history.body.as_array().unwrap()[1]["recorded_at"].as_str().unwrap().to_string();
+    let then = env.call(Method::GET, &format!("{path}?as_of={at}"), Some(&env.admin), None).await;
+    assert_eq!(regexes(&then.body), vec![json!("/a")], "as of {at}");
+    let before = env.call(Method::GET, &format!("{path}?as_of=2000-01-01T00:00:00Z"), Some(&env.admin), None).await;
+    assert_eq!(before.status, 404, "the channel did not exist yet");
+    let bad = env.call(Method::GET, &format!("{path}?as_of=yesterday"), Some(&env.admin), None).await;
+    assert_eq!((bad.status, bad.body["errors"][0]["field"].as_str()), (422, Some("as_of")));
+}

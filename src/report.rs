@@ -1,0 +1,191 @@
+//! `livechat report`: the HTTP reports in a terminal, computed by the same code
+//! (`api::reports`) from the `report_conversations` view in the store.
+
+use api::reports::{Facts, Kind, Query};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, ValueEnum};
+use store::StoreUrl;
+
+use crate::cli::open_migrated;
+use crate::Failure;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ReportKind {
+    /// One count per conversation (Odoo's "Sessions").
+    Conversations,
+    /// One count per operator who handled a conversation (Odoo's "Operator Analysis").
+    Operators,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Shown by `livechat report --help`.
+const MORE_HELP: &str = "\
+Groupings: channel (where it started), operator (the last one; in the operators report every
+operator who handled it), day, week (ISO), month, hour, weekday (of the start, UTC), country,
+rating (Happy, Neutral, Unhappy, none).
+
+Measures: count, messages_avg, duration_avg, time_to_answer_avg, time_to_answer_p50,
+time_to_answer_p90, unanswered, unanswered_percent, satisfaction_percent, rating_avg, abandoned.
+Conversations in which the visitor never wrote are left out unless --include-empty; `abandoned`
+counts them either way. Exact definitions: docs/reports.md.
+
+The numbers are those of GET /api/v1/reports/..., computed by the same code from the store's
+report view as the projectors last wrote it (the view of a stopped server may lag the log).
+
+Example: livechat report operators --group-by operator,week --from 2026-11-01 --format csv";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = MORE_HELP)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    pub kind: ReportKind,
+    /// One or two groupings, comma-separated (e.g. `channel,week`); none: one total row.
+    #[arg(long, value_name = "NAMES")]
+    pub group_by: Option<String>,
+    /// Measures to print, comma-separated (default: all).
+    #[arg(long, value_name = "NAMES")]
+    pub measures: Option<String>,
+    /// Conversations started at or after: RFC 3339 time or YYYY-MM-DD (UTC midnight).
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<DateTime<Utc>>,
+    /// Conversations started before: RFC 3339 time or YYYY-MM-DD (UTC midnight).
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<DateTime<Utc>>,
+    /// Only conversations that started in this channel (id).
+    #[arg(long, value_name = "ID")]
+    pub channel: Option<String>,
+    /// Only conversations this operator (user id) handled.
+    #[arg(long, value_name = "ID")]
+    pub operator: Option<String>,
+    /// Only visitors from this country (ISO code), or `none` for unknown.
+    #[arg(long)]
+    pub country: Option<String>,
+    /// Also count conversations in which the visitor never wrote.
+    #[arg(long)]
+    pub include_empty: bool,
+    /// Output: an aligned table, CSV or the JSON the API answers.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = s.parse::<DateTime<Utc>>() {
+        return Ok(t);
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        .map_err(|_| format!("'{s}' is neither an RFC 3339 time nor YYYY-MM-DD"))
+}
+
+/// The query the arguments describe, or every mistake in one message.
+pub fn query(args: &ReportArgs) -> Result<Query, Failure> {
+    let kind = match args.kind {
+        ReportKind::Conversations => Kind::Conversations,
+        ReportKind::Operators => Kind::Operators,
+    };
+    let mut q = Query::new(kind);
+    let mut errors = vec![];
+    q.parse_names(args.group_by.as_deref(), args.measures.as_deref(), &mut errors);
+    if let (Some(f), Some(t)) = (args.from, args.to) {
+        if f >= t {
+            errors.push(api::problem::FieldError { field: "from".into(), message: "is not before --to".into() });
+        }
+    }
+    q.country = match args.country.as_deref() {
+        None => None,
+        Some("none") => Some("none".into()),
+        Some(c) => match domain::values::Country::parse("country", c) {
+            Ok(c) => Some(c.as_str().to_string()),
+            Err(_) => {
+                errors.push(api::problem::FieldError {
+                    field: "country".into(),
+                    message: format!("'{c}' is not an ISO 3166-1 alpha-2 code or `none`"),
+                });
+                None
+            }
+        },
+    };
+    // Parsed into the query's id type (the binary does not depend on `uuid` itself).
+    let id = |field: &str, raw: Option<&String>, errors: &mut Vec<api::problem::FieldError>| {
+        raw.and_then(|r| match r.parse() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.push(api::problem::FieldError { field: field.into(), message: format!("'{r}' is not an id") });
+                None
+            }
+        })
+    };
+    q.channel = id("channel", args.channel.as_ref(), &mut errors);
+    q.operator = id("operator", args.operator.as_ref(), &mut errors);
+    if !errors.is_empty() {
+        let lines: Vec<String> =
+            errors.into_iter().map(|e| format!("--{}: {}", e.field.replace('_', "-"), e.message)).collect();
+        return Err(Failure::Usage(lines.join("; ")));
+    }
+    q.from = args.from;
+    q.to = args.to;
+    q.include_empty = args.include_empty;
+    Ok(q)
+}
+
+pub async fn run(url: &StoreUrl, args: ReportArgs) -> Result<(), Failure> {
+    let q = query(&args)?;
+    let store = open_migrated(url).await?;
+    let views = store.views();
+    if views.projector_state("reports").await?.is_none() {
+        eprintln!("livechat: the reports view has not been built yet (run `livechat projections rebuild reports`)");
+    }
+    let mut facts = Facts::default();
+    facts.refresh(views.as_ref()).await?;
+    let report = facts.report(&q);
+    match args.format {
+        Format::Table => print!("{}", report.to_table()),
+        Format::Csv => print!("{}", report.to_csv()),
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.to_string()))?;
+            println!("{json}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: ReportArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Query, Failure> {
+        let w = Wrap::try_parse_from(std::iter::once("report").chain(argv.iter().copied())).unwrap();
+        query(&w.args)
+    }
+
+    #[test]
+    fn arguments_become_the_apis_query() {
+        let q = parse(&["operators", "--group-by", "week,channel", "--from", "2026-11-01", "--country", "be"]).unwrap();
+        assert_eq!(q.kind, Kind::Operators);
+        assert_eq!(q.group_by.len(), 2);
+        assert_eq!(q.from, Some("2026-11-01T00:00:00Z".parse().unwrap()));
+        assert_eq!(q.country.as_deref(), Some("BE"));
+    }
+
+    #[test]
+    fn unknown_names_are_usage_errors_naming_the_flag() {
+        let Err(Failure::Usage(msg)) = parse(&["conversations", "--group-by", "planet", "--measures", "mood"]) else {
+            panic!("accepted unknown names")
+        };
+        assert!(msg.contains("--group-by: 'planet'") && msg.contains("--measures: 'mood'"), "{msg}");
+    }
+}
