@@ -108,6 +108,7 @@ use crate::routes::{auth, canned, channels, conversations, events, health, publi
         ProblemDocument,
         FieldError,
         crate::routes::audit::AuditPage,
+        crate::routes::conversations::CollectedAnswer,
         projections::audit::AuditEntry,
         projections::audit::Change,
         crate::routes::ratings::NewRating,

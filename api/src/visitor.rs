@@ -58,6 +58,21 @@ pub struct VisitorCaller {
     pub session_id: Uuid,
 }
 
+impl VisitorCaller {
+    /// The conversation named in the path, if it is this visitor's own (403 otherwise).
+    pub fn own(self, raw: &str) -> Result<Uuid, Problem> {
+        let id = crate::commanding::path_id(raw, "conversation")?;
+        if self.session_id != id {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "not-your-conversation",
+                "this token opens another conversation",
+            ));
+        }
+        Ok(id)
+    }
+}
+
 impl FromRequestParts<AppState> for VisitorCaller {
     type Rejection = Problem;
 

@@ -240,6 +240,15 @@ async fn the_bot_greets_asks_and_forwards_to_an_operator_who_joined_meanwhile() 
     let all = texts(&detail.body["messages"]);
     assert!(all.contains(&"visitor: Buy something".to_string()), "{all:?}");
     assert!(all.last().unwrap().contains("Email: marie@example.com"), "{all:?}");
+    let detail = env.call(Method::GET, &format!("/api/v1/conversations/{session}"), Some(&ada_token), None).await;
+    assert_eq!(
+        detail.body["collected"],
+        json!([
+            {"question": "What can I do for you?", "kind": "choice", "answer": "Buy something"},
+            {"question": detail.body["collected"][1]["question"], "kind": "email", "answer": "marie@example.com"},
+        ]),
+        "the operator's view of the conversation has the answers, structured"
+    );
     // The bot is done: answering again is a conflict, not a new message.
     let late = answer(&env, &session, &visitor, json!({"step_id": steps[4], "text": "hello?"})).await;
     assert_eq!((late.status, late.body["code"].as_str()), (409, Some("bot-not-running")), "{}", late.body);

@@ -4,7 +4,6 @@
 //! suggestions are then two partitions (their own and the shared ones), never the whole view.
 
 use chrono::{DateTime, Utc};
-use domain::aggregate::decode;
 use domain::canned::CannedEvent;
 use serde::{Deserialize, Serialize};
 use store::RecordedEvent;
@@ -67,11 +66,7 @@ impl Projector for CannedResponses {
         if e.category() != "canned" {
             return Ok(());
         }
-        let event: CannedEvent = decode(&e.event_type, &e.data).map_err(|d| ProjectionError::Decode {
-            event_type: d.event_type,
-            schema_version: e.schema_version,
-            reason: d.reason,
-        })?;
+        let event: CannedEvent = ProjectionError::domain_event(e)?;
         let current: Option<CannedSummary> = docs
             .get(VIEW, &e.stream_id)
             .map(|d| serde_json::from_value(d.body.clone()))

@@ -1,7 +1,7 @@
 //! The channels view: one document per channel with its whole form (options, operators,
 //! rules) and who is joined now. It serves the dashboard and the channel form.
 
-use domain::aggregate::{decode, Aggregate};
+use domain::aggregate::Aggregate;
 use domain::channel::{Channel, ChannelEvent, ChannelOptions};
 use domain::rules::Rule;
 use serde::{Deserialize, Serialize};
@@ -85,11 +85,7 @@ impl Projector for Channels {
         if e.category() != Channel::CATEGORY {
             return Ok(());
         }
-        let event: ChannelEvent = decode(&e.event_type, &e.data).map_err(|d| ProjectionError::Decode {
-            event_type: d.event_type,
-            schema_version: e.schema_version,
-            reason: d.reason,
-        })?;
+        let event: ChannelEvent = ProjectionError::domain_event(e)?;
         let current: Option<ChannelDoc> = docs
             .get(VIEW, &e.stream_id)
             .map(|d| serde_json::from_value(d.body.clone()))

@@ -2,7 +2,6 @@
 //! them). Running conversations do not read it: each copies its script version when its bot
 //! starts.
 
-use domain::aggregate::decode;
 use domain::chatbot::{warnings, Chatbot, ChatbotEvent, Warning};
 use domain::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -62,11 +61,7 @@ impl Projector for Chatbots {
         if e.category() != "chatbot" {
             return Ok(());
         }
-        let event: ChatbotEvent = decode(&e.event_type, &e.data).map_err(|d| ProjectionError::Decode {
-            event_type: d.event_type,
-            schema_version: e.schema_version,
-            reason: d.reason,
-        })?;
+        let event: ChatbotEvent = ProjectionError::domain_event(e)?;
         let mut events: Vec<ChatbotEvent> = match docs.get(VIEW, &e.stream_id) {
             Some(d) => {
                 serde_json::from_value::<Stored>(d.body.clone())

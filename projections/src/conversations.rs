@@ -3,7 +3,6 @@
 //! first).
 
 use chrono::{DateTime, Utc};
-use domain::aggregate::decode;
 use domain::session::{Party, SessionEvent, SessionStatus};
 use serde::{Deserialize, Serialize};
 use store::RecordedEvent;
@@ -108,11 +107,7 @@ impl Projector for Conversations {
         if e.category() != "session" {
             return Ok(());
         }
-        let event: SessionEvent = decode(&e.event_type, &e.data).map_err(|d| ProjectionError::Decode {
-            event_type: d.event_type,
-            schema_version: e.schema_version,
-            reason: d.reason,
-        })?;
+        let event: SessionEvent = ProjectionError::domain_event(e)?;
         let current: Option<ConversationSummary> = docs
             .get(VIEW, &e.stream_id)
             .map(|d| serde_json::from_value(d.body.clone()))

@@ -18,6 +18,15 @@ pub enum ProjectionError {
 }
 
 impl ProjectionError {
+    /// Decodes a domain event (`event_type` + `data`) into its enum, or says why not.
+    pub fn domain_event<E: serde::de::DeserializeOwned>(event: &RecordedEvent) -> Result<E, ProjectionError> {
+        domain::aggregate::decode(&event.event_type, &event.data).map_err(|d| ProjectionError::Decode {
+            event_type: d.event_type,
+            schema_version: event.schema_version,
+            reason: d.reason,
+        })
+    }
+
     /// Decodes `event.data` into `T`, or says precisely why not.
     pub fn decode<T: serde::de::DeserializeOwned>(event: &RecordedEvent) -> Result<T, ProjectionError> {
         serde_json::from_value(event.data.clone()).map_err(|e| ProjectionError::Decode {

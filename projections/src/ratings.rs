@@ -7,7 +7,6 @@
 //! stop at the window's edge, so the cost is the window's ratings, not the channel's history.
 
 use chrono::{DateTime, Utc};
-use domain::aggregate::decode;
 use domain::session::{SessionEvent, HAPPY, NEUTRAL};
 use serde::{Deserialize, Serialize};
 use store::RecordedEvent;
@@ -135,11 +134,7 @@ impl Projector for Ratings {
         if e.category() != "session" || e.event_type != "ConversationRated" {
             return Ok(());
         }
-        let event: SessionEvent = decode(&e.event_type, &e.data).map_err(|d| ProjectionError::Decode {
-            event_type: d.event_type,
-            schema_version: e.schema_version,
-            reason: d.reason,
-        })?;
+        let event: SessionEvent = ProjectionError::domain_event(e)?;
         let SessionEvent::ConversationRated { message_id, value, feedback, operator_id, channel_id } = event else {
             return Ok(());
         };

@@ -6,7 +6,6 @@
 //! in-memory report index current that way).
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use domain::aggregate::decode;
 use domain::session::{rating_label, CloseReason, Party, SessionEvent};
 use serde::{Deserialize, Serialize};
 use store::{Position, RecordedEvent};
@@ -242,11 +241,7 @@ impl Projector for Reports {
             row.posted(author, false, at);
             return put(docs, id, &row, e.position);
         }
-        let event: SessionEvent = decode(&e.event_type, &e.data).map_err(|d| ProjectionError::Decode {
-            event_type: d.event_type,
-            schema_version: e.schema_version,
-            reason: d.reason,
-        })?;
+        let event: SessionEvent = ProjectionError::domain_event(e)?;
         let mut row = match (&event, docs.get(VIEW, id)) {
             (SessionEvent::SessionStarted { session_id, channel_id, country, anonymous, .. }, _) => {
                 ReportRow::started(*session_id, *channel_id, at, country.as_ref().map(|c| c.to_string()), *anonymous)

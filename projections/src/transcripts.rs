@@ -3,7 +3,6 @@
 //! It also maps a transcript id to its conversation for the status route.
 
 use chrono::{DateTime, Utc};
-use domain::aggregate::decode;
 use domain::transcript::{Delivery, Requester, TranscriptEvent, TranscriptStatus};
 use serde::{Deserialize, Serialize};
 use store::RecordedEvent;
@@ -71,11 +70,7 @@ impl Projector for Transcripts {
         if e.category() != "transcript" {
             return Ok(());
         }
-        let event: TranscriptEvent = decode(&e.event_type, &e.data).map_err(|d| ProjectionError::Decode {
-            event_type: d.event_type,
-            schema_version: e.schema_version,
-            reason: d.reason,
-        })?;
+        let event: TranscriptEvent = ProjectionError::domain_event(e)?;
         let id = transcript_id(e).unwrap_or_default();
         let current: Option<TranscriptDoc> = docs
             .get(VIEW, &id)

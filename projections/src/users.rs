@@ -1,6 +1,5 @@
 //! The users view: one document per user, without credentials.
 
-use domain::aggregate::decode;
 use domain::user::{Role, Status, UserEvent};
 use serde::{Deserialize, Serialize};
 use store::RecordedEvent;
@@ -55,11 +54,7 @@ impl Projector for Users {
         if e.category() != "user" {
             return Ok(());
         }
-        let event: UserEvent = decode(&e.event_type, &e.data).map_err(|d| ProjectionError::Decode {
-            event_type: d.event_type,
-            schema_version: e.schema_version,
-            reason: d.reason,
-        })?;
+        let event: UserEvent = ProjectionError::domain_event(e)?;
         let current: Option<UserSummary> = docs
             .get(VIEW, &e.stream_id)
             .map(|d| serde_json::from_value(d.body.clone()))

@@ -162,6 +162,35 @@ pub struct ConversationDetail {
     pub pages: Vec<String>,
     pub seen_by_operator: Option<Uuid>,
     pub seen_by_visitor: Option<Uuid>,
+    /// What a chatbot collected before handing over, in order (empty without a bot).
+    pub collected: Vec<CollectedAnswer>,
+}
+
+/// One answer a chatbot collected.
+#[derive(Serialize, ToSchema)]
+pub struct CollectedAnswer {
+    pub question: String,
+    /// `email`, `phone`, `choice` or `text`.
+    pub kind: &'static str,
+    pub answer: String,
+}
+
+fn collected(s: &Session) -> Vec<CollectedAnswer> {
+    use domain::chatbot::StepType;
+    let Some(run) = &s.bot else { return vec![] };
+    run.answers
+        .iter()
+        .map(|a| CollectedAnswer {
+            question: a.question.clone(),
+            kind: match a.step_type {
+                StepType::QuestionEmail => "email",
+                StepType::QuestionPhone => "phone",
+                StepType::QuestionSelection => "choice",
+                _ => "text",
+            },
+            answer: a.answer.clone(),
+        })
+        .collect()
 }
 
 /// The conversation (read from its stream).
@@ -174,6 +203,7 @@ pub async fn show(
 ) -> Result<Json<ConversationDetail>, Problem> {
     let (session_id, s) = readable(&state, &caller, &id).await?;
     Ok(Json(ConversationDetail {
+        collected: collected(&s),
         session_id,
         channel_id: s.channel_id.unwrap_or_default(),
         status: s.status,

@@ -71,14 +71,7 @@ pub async fn rate(
     Path(id): Path<String>,
     body: Body<NewRating>,
 ) -> Result<Response, Problem> {
-    let id = path_id(&id, "conversation")?;
-    if caller.session_id != id {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "not-your-conversation",
-            "this token opens another conversation",
-        ));
-    }
+    let id = caller.own(&id)?;
     let r = json_body(body)?;
     let message_id = r.message_id.unwrap_or_else(Uuid::now_v7);
     let actor = domain::metadata::Actor { kind: domain::metadata::ActorKind::Visitor, id: None };

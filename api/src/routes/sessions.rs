@@ -41,19 +41,6 @@ pub fn routes() -> Router<AppState> {
         .layer(middleware::from_fn(crate::routes::public::cors))
 }
 
-/// The visitor token only opens its own conversation.
-fn own(caller: VisitorCaller, raw: &str) -> Result<Uuid, Problem> {
-    let id = path_id(raw, "conversation")?;
-    if caller.session_id != id {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "not-your-conversation",
-            "this token opens another conversation",
-        ));
-    }
-    Ok(id)
-}
-
 fn visitor_actor() -> domain::metadata::Actor {
     domain::metadata::Actor { kind: domain::metadata::ActorKind::Visitor, id: None }
 }
@@ -287,7 +274,7 @@ pub async fn show(
     caller: VisitorCaller,
     Path(id): Path<String>,
 ) -> Result<Json<VisitorSession>, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     Ok(Json(view(&state, id).await?))
 }
 
@@ -314,7 +301,7 @@ pub async fn messages(
     Path(id): Path<String>,
     mut q: Params,
 ) -> Result<Json<MessagePage>, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     let (after, before, limit) = history_params(&mut q);
     q.finish()?;
     let all = conversation::history(&state, id).await?;
@@ -357,7 +344,7 @@ pub async fn write(
     Path(id): Path<String>,
     body: Body<NewMessage>,
 ) -> Result<Response, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     let m = json_body(body)?;
     let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, visitor_actor(), &headers);
@@ -395,7 +382,7 @@ pub async fn visit(
     Path(id): Path<String>,
     body: Body<PageVisit>,
 ) -> Result<StatusCode, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     let p = json_body(body)?;
     let ctx = context(&state, visitor_actor(), &headers);
     conversation::on_session(&state, &ctx, id, |s| session::visit(s, &p.url)).await?;
@@ -419,7 +406,7 @@ pub async fn seen(
     Path(id): Path<String>,
     body: Body<SeenUpTo>,
 ) -> Result<StatusCode, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     let s = json_body(body)?;
     let ctx = context(&state, visitor_actor(), &headers);
     conversation::on_session(&state, &ctx, id, |sess| session::seen(sess, Party::Visitor, s.up_to)).await?;
@@ -435,7 +422,7 @@ pub async fn leave(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     let ctx = context(&state, visitor_actor(), &headers);
     let (before, _) = conversation::session(&state, id).await?;
     conversation::on_session(&state, &ctx, id, |s| session::close(s, Party::Visitor, false, Uuid::now_v7())).await?;
@@ -487,7 +474,7 @@ pub async fn bot_answer(
     Path(id): Path<String>,
     body: Body<BotAnswer>,
 ) -> Result<Json<BotReply>, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     let a = json_body(body)?;
     let message_id = a.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, visitor_actor(), &headers);
@@ -519,7 +506,7 @@ pub async fn bot_restart(
     Path(id): Path<String>,
     body: Body<BotRestart>,
 ) -> Result<Json<BotReply>, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     let message_id = json_body(body)?.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, visitor_actor(), &headers);
     crate::bot::decide(&state, &ctx, id, |s| session::bot_restart(s, message_id)).await?;

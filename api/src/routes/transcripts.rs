@@ -145,7 +145,7 @@ pub async fn visitor_request(
     Path(id): Path<String>,
     body: Body<TranscriptRequest>,
 ) -> Result<Response, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     let req = json_body(body)?;
     let actor = Actor { kind: ActorKind::Visitor, id: None };
     let request = Ask { actor, session_id: id, by: Requester::Visitor, admin: false, email: req.email };
@@ -160,7 +160,7 @@ pub async fn visitor_status(
     caller: VisitorCaller,
     Path((id, transcript_id)): Path<(String, String)>,
 ) -> Result<Json<TranscriptDoc>, Problem> {
-    let id = own(caller, &id)?;
+    let id = caller.own(&id)?;
     let transcript_id = path_id(&transcript_id, "transcript")?;
     let all = transcripts_of(&state, id).await?;
     // Transcripts operators sent elsewhere are not the visitor's to see.
@@ -219,17 +219,4 @@ pub async fn status(
         return Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"));
     }
     Ok(Json(doc(session_id, t)))
-}
-
-/// The visitor token opens its own conversation only.
-fn own(caller: VisitorCaller, raw: &str) -> Result<Uuid, Problem> {
-    let id = path_id(raw, "conversation")?;
-    if caller.session_id != id {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "not-your-conversation",
-            "this token opens another conversation",
-        ));
-    }
-    Ok(id)
 }
