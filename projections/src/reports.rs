@@ -292,7 +292,7 @@ fn put(docs: &mut Docs, id: &str, row: &ReportRow, at: Position) -> Result<(), P
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::aggregate::encode;
+    use domain::aggregate::{decode, encode};
     use domain::values::Country;
     use proptest::prelude::*;
 
