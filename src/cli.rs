@@ -54,10 +54,21 @@ pub enum Command {
     /// Print the conversations or operators report (table, CSV or JSON), as the HTTP API
     /// computes it: `livechat report conversations --group-by channel,week --from 2026-11-01`.
     Report(crate::report::ReportArgs),
+    /// Rebuild the views as they were at a point of the log into a separate store (the live
+    /// views are untouched) and print them: `livechat replay --until 2026-11-01T12:00:00Z --view channels`.
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// Serve the views as they were at this point of the log (an RFC 3339 time or a position
+    /// TX:POS), rebuilt in memory; implies --read-only.
+    #[arg(long, value_parser = crate::replay::parse_as_of)]
+    pub as_of: Option<commands::AsOf>,
+    /// Take no writes (405 problem documents), except logins; needs --as-of, since logging in
+    /// writes a token event (into the in-memory copy, never the live log).
+    #[arg(long, requires = "as_of")]
+    pub read_only: bool,
     /// Address to listen on.
     #[arg(long, env = "LIVECHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -3,6 +3,7 @@
 mod cli;
 mod logs;
 mod progress;
+mod replay;
 mod report;
 mod serve;
 mod transfer;
@@ -85,5 +86,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Import => transfer::import(&url).await,
         Command::User(cmd) => user::run(&url, cmd).await,
         Command::Report(args) => report::run(&url, args).await,
+        Command::Replay(args) => replay::run(&url, args).await,
     }
 }

@@ -14,12 +14,24 @@ use crate::Failure;
 pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let geo = country_sources(&args)?;
     let mailer = mailer_settings(url, &args)?;
-    let store = cli::open(url).await?;
-    let _lock = store.lock_exclusive("serve")?;
-    let applied = store.migrate().await?;
-    for m in applied {
-        tracing::info!(version = m.version, name = m.name, "applied migration");
-    }
+    // `--as-of`: a copy of the log up to that point, in memory, with its views rebuilt; the
+    // live store is only read (another server may be running on it).
+    let (store, _lock) = match args.as_of {
+        Some(as_of) => {
+            let live = cli::open_migrated(url).await?;
+            tracing::info!(?as_of, "rebuilding the views as of that point, in memory");
+            (crate::replay::replayed(&live, as_of, &StoreUrl::Memory).await?, None)
+        }
+        None => {
+            let store = cli::open(url).await?;
+            let lock = store.lock_exclusive("serve")?;
+            let applied = store.migrate().await?;
+            for m in applied {
+                tracing::info!(version = m.version, name = m.name, "applied migration");
+            }
+            (store, Some(lock))
+        }
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -41,12 +53,19 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
             .ok()
             .filter(|k| !k.is_empty())
             .unwrap_or_else(|| ApiConfig::default().address_key),
+        read_only: args.read_only || args.as_of.is_some(),
         ..ApiConfig::default()
     };
     let mut state = AppState::new(store.events(), store.views(), config).with_geo(geo);
     let limits = api::throttle::Limits { per_address: args.login_attempts_per_address, ..Default::default() };
     state.throttle = std::sync::Arc::new(api::throttle::Throttle::new(limits));
-    match api::bootstrap::bootstrap(&state, &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok()).await {
+    let bootstrap = match state.config.read_only {
+        true => Ok(None),
+        false => {
+            api::bootstrap::bootstrap(&state, &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok()).await
+        }
+    };
+    match bootstrap {
         Ok(Some(b)) => {
             tracing::info!(login = %b.login, default_channel = ?b.channel_id, "first start: created the admin");
             if let Some(password) = b.generated_password {
@@ -62,8 +81,14 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let shutdown = async move {
         let _ = on_signal.wait_for(|s| *s).await;
     };
-    let sweeper = tokio::spawn(api::presence::run_sweeper(state.clone(), Duration::from_secs(30), stopped.clone()));
-    let mailer = tokio::spawn(api::mailer::run(state.clone(), Duration::from_secs(5), stopped.clone()));
+    // A past view sends no mail and takes nobody offline.
+    let (sweeper, mailer) = match state.config.read_only {
+        true => (tokio::spawn(async {}), tokio::spawn(async {})),
+        false => (
+            tokio::spawn(api::presence::run_sweeper(state.clone(), Duration::from_secs(30), stopped.clone())),
+            tokio::spawn(api::mailer::run(state.clone(), Duration::from_secs(5), stopped.clone())),
+        ),
+    };
     let server = tokio::spawn(api::serve(listener, state, shutdown));
     wait_for_signal().await;
     tracing::info!("shutting down: draining requests, committing projectors");

@@ -53,6 +53,8 @@ pub struct ApiConfig {
     pub abandon_after: Duration,
     /// Where transcripts go (SMTP or `.eml` files).
     pub mailer: mailer::MailerConfig,
+    /// Serve views as of a past point: no writes but logins (`serve --as-of`).
+    pub read_only: bool,
     /// Key of the hash that stands for visitors' addresses in event metadata
     /// (`LIVECHAT_ADDRESS_KEY`; random per process when unset).
     pub address_key: String,
@@ -67,6 +69,7 @@ impl Default for ApiConfig {
             inactivity: Duration::from_secs(30 * 60),
             abandon_after: Duration::from_secs(60 * 60),
             mailer: mailer::MailerConfig::default(),
+            read_only: false,
             address_key: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -153,9 +156,30 @@ async fn client_address(mut req: axum::extract::Request) -> axum::extract::Reque
     req
 }
 
+/// In read-only mode, refuses every write but a login (405 problem document).
+async fn read_only_guard(
+    axum::extract::State(read_only): axum::extract::State<bool>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !read_only || reads || req.uri().path() == "/api/v1/auth/token" {
+        return next.run(req).await;
+    }
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "read-only",
+        "this server shows the views as of a past point of the log and takes no writes",
+    )
+    .into_response()
+}
+
 /// The whole application as a `Router`, ready to serve or to test with `oneshot`.
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
+    let read_only = state.config.read_only;
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
@@ -180,6 +204,7 @@ pub fn router(state: AppState) -> Router {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")
         })
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(read_only, read_only_guard))
         .layer(axum::middleware::map_request(client_address))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))

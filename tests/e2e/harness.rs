@@ -90,8 +90,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(store: &str) -> Server {
+        Server::start_with(store, &[])
+    }
+
+    /// `serve` with these extra arguments.
+    pub fn start_with(store: &str, extra: &[&str]) -> Server {
         let mut child = livechat(store)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod replay;
 mod server;
 mod transfer;
 mod users;
