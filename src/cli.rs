@@ -45,7 +45,11 @@ pub enum Command {
     #[command(subcommand)]
     Projections(ProjectionsCommand),
     /// Write the whole event log to stdout as JSON lines (one event per line, in log order).
-    Export,
+    Export {
+        /// Stop at this point of the log: an RFC 3339 time or a position TX:POS.
+        #[arg(long, value_parser = crate::replay::parse_as_of)]
+        until: Option<commands::AsOf>,
+    },
     /// Read a log written by `export` from stdin into an empty store (any backend).
     Import,
     /// Manage operator and admin accounts directly in the store.

@@ -82,7 +82,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Projections(ProjectionsCommand::Status { json }) => progress::status(&url, json).await,
         Command::Projections(ProjectionsCommand::Rebuild(args)) => progress::rebuild(&url, args).await,
         Command::Projections(ProjectionsCommand::Parked { name, limit }) => progress::parked(&url, &name, limit).await,
-        Command::Export => transfer::export(&url).await,
+        Command::Export { until } => transfer::export(&url, until).await,
         Command::Import => transfer::import(&url).await,
         Command::User(cmd) => user::run(&url, cmd).await,
         Command::Report(args) => report::run(&url, args).await,

@@ -84,7 +84,7 @@ pub async fn show(url: &StoreUrl, stream: &str) -> Result<(), Failure> {
     }
 }
 
-pub async fn export(url: &StoreUrl) -> Result<(), Failure> {
+pub async fn export(url: &StoreUrl, until: Option<commands::AsOf>) -> Result<(), Failure> {
     let store = open_migrated(url).await?;
     let events = store.events();
     let total = events.count_after(Position::START, u64::MAX).await?;
@@ -97,11 +97,16 @@ pub async fn export(url: &StoreUrl) -> Result<(), Failure> {
         let Some(last) = page.last() else { break };
         from = last.position;
         for e in &page {
+            if until.is_some_and(|u| !u.includes(e)) {
+                out.flush()?;
+                bar.finish(done);
+                return Ok(());
+            }
             if !write_line(&mut out, e)? {
                 return Ok(());
             }
+            done += 1;
         }
-        done += page.len() as u64;
         bar.set(done);
     }
     out.flush()?;

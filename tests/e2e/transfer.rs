@@ -45,6 +45,11 @@ async fn export_and_import_round_trip_between_backends() {
     let from_a = export(&a);
     assert_eq!(portable(from_a.clone()), original, "sqlite keeps ids, streams, versions, times, metadata");
     assert_eq!(from_a[49]["position"], "0:50");
+    let mut until = livechat(&a);
+    until.args(["export", "--until", "0:20"]);
+    let out = run(until, "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(portable(lines(&stdout(&out))), original[..20].to_vec(), "--until stops at that position");
 
     let mut hops = vec![a];
     if let Some(pg) = store::testkit::pg::fresh_database().await {
