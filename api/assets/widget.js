@@ -23,7 +23,7 @@
   var SMALL_SCREEN = 768;
   var NOBODY = 'No available collaborator, please try again later.';
 
-  // --- storage -------------------------------------------------------------------------------
+  // --- storage ---
   function load(k) {
     try {
       var v = JSON.parse(window.localStorage.getItem(k));
@@ -50,7 +50,7 @@
     }
   }
 
-  // --- HTTP ----------------------------------------------------------------------------------
+  // --- HTTP ---
   function api(method, path, body, token) {
     var headers = { Accept: 'application/json' };
     if (body) headers['Content-Type'] = 'application/json';
@@ -84,7 +84,12 @@
     return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);
   }
 
-  // --- DOM -----------------------------------------------------------------------------------
+  // The visitor's own conversation: `tail` is the path after its id.
+  function mine(method, tail, body) {
+    return api(method, '/api/v1/public/sessions/' + s.session_id + tail, body, s.token);
+  }
+
+  // --- DOM ---
   function el(tag, cls, text, attrs) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -124,7 +129,7 @@
     return isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   }
 
-  // --- state ---------------------------------------------------------------------------------
+  // --- state ---
   var o = {}; // the channel's options from init
   var init = null;
   var s = null; // stored conversation: session_id, token, position, open, operator, closed
@@ -139,6 +144,15 @@
   var typingTimer = null;
   var typingSent = false;
   var theirTypingTimer = null;
+  // Chatbot: the run as the session view shows it ({ name, expects, state, redirect_link }).
+  var bot = null;
+  var botName = '';
+  var busy = false; // an answer or a restart is in flight: a double click sends one
+  var botSeq = 0; // bumped by each bot command, so an older view read cannot undo it
+  var refreshTimer = null;
+  var onDrawn = null; // called once the history has drawn after a start
+  var RESTARTING = 'Restarting conversation...';
+  var ASKS = { question_email: 'Your email', question_phone: 'Your phone number' };
 
   function persist() {
     if (s) save(KEY, s, DAY);
@@ -188,6 +202,11 @@
     header.style.color = o.header_text_color;
     ui.title = el('h2', 'lc-title', o.channel_name);
     header.appendChild(ui.title);
+    ui.restart = el('button', 'lc-restart', 'Restart', { type: 'button', 'aria-label': 'Restart the conversation' });
+    ui.restart.style.color = o.header_text_color;
+    ui.restart.hidden = true;
+    ui.restart.addEventListener('click', restart);
+    header.appendChild(ui.restart);
     var close = el('button', 'lc-close', '\u00d7', { type: 'button', 'aria-label': 'End the conversation' });
     close.style.color = o.header_text_color;
     close.addEventListener('click', end);
@@ -199,6 +218,9 @@
     win.appendChild(ui.notice);
     ui.log = el('ol', 'lc-log', null, { role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0' });
     win.appendChild(ui.log);
+    ui.choices = el('div', 'lc-choices', null, { role: 'group' });
+    ui.choices.hidden = true;
+    win.appendChild(ui.choices);
     ui.typing = el('p', 'lc-typing', '', { 'aria-live': 'polite' });
     win.appendChild(ui.typing);
 
@@ -236,7 +258,11 @@
     win.hidden = true;
     ui.frame.insertBefore(win, ui.frame.firstChild);
     ui.win = win;
-    if (!s && o.welcome_message && init.operator_available) {
+    var c = init.chatbot;
+    var welcome = !s && c && c.name && c.welcome_steps ? c.welcome_steps : [];
+    if (welcome.length) {
+      botWelcome(c, welcome);
+    } else if (!s && o.welcome_message && init.operator_available) {
       // Shown before the conversation exists; the stored welcome replaces it on start.
       ui.pendingWelcome = showMessage({
         message_id: 'welcome',
@@ -245,7 +271,11 @@
         posted_at: new Date().toISOString()
       });
     }
-    if (!s && !init.operator_available) say(NOBODY + ' You can leave a message: we will answer as soon as possible.');
+    if (!s && !init.operator_available && !welcome.length) say(NOBODY + ' You can leave a message: we will answer as soon as possible.');
+  }
+
+  function failed(what, e) {
+    say(what + (e && e.message ? ': ' + e.message : '') + '. Please try again.');
   }
 
   function say(text) {
@@ -263,7 +293,8 @@
       persist();
     }
     markSeen();
-    ui.input.focus();
+    if (!ui.choices.hidden) ui.choices.firstChild.focus();
+    else ui.input.focus();
   }
 
   function fold() {
@@ -275,9 +306,10 @@
     }
   }
 
-  // --- messages ------------------------------------------------------------------------------
+  // --- messages ---
   function authorName(m) {
     if (m.author.kind === 'visitor') return 'You';
+    if (m.author.kind === 'bot') return m.author.name || botName;
     return m.author.name || (s && s.operator && s.operator.name) || '';
   }
 
@@ -328,13 +360,11 @@
     if (!s || !ui.win || ui.win.hidden) return;
     for (var i = order.length - 1; i >= 0; i--) {
       var li = shown[order[i]];
-      if (!li.classList.contains('lc-visitor') && order[i] !== 'welcome') {
+      if (!li.classList.contains('lc-visitor') && !li.classList.contains('lc-pending') && order[i] !== 'welcome') {
         if (s.seen !== order[i]) {
           s.seen = order[i];
           persist();
-          api('POST', '/api/v1/public/sessions/' + s.session_id + '/seen', { up_to: order[i] }, s.token).catch(
-            function () {}
-          );
+          mine('POST', '/seen', { up_to: order[i] }).catch(function () {});
         }
         return;
       }
@@ -346,6 +376,13 @@
       s.operator = v.operator;
       ui.title.textContent = v.operator.name;
       save(PREV, { id: v.operator.id }, 7 * DAY);
+      botForm(null);
+    } else if ('bot' in v) {
+      if (v.bot) {
+        botName = v.bot.name;
+        ui.title.textContent = botName;
+      }
+      botForm(v.bot);
     }
     if (v.status === 'waiting') {
       say(NOBODY + (v.queue_position ? ' You are number ' + v.queue_position + ' in the queue.' : ''));
@@ -367,24 +404,30 @@
     say(text);
     ui.input.disabled = true;
     ui.send.disabled = true;
+    botForm(null);
   }
 
   function send() {
     var text = ui.input.value.trim();
-    if (!text) return;
+    if (!text || ui.input.disabled) return;
     if (s && s.closed) return;
     ui.input.value = '';
     stopTyping();
+    post(s ? Promise.resolve() : start(), text);
+  }
+
+  // While the bot waits for typed text, the server takes a message as the answer.
+  function post(started, text) {
     var id = uuid();
-    var started = s ? Promise.resolve() : start();
-    started
+    botSeq++;
+    return started
       .then(function () {
-        return api('POST', '/api/v1/public/sessions/' + s.session_id + '/messages', { message_id: id, text: text }, s.token);
+        return mine('POST', '/messages', { message_id: id, text: text });
       })
       .then(showMessage)
       .catch(function (e) {
         ui.input.value = text;
-        say('Your message could not be sent' + (e && e.message ? ': ' + e.message : '') + '. Please try again.');
+        failed('Your message could not be sent', e);
       });
   }
 
@@ -396,13 +439,20 @@
       s = { session_id: r.session_id, token: r.visitor_token, position: null, open: true };
       persist();
       status(r);
-      connect(true);
+      if (!r.bot) return connect(true);
+      // The bot's stored welcome replaces the drawn one before the visitor's answer shows.
+      return new Promise(function (done) {
+        onDrawn = done;
+        setTimeout(done, 5000);
+        connect(true);
+      });
     });
   }
 
   function history() {
-    return api('GET', '/api/v1/public/sessions/' + s.session_id + '/messages?limit=200', null, s.token).then(
+    return mine('GET', '/messages?limit=200').then(
       function (page) {
+        dropPending();
         page.messages.forEach(function (m) {
           if (m.author.kind !== 'system') showMessage(m);
         });
@@ -417,9 +467,158 @@
     var h = held || [];
     held = null;
     h.forEach(handle);
+    if (onDrawn) onDrawn();
+    onDrawn = null;
   }
 
-  // --- the stream ----------------------------------------------------------------------------
+  // --- the chatbot ---
+  // Odoo's lazy start: the welcome is drawn from init and the conversation starts with the
+  // visitor's first answer; its stored messages then replace these.
+  function botWelcome(c, steps) {
+    botName = c.name;
+    ui.title.textContent = c.name;
+    ui.pending = [];
+    var last = null;
+    steps.forEach(function (st, i) {
+      // A conditional step cannot hold before any answer; a forward speaks only if it finds someone.
+      if ((st.only_if && st.only_if.length) || st.step_type === 'forward_operator') return;
+      var li = showMessage({
+        message_id: 'bot-welcome-' + i,
+        author: { kind: 'bot', name: c.name },
+        text: st.message,
+        posted_at: new Date().toISOString()
+      });
+      li.classList.add('lc-pending');
+      ui.pending.push(li);
+      last = st;
+    });
+    if (last && last.step_type !== 'text') botForm({ name: c.name, state: 'running', expects: last });
+  }
+
+  function dropPending() {
+    (ui.pending || []).forEach(function (li) {
+      var id = li.getAttribute('data-message-id');
+      li.remove();
+      delete shown[id];
+      order.splice(order.indexOf(id), 1);
+    });
+    ui.pending = null;
+  }
+
+  // The answer form: a `question_selection` step's answers as buttons, any other question
+  // through the usual input; Restart while the bot has the conversation.
+  function botForm(b) {
+    if (!ui.choices) return;
+    bot = b && !(s && s.closed) ? b : null;
+    var expects = bot && bot.state === 'running' ? bot.expects : null;
+    var answers = expects && expects.step_type === 'question_selection' ? expects.answers : [];
+    var focused = ui.root.activeElement;
+    var hadFocus = ui.keepFocus || (focused && (focused === ui.input || focused.parentNode === ui.choices));
+    ui.choices.textContent = '';
+    ui.choices.hidden = !answers.length;
+    ui.choices.setAttribute('aria-label', expects ? expects.message : '');
+    answers.forEach(function (a) {
+      var c = el('button', 'lc-choice', a.label, { type: 'button' });
+      c.style.backgroundColor = o.button_color;
+      c.style.color = o.button_text_color;
+      c.disabled = busy;
+      c.addEventListener('click', function () {
+        choose(expects, a);
+      });
+      ui.choices.appendChild(c);
+    });
+    ui.restart.hidden = !(s && bot);
+    var ask = answers.length ? 'Choose an answer above' : (expects && ASKS[expects.step_type]) || o.input_placeholder;
+    ui.input.placeholder = ask || '';
+    ui.input.setAttribute('aria-label', ask || 'Message');
+    ui.input.disabled = ui.send.disabled = !!answers.length || !!(s && s.closed);
+    if (hadFocus && answers.length && !busy) ui.choices.firstChild.focus();
+    else if (hadFocus && !ui.input.disabled) ui.input.focus();
+    else return;
+    ui.keepFocus = false;
+  }
+
+  function choose(step, a) {
+    if (busy) return;
+    busy = true;
+    botSeq++;
+    // Disabled buttons lose the focus: the next form gets it back.
+    ui.keepFocus = true;
+    ui.choices.querySelectorAll('button').forEach(function (b) {
+      b.disabled = true;
+    });
+    // One id per step: a retried answer is the same answer.
+    step.message_id = step.message_id || uuid();
+    var fresh = !s;
+    (fresh ? start() : Promise.resolve())
+      .then(function () {
+        var now = bot && bot.expects;
+        if (!bot && fresh) {
+          // The bot did not start (an operator came online meanwhile): the choice is a message.
+          busy = false;
+          return post(Promise.resolve(), a.label);
+        }
+        // The bot moved on meanwhile (another tab, an operator): the next form shows that.
+        if (!now || now.step_id !== step.step_id) return null;
+        return mine('POST', '/bot/answer', { step_id: step.step_id, answer_id: a.answer_id, message_id: step.message_id }).then(
+          answered
+        );
+      })
+      .catch(function (e) {
+        failed('Your answer could not be sent', e);
+      })
+      .then(function () {
+        busy = false;
+        botSeq++;
+        if (s && !s.closed) refreshBot();
+        else botForm(bot);
+      });
+  }
+
+  function restart() {
+    if (busy || !s) return;
+    busy = true;
+    botSeq++;
+    ui.restart.disabled = true;
+    mine('POST', '/bot/restart', { message_id: uuid() })
+      .then(answered)
+      .catch(function (e) {
+        failed('That did not work', e);
+      })
+      .then(function () {
+        busy = false;
+        ui.restart.disabled = false;
+        refreshBot();
+      });
+  }
+
+  // A bot command's answer: the messages from the visitor's on, and the run after it.
+  function answered(r) {
+    say('');
+    r.messages.forEach(function (m) {
+      if (m.author.kind !== 'system') showMessage(m);
+    });
+    status(r.session);
+    var b = r.session.bot;
+    // Links are checked on the server too: only http(s) or a path of this site.
+    if (b && b.state === 'redirected' && /^(https?:\/\/|\/)/i.test(b.redirect_link || '')) {
+      window.location.assign(b.redirect_link);
+    }
+  }
+
+  // After a bot event, the expected answer form from the session view (one read per burst).
+  function refreshBot() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(function () {
+      if (!s || s.closed) return;
+      var seq = botSeq;
+      mine('GET', '').then(function (v) {
+        if (seq === botSeq && !busy && s && !s.closed) status(v);
+      }, function () {});
+    }, 100);
+  }
+
+  // --- the stream ---
   function connect(loadHistory) {
     if (!s || s.closed) return;
     var url = BASE.replace(/^http/, 'ws') + '/api/v1/stream?access_token=' + encodeURIComponent(s.token);
@@ -498,6 +697,28 @@
           showSeen();
         }
         break;
+      case 'ChatbotStarted':
+        botName = d.script.author_name;
+        break;
+      case 'ChatbotStepPosted':
+      case 'ChatbotSaid':
+      case 'ChatbotRestarted':
+        showMessage({
+          message_id: d.message_id,
+          author: { kind: 'bot', name: botName },
+          text: f.event_type === 'ChatbotRestarted' ? RESTARTING : d.text,
+          posted_at: f.recorded_at
+        });
+        refreshBot();
+        break;
+      case 'ChatbotAnswered':
+        showMessage({ message_id: d.message_id, author: { kind: 'visitor' }, text: d.text, posted_at: f.recorded_at });
+        refreshBot();
+        break;
+      case 'ChatbotForwarding':
+      case 'ChatbotEnded':
+        refreshBot();
+        break;
       case 'OperatorAssigned':
         status({ status: 'active', operator: { id: d.operator_id, name: d.display_name } });
         break;
@@ -533,14 +754,14 @@
     typingSent = false;
   }
 
-  // --- ending and feedback -------------------------------------------------------------------
+  // --- ending and feedback ---
   function end() {
     if (!s) {
       if (PAGE) return;
       fold();
       return;
     }
-    var left = s.closed ? Promise.resolve() : api('POST', '/api/v1/public/sessions/' + s.session_id + '/leave', null, s.token);
+    var left = s.closed ? Promise.resolve() : mine('POST', '/leave');
     s.closed = true;
     persist();
     if (ws) ws.close();
@@ -598,13 +819,12 @@
     panel.addEventListener('submit', function (e) {
       e.preventDefault();
       var jobs = [];
-      var path = '/api/v1/public/sessions/' + s.session_id;
       if (rated) {
         var body = { value: rated };
         if (comment.value.trim()) body.feedback = comment.value.trim();
-        jobs.push(api('POST', path + '/rating', body, s.token));
+        jobs.push(mine('POST', '/rating', body));
       }
-      if (wants.checked) jobs.push(api('POST', path + '/transcript', { email: email.value.trim() }, s.token));
+      if (wants.checked) jobs.push(mine('POST', '/transcript', { email: email.value.trim() }));
       if (!jobs.length) return reset();
       Promise.all(jobs).then(
         function () {
@@ -629,6 +849,8 @@
     order = [];
     lastVisitorMessage = null;
     seenUpTo = null;
+    bot = null;
+    busy = false;
     if (ui.win) ui.win.remove();
     ui.win = null;
     if (PAGE) open();
@@ -638,15 +860,12 @@
     }
   }
 
-  // --- start ---------------------------------------------------------------------------------
+  // --- start ---
   function resume() {
-    var path = '/api/v1/public/sessions/' + s.session_id;
-    return api('GET', path, null, s.token).then(function (v) {
+    return mine('GET', '').then(function (v) {
       status(v);
       if (s.closed) return history();
-      api('POST', path + '/pages', { url: (location.pathname + location.search).slice(0, 2000) }, s.token).catch(
-        function () {}
-      );
+      mine('POST', '/pages', { url: (location.pathname + location.search).slice(0, 2000) }).catch(function () {});
       // Resumes after the stored position; the history fills what came before.
       connect(true);
     });

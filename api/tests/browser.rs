@@ -81,7 +81,8 @@ async fn website(env: &Env, channel: &str) -> String {
         let script = script.clone();
         async move {
             Html(format!(
-                "<!doctype html><html><head><meta charset=utf-8><title>Green Shop {path}</title>\
+                "<!doctype html><html><head><meta charset=utf-8>\
+                 <meta name=viewport content=\"width=device-width, initial-scale=1\"><title>Green Shop {path}</title>\
                  <script>{SOCKETS}</script>{script}\
                  <style>button, .lc-button, .lc-window {{ background: lime !important; color: red !important; \
                  font-size: 40px !important; }}</style></head>\
@@ -510,6 +511,276 @@ async fn with_nobody_online_the_direct_link_takes_a_message_for_the_queue_on_a_p
     browser.quit().await;
 }
 
+/// The chatbot's name and lines, to find them again in the page.
+const BOT: &str = "Green Shop bot";
+const GREETING: &str = "Hello! I am the Green Shop bot.";
+const QUESTION: &str = "What brings you here?";
+const EMAIL_QUESTION: &str = "What is your email?";
+const FORWARD: &str = "Let me find someone for you.";
+
+/// An active script: a greeting, a choice between two answers, an email question, a forward.
+async fn shop_bot(env: &Env) -> String {
+    let created = env.call(Method::POST, "/api/v1/chatbots", Some(&env.admin), Some(json!({"title": BOT}))).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["chatbot_id"].as_str().unwrap().to_string();
+    let steps = [
+        ("text", GREETING),
+        ("question_selection", QUESTION),
+        ("question_email", EMAIL_QUESTION),
+        ("forward_operator", FORWARD),
+    ];
+    let mut choice_step = String::new();
+    for (step_type, message) in steps {
+        let body = json!({"step_type": step_type, "message": message});
+        let a = env.call(Method::POST, &format!("/api/v1/chatbots/{id}/steps"), Some(&env.admin), Some(body)).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        if step_type == "question_selection" {
+            choice_step = a.body["steps"][1]["step_id"].as_str().unwrap().to_string();
+        }
+    }
+    for label in ["Buy something", "Track my order"] {
+        let path = format!("/api/v1/chatbots/{id}/steps/{choice_step}/answers");
+        let a = env.call(Method::POST, &path, Some(&env.admin), Some(json!({"label": label}))).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+    }
+    id
+}
+
+/// The window's messages as `[author, text]`.
+const MESSAGES: &str = "[...S.querySelectorAll('.lc-msg')].map(m => \
+     [m.querySelector('.lc-author').textContent, m.querySelector('.lc-text').textContent])";
+
+/// How many answers the page posted to the bot.
+const ANSWERS_SENT: &str =
+    "performance.getEntriesByType('resource').filter(e => e.name.includes('/bot/answer')).length";
+/// How many conversations the page started.
+const STARTS: &str = "performance.getEntriesByType('resource').filter(e => e.name.endsWith('/sessions')).length";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_asks_with_buttons_checks_the_email_and_hands_over_to_an_operator() {
+    let Some(browser) = Browser::start("chatbot", (1280, 900)).await else { return };
+    let env = Env::start().await;
+    let chatbot = shop_bot(&env).await;
+    // Ada is the channel's operator but has not joined: nobody is available, so the bot answers.
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let rule = json!({"action": "show", "chatbot_id": chatbot, "chatbot_only_if_no_operator": true});
+    let channel = shop(&env, &[ada], &[rule]).await;
+    let site = website(&env, &channel).await;
+
+    // The greeting and the question's answers as buttons, before any conversation exists.
+    browser.go(&format!("{site}/products")).await;
+    browser.click(&in_widget("const b = S && S.querySelector('.lc-button'); return shown(b) ? b : null;")).await;
+    let opened = browser
+        .wait_for(
+            "the bot's greeting and choices",
+            &in_widget(&format!(
+                "const w = S.querySelector('.lc-window'); const c = [...w.querySelectorAll('.lc-choice')]; \
+                 if (!shown(w) || c.length < 2) return null; const g = w.querySelector('.lc-choices'); \
+                 return {{title: w.querySelector('.lc-title').textContent, messages: {MESSAGES}, \
+                 choices: c.map(b => [b.textContent, b.type, shown(b)]), \
+                 group: [g.getAttribute('role'), g.getAttribute('aria-label')], \
+                 focus: S.activeElement && S.activeElement.textContent, input: w.querySelector('.lc-input').disabled, \
+                 notice: shown(S.querySelector('.lc-notice')), restart: shown(S.querySelector('.lc-restart')), \
+                 colors: [getComputedStyle(c[0]).backgroundColor, getComputedStyle(c[0]).color]}};"
+            )),
+        )
+        .await;
+    assert_eq!(opened["title"], BOT);
+    assert_eq!(opened["messages"], json!([[BOT, GREETING], [BOT, QUESTION]]));
+    assert_eq!(opened["choices"], json!([["Buy something", "button", true], ["Track my order", "button", true]]));
+    assert_eq!(opened["group"], json!(["group", QUESTION]), "screen readers hear what the buttons answer");
+    assert_eq!(opened["focus"], "Buy something", "the keyboard lands on the first choice");
+    assert_eq!(opened["input"], true, "a choice is answered with the buttons");
+    assert_eq!((opened["notice"].as_bool(), opened["restart"].as_bool()), (Some(false), Some(false)), "{opened}");
+    assert_eq!(opened["colors"], json!([rgb(BUTTON_COLOR), rgb(BUTTON_TEXT_COLOR)]));
+    browser.screenshot("chatbot-choices").await;
+
+    // A double click: one conversation, one answer; the buttons go away and the email is asked.
+    browser.double_click(&in_widget("return S.querySelector('.lc-choice');")).await;
+    let asked = browser
+        .wait_for(
+            "the email question",
+            &in_widget(&format!(
+                "const m = {MESSAGES}; if (m.length < 4) return null; const i = S.querySelector('.lc-input'); \
+                 return {{messages: m, choices: shown(S.querySelector('.lc-choices')), input: i.disabled, \
+                 placeholder: i.placeholder, focus: S.activeElement === i, restart: shown(S.querySelector('.lc-restart')), \
+                 answers: {ANSWERS_SENT}, starts: {STARTS}}};"
+            )),
+        )
+        .await;
+    assert_eq!(
+        asked["messages"],
+        json!([[BOT, GREETING], [BOT, QUESTION], ["You", "Buy something"], [BOT, EMAIL_QUESTION]]),
+        "the stored welcome replaced the drawn one, nothing twice"
+    );
+    assert_eq!((asked["choices"].as_bool(), asked["input"].as_bool()), (Some(false), Some(false)), "{asked}");
+    assert_eq!((asked["placeholder"].as_str(), asked["focus"].as_bool()), (Some("Your email"), Some(true)));
+    assert_eq!((asked["restart"].as_bool(), asked["answers"].as_u64()), (Some(true), Some(1)), "answered once");
+    assert_eq!(asked["starts"], 1, "one conversation");
+
+    // Restart: the bot starts over and asks again; this time the keyboard picks the other answer.
+    browser.click(&in_widget("return S.querySelector('.lc-restart');")).await;
+    browser
+        .wait_for(
+            "the choices after the restart",
+            &in_widget("return S.querySelectorAll('.lc-choice:enabled').length === 2 || null;"),
+        )
+        .await;
+    // Another page of the site: the same conversation, the same question, nothing twice.
+    browser.go(&format!("{site}/about")).await;
+    let resumed = browser
+        .wait_for(
+            "the conversation on the next page",
+            &in_widget(&format!(
+                "if (!S || S.querySelectorAll('.lc-choice').length < 2) return null; const m = {MESSAGES}; \
+                 if (m.length < 7) return null; return {{messages: m, title: S.querySelector('.lc-title').textContent, \
+                 focus: S.activeElement && S.activeElement.textContent}};"
+            )),
+        )
+        .await;
+    assert_eq!(
+        resumed["messages"],
+        json!([
+            [BOT, GREETING],
+            [BOT, QUESTION],
+            ["You", "Buy something"],
+            [BOT, EMAIL_QUESTION],
+            [BOT, "Restarting conversation..."],
+            [BOT, GREETING],
+            [BOT, QUESTION],
+        ])
+    );
+    assert_eq!((resumed["title"].as_str(), resumed["focus"].as_str()), (Some(BOT), Some("Buy something")));
+    browser.keys(&in_widget("return S.querySelectorAll('.lc-choice')[1];"), "\u{E007}").await;
+    browser
+        .wait_for(
+            "the email question again",
+            &in_widget(&format!(
+                "const m = {MESSAGES}; return m.length === 9 && !S.querySelector('.lc-input').disabled || null;"
+            )),
+        )
+        .await;
+
+    // An invalid email: the bot says so and asks again.
+    let input = in_widget("return S.querySelector('.lc-input');");
+    browser.keys(&input, "marie@\u{E007}").await;
+    let retry = "'marie@' does not look like a valid email. Can you please try again?";
+    browser
+        .wait_for(
+            "the invalid email message",
+            &in_widget(&format!("return {MESSAGES}.some(m => m[1] === {retry:?}) || null;")),
+        )
+        .await;
+
+    // Ada joins meanwhile; the valid email ends the questions and the bot forwards to her.
+    let mut operator = ws(&env, &ada_token).await;
+    join(&env, &channel, &ada_token).await;
+    browser.keys(&input, "marie@example.com\u{E007}").await;
+    let assigned = next_event(&mut operator, "OperatorAssigned").await;
+    let session = assigned["stream_id"].as_str().unwrap().trim_start_matches("session-").to_string();
+    let header = browser
+        .wait_for(
+            "the operator's name in the header",
+            &in_widget(
+                "const t = S.querySelector('.lc-title').textContent; return t === 'Green Shop bot' ? null : \
+                 [t, shown(S.querySelector('.lc-restart')), shown(S.querySelector('.lc-choices'))];",
+            ),
+        )
+        .await;
+    assert_eq!(header, json!(["Ada (support)", false, false]), "the bot is done");
+    let reply = env
+        .call(
+            Method::POST,
+            &format!("/api/v1/conversations/{session}/messages"),
+            Some(&ada_token),
+            Some(json!({"text": "Hi Marie, where is your order from?"})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let log = browser
+        .wait_for(
+            "the operator's reply",
+            &in_widget(&format!("const m = {MESSAGES}; return m.length === 14 ? m : null;")),
+        )
+        .await;
+    assert_eq!(
+        log,
+        json!([
+            [BOT, GREETING],
+            [BOT, QUESTION],
+            ["You", "Buy something"],
+            [BOT, EMAIL_QUESTION],
+            [BOT, "Restarting conversation..."],
+            [BOT, GREETING],
+            [BOT, QUESTION],
+            ["You", "Track my order"],
+            [BOT, EMAIL_QUESTION],
+            ["You", "marie@"],
+            [BOT, retry],
+            ["You", "marie@example.com"],
+            [BOT, FORWARD],
+            ["Ada (support)", "Hi Marie, where is your order from?"],
+        ])
+    );
+    let sent = browser.run(&in_widget(&format!("return [{ANSWERS_SENT}, {STARTS}];"))).await;
+    assert_eq!(sent, json!([1, 0]), "on this page: one answer, and no new conversation");
+    browser.screenshot("chatbot-handed-over").await;
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_choice_with_a_redirect_link_sends_the_visitor_there_on_a_phone() {
+    let Some(browser) = Browser::start("chatbot-redirect", (390, 844)).await else { return };
+    let env = Env::start().await;
+    let created = env.call(Method::POST, "/api/v1/chatbots", Some(&env.admin), Some(json!({"title": BOT}))).await;
+    let chatbot = created.body["chatbot_id"].as_str().unwrap().to_string();
+    let step = json!({"step_type": "question_selection", "message": QUESTION});
+    let a = env.call(Method::POST, &format!("/api/v1/chatbots/{chatbot}/steps"), Some(&env.admin), Some(step)).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let step_id = a.body["steps"][0]["step_id"].as_str().unwrap().to_string();
+    for (label, link) in [("Talk to us", None), ("Read the docs", Some("/docs"))] {
+        let path = format!("/api/v1/chatbots/{chatbot}/steps/{step_id}/answers");
+        let body = json!({"label": label, "redirect_link": link});
+        let a = env.call(Method::POST, &path, Some(&env.admin), Some(body)).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+    }
+    let rule = json!({"action": "show", "chatbot_id": chatbot, "chatbot_only_if_no_operator": true});
+    let channel = shop(&env, &[], &[rule]).await;
+    let site = website(&env, &channel).await;
+
+    browser.go(&format!("{site}/products")).await;
+    browser.click(&in_widget("const b = S && S.querySelector('.lc-button'); return shown(b) ? b : null;")).await;
+    let fits = browser
+        .wait_for(
+            "the choices on a phone",
+            &in_widget(
+                "const c = [...S.querySelectorAll('.lc-choice')]; if (c.length < 2 || !shown(c[1])) return null; \
+                 const r = c.map(b => b.getBoundingClientRect()); \
+                 return [innerWidth, r.every(x => x.left >= 0 && x.right <= innerWidth && x.bottom <= innerHeight)];",
+            ),
+        )
+        .await;
+    assert_eq!(fits, json!([390, true]), "the buttons fit a phone's screen");
+    browser.screenshot("chatbot-choices-phone").await;
+    browser
+        .click(&in_widget("return [...S.querySelectorAll('.lc-choice')].find(b => b.textContent === 'Read the docs');"))
+        .await;
+    browser.wait_for("the docs page", "return location.pathname === '/docs' || null;").await;
+    // The conversation follows: the answer is there, and nothing is asked any more.
+    let after = browser
+        .wait_for(
+            "the conversation on the docs page",
+            &in_widget(&format!(
+                "if (!S) return null; const m = {MESSAGES}; if (m.length < 2) return null; \
+                 return {{messages: m, choices: shown(S.querySelector('.lc-choices'))}};"
+            )),
+        )
+        .await;
+    assert_eq!(after["messages"], json!([[BOT, QUESTION], ["You", "Read the docs"]]));
+    assert_eq!(after["choices"], false);
+    browser.quit().await;
+}
+
 /// A small W3C WebDriver client over `reqwest`: just what these tests use.
 mod webdriver {
     use std::io::{Read, Write};
@@ -644,6 +915,17 @@ mod webdriver {
         pub async fn click(&self, script: &str) {
             let e = self.element(script).await;
             self.post(&self.at(&format!("/element/{e}/click")), json!({})).await;
+        }
+
+        /// A real double click on the element (pointer actions).
+        pub async fn double_click(&self, script: &str) {
+            let e = self.element(script).await;
+            let (down, up) = (json!({"type": "pointerDown", "button": 0}), json!({"type": "pointerUp", "button": 0}));
+            let mouse = json!({"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+                {"type": "pointerMove", "duration": 0, "origin": {ELEMENT: e}, "x": 0, "y": 0},
+                down, up, down, up,
+            ]});
+            self.post(&self.at("/actions"), json!({ "actions": [mouse] })).await;
         }
 
         /// Types into the element as a keyboard would (`\u{E007}` is Enter).
