@@ -220,10 +220,11 @@ fn fold_messages(
 ) -> Result<(), Problem> {
     use domain::session::{Party, SessionEvent};
     for e in events {
-        let event: SessionEvent = domain::aggregate::decode(&e.event_type, &e.data).map_err(|err| {
-            tracing::error!(error = %err, stream = %e.stream_id, "stored session event unreadable");
-            Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-        })?;
+        let event: SessionEvent = domain::aggregate::decode_versioned(&e.event_type, e.schema_version, &e.data)
+            .map_err(|err| {
+                tracing::error!(error = %err, stream = %e.stream_id, "stored session event unreadable");
+                Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            })?;
         match event {
             SessionEvent::SessionStarted { visitor_name, .. } => *visitor = visitor_name,
             SessionEvent::OperatorAssigned { operator_id, display_name, .. } => {

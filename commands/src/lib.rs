@@ -5,7 +5,7 @@
 //! hold no business rules: those are the `decide` functions they are given.
 
 use chrono::{DateTime, Utc};
-use domain::aggregate::{decode, encode, Aggregate, DecodeError};
+use domain::aggregate::{decode_versioned, encode, Aggregate, DecodeError};
 use domain::metadata::{Actor, Metadata};
 use store::{Direction, EventStore, ExpectedVersion, NewEvent, Position, StoreError};
 use uuid::Uuid;
@@ -50,8 +50,8 @@ impl Context {
                 let (event_type, data) = encode(e);
                 NewEvent {
                     event_id: self.event_id(stream, i),
+                    schema_version: domain::upcast::current_version(&event_type),
                     event_type,
-                    schema_version: 1,
                     data,
                     metadata: metadata.clone(),
                     recorded_at: None,
@@ -140,7 +140,7 @@ async fn catch_up<A: Aggregate>(
         let Some(last) = page.last() else { break };
         from = last.stream_version + 1;
         for e in &page {
-            loaded.state.apply(&decode::<A::Event>(&e.event_type, &e.data)?);
+            loaded.state.apply(&decode_versioned::<A::Event>(&e.event_type, e.schema_version, &e.data)?);
             loaded.ids.push(e.event_id);
         }
         read += page.len();
@@ -204,7 +204,7 @@ pub async fn load_as_of<A: Aggregate>(
             if !as_of.includes(e) {
                 return Ok(loaded);
             }
-            loaded.state.apply(&decode::<A::Event>(&e.event_type, &e.data)?);
+            loaded.state.apply(&decode_versioned::<A::Event>(&e.event_type, e.schema_version, &e.data)?);
             loaded.version = Some(e.stream_version);
             loaded.last_position = Some(e.position);
             loaded.last_recorded_at = Some(e.recorded_at);

@@ -55,3 +55,12 @@ pub fn decode<E: DeserializeOwned>(event_type: &str, data: &serde_json::Value) -
     serde_json::from_value(tagged)
         .map_err(|e| DecodeError { event_type: event_type.to_string(), reason: e.to_string() })
 }
+
+/// Rebuilds an event stored at `schema_version`, upcast to the current shape first.
+pub fn decode_versioned<E: DeserializeOwned>(
+    event_type: &str,
+    schema_version: u32,
+    data: &serde_json::Value,
+) -> Result<E, DecodeError> {
+    decode(event_type, crate::upcast::upcast(event_type, schema_version, data)?.as_ref())
+}

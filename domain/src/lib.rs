@@ -13,6 +13,7 @@ pub mod routing;
 pub mod rules;
 pub mod session;
 pub mod transcript;
+pub mod upcast;
 pub mod user;
 pub mod values;
 

@@ -20,10 +20,8 @@ pub enum ProjectionError {
 impl ProjectionError {
     /// Decodes a domain event (`event_type` + `data`) into its enum, or says why not.
     pub fn domain_event<E: serde::de::DeserializeOwned>(event: &RecordedEvent) -> Result<E, ProjectionError> {
-        domain::aggregate::decode(&event.event_type, &event.data).map_err(|d| ProjectionError::Decode {
-            event_type: d.event_type,
-            schema_version: event.schema_version,
-            reason: d.reason,
+        domain::aggregate::decode_versioned(&event.event_type, event.schema_version, &event.data).map_err(|d| {
+            ProjectionError::Decode { event_type: d.event_type, schema_version: event.schema_version, reason: d.reason }
         })
     }
 

@@ -63,3 +63,61 @@ async fn replay_and_serve_as_of_show_the_channel_before_its_rename() {
     let (_, form) = live.get(&format!("/api/v1/channels/{id}")).await;
     assert_eq!(form["name"], "Help");
 }
+
+/// A log written by an earlier livechat (channel events at schema version 1, before options had
+/// a per-operator maximum and a public ratings page) imports, serves, replays and exports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_log_is_upcast_on_read_and_exported_as_it_was_written() {
+    let fixture = include_str!("fixtures/v1-channel.jsonl");
+    let url = sqlite_url(&scratch());
+    let mut migrate = livechat(&url);
+    migrate.arg("migrate");
+    assert!(run(migrate, "").status.success());
+    let mut import = livechat(&url);
+    import.arg("import");
+    let out = run(import, fixture);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let mut server = Server::start(&url);
+    server.login().await;
+    let id = "01a0e4a7-0000-7000-8000-000000000001";
+    let (status, form) = server.get(&format!("/api/v1/channels/{id}")).await;
+    assert_eq!(status, 200, "{form}");
+    assert_eq!(form["options"]["welcome_message"], "Hi! What can we do for you?", "{form}");
+    assert_eq!(
+        (&form["options"]["ratings_public"], &form["options"]["max_conversations_per_operator"]),
+        (&json!(false), &Value::Null)
+    );
+    // The projected dashboard reads it too.
+    let (status, dashboard) = server.get("/api/v1/channels").await;
+    assert_eq!(status, 200);
+    assert!(dashboard.to_string().contains("Support"), "{dashboard}");
+    // New writes use the current version; the old events keep theirs.
+    let (status, _, _) =
+        send(&server, reqwest::Method::PUT, &format!("/api/v1/channels/{id}/options"), json!({"ratings_public": true}))
+            .await;
+    assert_eq!(status, 200);
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+
+    let mut export = livechat(&url);
+    export.args(["export", "--until", "0:2"]);
+    let out = run(export, "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lines(&stdout(&out)), lines(fixture), "exported exactly as written (schema version 1 kept)");
+    let mut all = livechat(&url);
+    all.arg("export");
+    let exported = lines(&stdout(&run(all, "")));
+    let changed = exported.iter().rev().find(|e| e["event_type"] == "ChannelOptionsChanged").unwrap();
+    assert_eq!(
+        (changed["schema_version"].as_u64(), &changed["data"]["options"]["ratings_public"]),
+        (Some(2), &json!(true))
+    );
+
+    let mut replay = livechat(&url);
+    replay.args(["replay", "--until", "0:2", "--view", "channels"]);
+    let out = run(replay, "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs = lines(&stdout(&out));
+    assert_eq!(docs[0]["body"]["options"]["input_placeholder"], "Type here", "{docs:?}");
+}

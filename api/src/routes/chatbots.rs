@@ -558,10 +558,11 @@ async fn test_run(state: &AppState, id: Uuid, test_id: Uuid) -> Result<TestRun, 
     let mut run = BotTest::default();
     let (mut messages, mut notes) = (vec![], vec![]);
     for e in &recorded {
-        let event: SessionEvent = domain::aggregate::decode(&e.event_type, &e.data).map_err(|err| {
-            tracing::error!(error = %err, %stream, "stored dry-run event unreadable");
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-        })?;
+        let event: SessionEvent = domain::aggregate::decode_versioned(&e.event_type, e.schema_version, &e.data)
+            .map_err(|err| {
+                tracing::error!(error = %err, %stream, "stored dry-run event unreadable");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            })?;
         let said = |author, text: &str| TestMessage { author, text: text.to_string() };
         match &event {
             SessionEvent::ChatbotStepPosted { text, .. } | SessionEvent::ChatbotSaid { text, .. } => {

@@ -37,7 +37,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use commands::stream_id;
-use domain::aggregate::{decode, Aggregate};
+use domain::aggregate::Aggregate;
 use domain::channel::{Channel, ChannelEvent};
 use domain::session::{Party, Session, SessionEvent};
 use domain::user::{Role, User};
@@ -755,7 +755,7 @@ fn id_in(stream: &str, category: &str) -> Option<Uuid> {
 }
 
 fn decoded<E: DeserializeOwned>(e: &RecordedEvent) -> Option<E> {
-    match decode(&e.event_type, &e.data) {
+    match domain::aggregate::decode_versioned(&e.event_type, e.schema_version, &e.data) {
         Ok(event) => Some(event),
         Err(err) => {
             tracing::warn!(error = %err, stream = %e.stream_id, version = e.stream_version, "event not understood");

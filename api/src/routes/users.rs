@@ -17,7 +17,6 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use commands::{execute, load, stream_id, Context, Outcome};
-use domain::aggregate::decode;
 use domain::metadata::Actor;
 use domain::user::{self, claim_login, Login, ProfileInput, Role, Status, StatusReason, User, UserError, UserEvent};
 use domain::values::{Email, Invalid};
@@ -328,10 +327,11 @@ pub async fn all_users(state: &AppState) -> Result<Vec<UserSummary>, Problem> {
         let Some(last) = page.last() else { break };
         from = last.position;
         for e in &page {
-            let event: UserEvent = decode(&e.event_type, &e.data).map_err(|err| {
-                tracing::error!(error = %err, stream = %e.stream_id, "stored user event unreadable");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-            })?;
+            let event: UserEvent = domain::aggregate::decode_versioned(&e.event_type, e.schema_version, &e.data)
+                .map_err(|err| {
+                    tracing::error!(error = %err, stream = %e.stream_id, "stored user event unreadable");
+                    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                })?;
             let (u, v) = users.entry(e.stream_id.clone()).or_default();
             u.apply(&event);
             *v = e.stream_version;
