@@ -183,3 +183,63 @@ async fn a_channel_as_of_a_moment_between_two_rule_edits_shows_the_earlier_rules
     let bad = env.call(Method::GET, &format!("{path}?as_of=yesterday"), Some(&env.admin), None).await;
     assert_eq!((bad.status, bad.body["errors"][0]["field"].as_str()), (422, Some("as_of")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_as_of_a_past_moment_counts_what_had_happened_then() {
+    let env = Env::start().await;
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let channel = env.channel("Support", &[ada]).await;
+    assert_eq!(
+        env.call(Method::POST, &format!("/api/v1/channels/{channel}/join"), Some(&ada_token), None).await.status,
+        200
+    );
+    let mut positions = Vec::new();
+    for (i, rating) in [(0, 5), (1, 1)] {
+        let started = env
+            .call(
+                Method::POST,
+                &format!("/api/v1/public/channels/{channel}/sessions"),
+                None,
+                Some(json!({"name": format!("V{i}")})),
+            )
+            .await;
+        let (id, visitor) =
+            (started.body["session_id"].as_str().unwrap(), started.body["visitor_token"].as_str().unwrap());
+        let said = env
+            .call(
+                Method::POST,
+                &format!("/api/v1/public/sessions/{id}/messages"),
+                Some(visitor),
+                Some(json!({"text": "hi"})),
+            )
+            .await;
+        assert_eq!(said.status, 201, "{}", said.body);
+        let rated = env
+            .call(
+                Method::POST,
+                &format!("/api/v1/public/sessions/{id}/rating"),
+                Some(visitor),
+                Some(json!({"value": rating})),
+            )
+            .await;
+        assert_eq!(rated.status, 201, "{}", rated.body);
+        positions.push(rated.position());
+    }
+    assert_eq!(report(&env, &channel, format!("min_position={}", positions[1])).await, (json!(2), json!(50.0)), "now");
+    assert_eq!(
+        report(&env, &channel, format!("as_of={}", positions[0])).await,
+        (json!(1), json!(100.0)),
+        "after the first conversation only"
+    );
+    let bad = env.call(Method::GET, "/api/v1/reports/conversations?as_of=soon", Some(&env.admin), None).await;
+    assert_eq!((bad.status, bad.body["errors"][0]["field"].as_str()), (422, Some("as_of")));
+}
+
+/// `(count, satisfaction_percent)` of the channel's row in the conversations report.
+async fn report(env: &Env, channel: &str, query: String) -> (Value, Value) {
+    let path = format!("/api/v1/reports/conversations?group_by=channel&measures=count,satisfaction_percent&{query}");
+    let a = env.call(Method::GET, &path, Some(&env.admin), None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let row = a.body["rows"].as_array().unwrap().iter().find(|r| r["channel"] == channel).cloned().unwrap();
+    (row["count"].clone(), row["satisfaction_percent"].clone())
+}

@@ -10,6 +10,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use commands::AsOf;
+
 use crate::auth::Caller;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
@@ -24,7 +26,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Reads the filters, groupings and measures; every bad value is a field error.
-fn parse(kind: Kind, caller: &Caller, mut p: Params) -> Result<(Query, Option<store::Position>), Problem> {
+fn parse(
+    kind: Kind,
+    caller: &Caller,
+    mut p: Params,
+) -> Result<(Query, Option<store::Position>, Option<AsOf>), Problem> {
     let mut q = Query::new(kind);
     q.from = p.parse::<DateTime<Utc>>("from", "an RFC 3339 time");
     q.to = p.parse::<DateTime<Utc>>("to", "an RFC 3339 time");
@@ -53,6 +59,7 @@ fn parse(kind: Kind, caller: &Caller, mut p: Params) -> Result<(Query, Option<st
         p.error(&e.field, e.message);
     }
     let min_position = p.parse("min_position", "a position (TX:POS)");
+    let as_of = p.parse("as_of", "an RFC 3339 time or a position (TX:POS)");
     p.finish()?;
     if !caller.is_admin() {
         match q.operator {
@@ -66,7 +73,7 @@ fn parse(kind: Kind, caller: &Caller, mut p: Params) -> Result<(Query, Option<st
             _ => q.operator = Some(caller.user_id),
         }
     }
-    Ok((q, min_position))
+    Ok((q, min_position, as_of))
 }
 
 async fn answer(
@@ -74,9 +81,15 @@ async fn answer(
     headers: HeaderMap,
     q: Query,
     min: Option<store::Position>,
+    as_of: Option<AsOf>,
 ) -> Result<Response, Problem> {
-    wait_for_view(&state, "reports", min).await?;
-    let report: Report = state.reports.report(state.views.as_ref(), &q).await?;
+    let report: Report = match as_of {
+        None => {
+            wait_for_view(&state, "reports", min).await?;
+            state.reports.report(state.views.as_ref(), &q).await?
+        }
+        Some(as_of) => past_report(&state, as_of, &q).await?,
+    };
     let wants_csv = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -88,6 +101,41 @@ async fn answer(
         return Ok(res);
     }
     Ok(Json(report).into_response())
+}
+
+/// The report as it would have been at `as_of`: the conversations' events up to then,
+/// projected aside in memory (never the live views). Costs a read of the log's conversation
+/// events up to that point, so it suits an analyst's question, not a dashboard.
+async fn past_report(state: &AppState, as_of: AsOf, q: &Query) -> Result<Report, Problem> {
+    use store::{ExpectedVersion, NewEvent, Position, ReadAll};
+    let past = store::Store::open(&store::StoreUrl::Memory).await?;
+    let mut after = Position::START;
+    'log: loop {
+        let mut read = ReadAll::forward(after, 1000);
+        read.filter.category = Some("session".into());
+        let page = state.events.read_all(&read).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in page {
+            if !as_of.includes(&e) {
+                break 'log;
+            }
+            let copy = NewEvent {
+                event_id: e.event_id,
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                data: e.data,
+                metadata: e.metadata,
+                recorded_at: Some(e.recorded_at),
+            };
+            past.events().append(&e.stream_id, ExpectedVersion::Any, vec![copy]).await?;
+        }
+    }
+    let reports = projections::reports::Reports;
+    projections::rebuild(&reports, past.events().as_ref(), past.views().as_ref(), &Default::default(), |_| {}).await?;
+    let mut facts = crate::reports::Facts::default();
+    facts.refresh(past.views().as_ref()).await?;
+    Ok(facts.report(q))
 }
 
 /// One row per group of conversations (Odoo's "Sessions" report). Filters keep conversations
@@ -103,7 +151,8 @@ async fn answer(
            ("country" = Option<String>, Query, description = "ISO 3166-1 alpha-2, or none"),
            ("group_by" = Option<String>, Query, description = "one or two of channel, operator, day, week, month, hour, weekday, country, rating"),
            ("measures" = Option<String>, Query, description = "count, messages_avg, duration_avg, time_to_answer_avg, time_to_answer_p50, time_to_answer_p90, unanswered, unanswered_percent, satisfaction_percent, rating_avg, abandoned"),
-           ("include_empty" = Option<bool>, Query,), ("min_position" = Option<String>, Query,)),
+           ("include_empty" = Option<bool>, Query,), ("min_position" = Option<String>, Query,),
+           ("as_of" = Option<String>, Query, description = "RFC 3339 time or position: the report as it was then")),
     responses((status = 200, content((Report = "application/json"), (String = "text/csv"))),
               (status = 401, body = ProblemDocument), (status = 403, body = ProblemDocument),
               (status = 422, body = ProblemDocument)))]
@@ -113,8 +162,8 @@ pub async fn conversations(
     headers: HeaderMap,
     p: Params,
 ) -> Result<Response, Problem> {
-    let (q, min) = parse(Kind::Conversations, &caller, p)?;
-    answer(state, headers, q, min).await
+    let (q, min, as_of) = parse(Kind::Conversations, &caller, p)?;
+    answer(state, headers, q, min, as_of).await
 }
 
 /// Like the conversations report, but a conversation counts once for every operator who
@@ -126,7 +175,8 @@ pub async fn conversations(
            ("country" = Option<String>, Query, description = "ISO 3166-1 alpha-2, or none"),
            ("group_by" = Option<String>, Query, description = "default: operator"),
            ("measures" = Option<String>, Query,),
-           ("include_empty" = Option<bool>, Query,), ("min_position" = Option<String>, Query,)),
+           ("include_empty" = Option<bool>, Query,), ("min_position" = Option<String>, Query,),
+           ("as_of" = Option<String>, Query, description = "RFC 3339 time or position: the report as it was then")),
     responses((status = 200, content((Report = "application/json"), (String = "text/csv"))),
               (status = 401, body = ProblemDocument), (status = 403, body = ProblemDocument),
               (status = 422, body = ProblemDocument)))]
@@ -136,6 +186,6 @@ pub async fn operators(
     headers: HeaderMap,
     p: Params,
 ) -> Result<Response, Problem> {
-    let (q, min) = parse(Kind::Operators, &caller, p)?;
-    answer(state, headers, q, min).await
+    let (q, min, as_of) = parse(Kind::Operators, &caller, p)?;
+    answer(state, headers, q, min, as_of).await
 }
