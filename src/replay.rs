@@ -57,6 +57,27 @@ pub async fn run(url: &StoreUrl, args: ReplayArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Appends consecutive events of one stream, keeping their ids, versions and times.
+async fn append_run(target: &Store, run: Vec<store::RecordedEvent>) -> Result<u64, Failure> {
+    let Some(first) = run.first() else { return Ok(0) };
+    let (stream, version) = (first.stream_id.clone(), first.stream_version);
+    let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version - 1) };
+    let n = run.len() as u64;
+    let batch = run
+        .into_iter()
+        .map(|e| NewEvent {
+            event_id: e.event_id,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            data: e.data,
+            metadata: e.metadata,
+            recorded_at: Some(e.recorded_at),
+        })
+        .collect();
+    target.events().append(&stream, expected, batch).await?;
+    Ok(n)
+}
+
 /// A new store at `into` holding the events of `source` up to `until`, with every view
 /// rebuilt from them.
 pub async fn replayed(source: &Store, until: AsOf, into: &StoreUrl) -> Result<Store, Failure> {
@@ -68,6 +89,8 @@ pub async fn replayed(source: &Store, until: AsOf, into: &StoreUrl) -> Result<St
     let total = source.events().count_after(Position::START, u64::MAX).await?;
     let bar = Bar::new("copy", total);
     let (mut after, mut copied) = (Position::START, 0u64);
+    // Consecutive events of one stream go in one append (one commit), as `import` does.
+    let mut run: Vec<store::RecordedEvent> = Vec::new();
     'log: loop {
         let page = source.events().read_all(&ReadAll::forward(after, 1000)).await?;
         let Some(last) = page.last() else { break };
@@ -77,24 +100,14 @@ pub async fn replayed(source: &Store, until: AsOf, into: &StoreUrl) -> Result<St
             if !until.includes(&e) {
                 break 'log;
             }
-            let expected = if e.stream_version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(e.stream_version - 1)
-            };
-            let copy = NewEvent {
-                event_id: e.event_id,
-                event_type: e.event_type,
-                schema_version: e.schema_version,
-                data: e.data,
-                metadata: e.metadata,
-                recorded_at: Some(e.recorded_at),
-            };
-            target.events().append(&e.stream_id, expected, vec![copy]).await?;
-            copied += 1;
-            bar.set(copied);
+            if run.first().is_some_and(|r| r.stream_id != e.stream_id) || run.len() == 500 {
+                copied += append_run(&target, std::mem::take(&mut run)).await?;
+                bar.set(copied);
+            }
+            run.push(e);
         }
     }
+    copied += append_run(&target, run).await?;
     bar.finish(copied);
     for p in projections::all() {
         let _ownership = target.views().try_own(p.name()).await?;

@@ -62,8 +62,18 @@ async fn support_script(env: &Env) -> (String, Vec<String>, Vec<String>) {
 async fn channel_with_bot(env: &Env, chatbot: &str) -> (String, String, String) {
     let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
     let channel = env.channel("Support", &[ada]).await;
+    let rules = format!("/api/v1/channels/{channel}/rules");
+    // A rule may only name a script that exists.
+    let unknown = json!({"action": "show", "chatbot_id": uuid::Uuid::now_v7()});
+    let refused = env.call(Method::POST, &rules, Some(&env.admin), Some(unknown)).await;
+    assert_eq!(
+        (refused.status, refused.body["errors"][0]["field"].as_str()),
+        (422, Some("chatbot_id")),
+        "{}",
+        refused.body
+    );
     let rule = json!({"action": "show", "chatbot_id": chatbot, "chatbot_only_if_no_operator": true});
-    let a = env.call(Method::POST, &format!("/api/v1/channels/{channel}/rules"), Some(&env.admin), Some(rule)).await;
+    let a = env.call(Method::POST, &rules, Some(&env.admin), Some(rule)).await;
     assert_eq!(a.status, 201, "{}", a.body);
     (channel, ada.to_string(), ada_token)
 }

@@ -400,6 +400,7 @@ pub async fn add_rule(
     body: Body<RuleInput>,
 ) -> Result<Response, Problem> {
     let input = json_body(body)?;
+    known_chatbot(&state, &input).await?;
     let rule_id = Uuid::now_v7();
     let mut res = admin_write(&state, &caller, &headers, &id, |c| channel::add_rule(c, rule_id, &input)).await?;
     *res.status_mut() = StatusCode::CREATED;
@@ -420,8 +421,25 @@ pub async fn update_rule(
     body: Body<RuleInput>,
 ) -> Result<Response, Problem> {
     let input = json_body(body)?;
+    known_chatbot(&state, &input).await?;
     let rule_id = path_id(&rule_id, "rule")?;
     admin_write(&state, &caller, &headers, &id, |c| channel::update_rule(c, rule_id, &input)).await
+}
+
+/// A rule may only start a chatbot script that exists (422 on `chatbot_id` otherwise).
+async fn known_chatbot(state: &AppState, input: &RuleInput) -> Result<(), Problem> {
+    let Some(chatbot_id) = input.chatbot_id else { return Ok(()) };
+    let script =
+        load::<domain::chatbot::Chatbot>(state.events.as_ref(), &stream_id::<domain::chatbot::Chatbot>(chatbot_id))
+            .await
+            .map_err(|e| refused::<Problem>(e.into()))?;
+    if script.state.exists() {
+        return Ok(());
+    }
+    Err(Problem::invalid(vec![crate::problem::FieldError {
+        field: "chatbot_id".into(),
+        message: format!("no chatbot script {chatbot_id}"),
+    }]))
 }
 
 /// Removes a rule.
