@@ -3,7 +3,7 @@
 //! this module only loads what they need and writes what they decide.
 
 use axum::http::StatusCode;
-use commands::{execute_cached, load, stream_id, Context, Outcome};
+use commands::{execute_cached, stream_id, Context, Outcome};
 use domain::channel::Channel;
 use domain::chatbot::{Chatbot, Script};
 use domain::routing::Visitor;
@@ -12,7 +12,7 @@ use domain::session::{self, BotError, Session, SessionEvent};
 use domain::values::Country;
 use uuid::Uuid;
 
-use crate::commanding::refused;
+use crate::commanding::{read, refused};
 use crate::conversation;
 use crate::problem::Problem;
 use crate::routes::public::InitChatbot;
@@ -31,9 +31,7 @@ impl From<BotError> for Problem {
 /// The script a chatbot runs now (its current version), if it is active and has steps (Odoo
 /// starts no other).
 pub async fn runnable(state: &AppState, chatbot_id: Uuid) -> Result<Option<Script>, Problem> {
-    let loaded = load::<Chatbot>(state.events.as_ref(), &stream_id::<Chatbot>(chatbot_id))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let loaded = read::<Chatbot>(state, chatbot_id).await?;
     match (loaded.state.active && !loaded.state.steps.is_empty(), loaded.version) {
         (true, Some(v)) => Ok(Some(loaded.state.script(v))),
         _ => Ok(None),
@@ -106,9 +104,7 @@ pub async fn advertise(
     show_button: bool,
 ) -> Result<(Option<InitChatbot>, bool), Problem> {
     let Some(mut c) = chatbot else { return Ok((None, show_button)) };
-    let loaded = load::<Chatbot>(state.events.as_ref(), &stream_id::<Chatbot>(c.chatbot_id))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let loaded = read::<Chatbot>(state, c.chatbot_id).await?;
     if !loaded.state.exists() {
         return Ok((Some(c), show_button));
     }

@@ -36,6 +36,16 @@ pub fn keyed_hash(key: &str, address: &str) -> String {
     format!("h:{hex}")
 }
 
+/// Aggregate `A` with this id, read from its stream; a store failure as a problem document.
+pub async fn read<A: domain::Aggregate>(
+    state: &AppState,
+    id: impl std::fmt::Display,
+) -> Result<commands::Loaded<A>, Problem> {
+    commands::load::<A>(state.events.as_ref(), &commands::stream_id::<A>(id))
+        .await
+        .map_err(|e| refused::<Problem>(e.into()))
+}
+
 /// The version in an `If-Match` header (`"3"` or `3`); 400 if it is not one.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
     let Some(raw) = headers.get(header::IF_MATCH) else { return Ok(None) };

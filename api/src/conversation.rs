@@ -3,7 +3,7 @@
 //! that the per-operator maximum holds even when several servers assign at once.
 
 use chrono::{DateTime, Utc};
-use commands::{execute, execute_cached, load, stream_id, CommandError, Context, Outcome};
+use commands::{execute, execute_cached, stream_id, CommandError, Context, Outcome};
 use domain::channel::Channel;
 use domain::routing::{choose, Candidate, Visitor};
 use domain::session::{self, Assignment, Session, SessionStatus};
@@ -11,16 +11,13 @@ use domain::user::{claim_slot, release_slot, Status, User, UserError};
 use projections::conversations::{ConversationSummary, QUEUE, VIEW};
 use uuid::Uuid;
 
-use crate::commanding::refused;
+use crate::commanding::{read, refused};
 use crate::problem::Problem;
 use crate::AppState;
 
 /// A channel as routing needs it, read from its stream.
 pub async fn channel(state: &AppState, channel_id: Uuid) -> Result<Channel, Problem> {
-    let c = load::<Channel>(state.events.as_ref(), &stream_id::<Channel>(channel_id))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?
-        .state;
+    let c = read::<Channel>(state, channel_id).await?.state;
     if c.id.is_none() || c.archived {
         return Err(Problem::not_found("no such channel"));
     }
@@ -198,6 +195,16 @@ pub struct AuthorView {
     pub name: String,
 }
 
+impl AuthorView {
+    fn named(kind: &'static str, id: Option<Uuid>, name: String) -> Self {
+        AuthorView { kind, id, name }
+    }
+
+    fn system() -> Self {
+        AuthorView { kind: "system", id: None, name: String::new() }
+    }
+}
+
 /// A message of a conversation's history.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct MessageView {
@@ -209,6 +216,13 @@ pub struct MessageView {
     pub deleted: bool,
     pub welcome: bool,
     pub posted_at: DateTime<Utc>,
+}
+
+impl MessageView {
+    /// A message as first posted (not edited, not deleted, not the welcome message).
+    fn new(message_id: Uuid, author: AuthorView, text: String, posted_at: DateTime<Utc>) -> Self {
+        MessageView { message_id, author, text, edited: false, deleted: false, welcome: false, posted_at }
+    }
 }
 
 /// Folds session events into messages; `visitor` and `names` carry the names known so far.
@@ -225,6 +239,10 @@ fn fold_messages(
                 tracing::error!(error = %err, stream = %e.stream_id, "stored session event unreadable");
                 Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
             })?;
+        let bot = |names: &std::collections::HashMap<Uuid, String>| {
+            AuthorView::named("bot", None, names.get(&Uuid::nil()).cloned().unwrap_or_default())
+        };
+        let message = |message_id, author, text| MessageView::new(message_id, author, text, e.recorded_at);
         match event {
             SessionEvent::SessionStarted { visitor_name, .. } => *visitor = visitor_name,
             SessionEvent::OperatorAssigned { operator_id, display_name, .. } => {
@@ -233,70 +251,31 @@ fn fold_messages(
             SessionEvent::MessagePosted { message_id, author, text, welcome } => {
                 let author = match author {
                     Party::Operator { id } => {
-                        AuthorView { kind: "operator", id: Some(id), name: names.get(&id).cloned().unwrap_or_default() }
+                        AuthorView::named("operator", Some(id), names.get(&id).cloned().unwrap_or_default())
                     }
-                    Party::Visitor => AuthorView { kind: "visitor", id: None, name: visitor.clone() },
-                    Party::System => AuthorView { kind: "system", id: None, name: String::new() },
+                    Party::Visitor => AuthorView::named("visitor", None, visitor.clone()),
+                    Party::System => AuthorView::system(),
                 };
-                out.push(MessageView {
-                    message_id,
-                    author,
-                    text,
-                    edited: false,
-                    deleted: false,
-                    welcome,
-                    posted_at: e.recorded_at,
-                });
+                out.push(MessageView { welcome, ..message(message_id, author, text) });
             }
             // A replaced rating stays as it was: each rating is its own message.
-            SessionEvent::ConversationRated { message_id, value, feedback, .. } => out.push(MessageView {
+            SessionEvent::ConversationRated { message_id, value, feedback, .. } => out.push(message(
                 message_id,
-                author: AuthorView { kind: "system", id: None, name: String::new() },
-                text: domain::session::rating_message(value, feedback.as_deref()),
-                edited: false,
-                deleted: false,
-                welcome: false,
-                posted_at: e.recorded_at,
-            }),
+                AuthorView::system(),
+                domain::session::rating_message(value, feedback.as_deref()),
+            )),
             // The bot's name is kept under the nil id, which no operator has.
             SessionEvent::ChatbotStarted { script } => {
                 names.insert(Uuid::nil(), script.author_name);
             }
             SessionEvent::ChatbotStepPosted { message_id, text, .. }
-            | SessionEvent::ChatbotSaid { message_id, text } => {
-                let name = names.get(&Uuid::nil()).cloned().unwrap_or_default();
-                out.push(MessageView {
-                    message_id,
-                    author: AuthorView { kind: "bot", id: None, name },
-                    text,
-                    edited: false,
-                    deleted: false,
-                    welcome: false,
-                    posted_at: e.recorded_at,
-                });
+            | SessionEvent::ChatbotSaid { message_id, text } => out.push(message(message_id, bot(names), text)),
+            SessionEvent::ChatbotRestarted { message_id } => {
+                out.push(message(message_id, bot(names), domain::bot_runtime::RESTARTING.into()))
             }
-            SessionEvent::ChatbotRestarted { message_id } => out.push(MessageView {
-                message_id,
-                author: AuthorView {
-                    kind: "bot",
-                    id: None,
-                    name: names.get(&Uuid::nil()).cloned().unwrap_or_default(),
-                },
-                text: domain::bot_runtime::RESTARTING.into(),
-                edited: false,
-                deleted: false,
-                welcome: false,
-                posted_at: e.recorded_at,
-            }),
-            SessionEvent::ChatbotAnswered { message_id, text, .. } => out.push(MessageView {
-                message_id,
-                author: AuthorView { kind: "visitor", id: None, name: visitor.clone() },
-                text,
-                edited: false,
-                deleted: false,
-                welcome: false,
-                posted_at: e.recorded_at,
-            }),
+            SessionEvent::ChatbotAnswered { message_id, text, .. } => {
+                out.push(message(message_id, AuthorView::named("visitor", None, visitor.clone()), text))
+            }
             SessionEvent::MessageEdited { message_id, text } => {
                 if let Some(m) = out.iter_mut().find(|m| m.message_id == message_id) {
                     m.text = text;
@@ -317,18 +296,9 @@ fn fold_messages(
 
 /// The conversation's messages in order, from its stream (always current).
 pub async fn history(state: &AppState, session_id: Uuid) -> Result<Vec<MessageView>, Problem> {
-    let stream = stream_id::<Session>(session_id);
+    let events = store::read_whole_stream(state.events.as_ref(), &stream_id::<Session>(session_id), 0).await?;
     let (mut visitor, mut names, mut out) = (String::new(), Default::default(), Vec::new());
-    let mut from = 0;
-    loop {
-        let page = state.events.read_stream(&stream, from, store::Direction::Forward, 1000).await?;
-        let Some(last) = page.last() else { break };
-        from = last.stream_version + 1;
-        fold_messages(&page, &mut visitor, &mut names, &mut out)?;
-        if page.len() < 1000 {
-            break;
-        }
-    }
+    fold_messages(&events, &mut visitor, &mut names, &mut out)?;
     Ok(out)
 }
 
@@ -383,10 +353,10 @@ pub async fn written_message(
                 Some(n) => n.clone(),
                 None => state.users.get(state.events.as_ref(), id).await?.display_name().to_string(),
             };
-            AuthorView { kind: "operator", id: Some(id), name }
+            AuthorView::named("operator", Some(id), name)
         }
-        Party::Visitor => AuthorView { kind: "visitor", id: None, name: session.visitor_name.clone() },
-        Party::System => AuthorView { kind: "system", id: None, name: String::new() },
+        Party::Visitor => AuthorView::named("visitor", None, session.visitor_name.clone()),
+        Party::System => AuthorView::system(),
     };
     Ok(MessageView {
         message_id,

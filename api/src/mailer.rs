@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use commands::{execute, load, stream_id, CommandError, Context};
+use commands::{execute, stream_id, CommandError, Context};
 use domain::metadata::Actor;
 use domain::transcript::{self, Delivery, TranscriptError, TranscriptStatus, Transcripts};
 use lettre::message::header::ContentType;
@@ -167,10 +167,7 @@ pub async fn attempt(state: &AppState, session_id: Uuid, transcript_id: Uuid) ->
     let now = state.clock.now();
     let stream = stream_id::<Transcripts>(session_id);
     // The view may lag behind the last outcome: the stream decides.
-    let current = load::<Transcripts>(state.events.as_ref(), &stream)
-        .await
-        .map_err(|e| crate::commanding::refused::<Problem>(e.into()))?
-        .state;
+    let current = crate::commanding::read::<Transcripts>(state, session_id).await?.state;
     let Some(t) = transcript::due(&current, now).into_iter().find(|t| t.transcript_id == transcript_id).cloned() else {
         return Ok(false);
     };

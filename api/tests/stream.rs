@@ -584,25 +584,30 @@ async fn a_slow_consumer_is_disconnected_with_the_position_to_resume_from() {
     assert_eq!(position_of(&frame(&mut ws).await), next[0].position);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgresql_an_event_appended_through_one_server_reaches_a_socket_on_another() {
-    let Some(url) = store::testkit::pg::fresh_database().await else { return };
-    let url = StoreUrl::Postgres(url);
+/// Two servers, each with its own connections, on one fresh PostgreSQL database (`None`
+/// without PostgreSQL).
+async fn two_servers_on_postgres() -> Option<(Server, Server)> {
+    let url = StoreUrl::Postgres(store::testkit::pg::fresh_database().await?);
     let store_a = Store::open(&url).await.unwrap();
     store_a.migrate().await.unwrap();
     let store_b = Store::open(&url).await.unwrap();
     let state_a = AppState::new(store_a.events(), store_a.views(), ApiConfig::default());
     let state_b = AppState::new(store_b.events(), store_b.views(), ApiConfig::default());
-    let _a = serve(state_a.clone(), None).await;
-    let b = serve(state_b, None).await;
+    Some((serve(state_a, None).await, serve(state_b, None).await))
+}
 
-    let (ada, ada_token) = operator(&state_a).await;
-    let support = channel(&state_a, &[ada]).await;
-    let (chat, visitor_token) = start(&state_a, support, Some(ada)).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_an_event_appended_through_one_server_reaches_a_socket_on_another() {
+    let Some((a, b)) = two_servers_on_postgres().await else { return };
+    let state_a = &a.state;
+
+    let (ada, ada_token) = operator(state_a).await;
+    let support = channel(state_a, &[ada]).await;
+    let (chat, visitor_token) = start(state_a, support, Some(ada)).await;
 
     let (mut visitor, _) = connect(&b, &format!("?access_token={visitor_token}"), None).await;
     let (mut ada_ws, _) = connect(&b, "", Some(&ada_token)).await;
-    let position = say(&state_a, chat, Party::Visitor, "across servers").await;
+    let position = say(state_a, chat, Party::Visitor, "across servers").await;
 
     for ws in [&mut visitor, &mut ada_ws] {
         let got = events_until(ws, text_is("across servers")).await;
@@ -614,18 +619,11 @@ async fn on_postgresql_an_event_appended_through_one_server_reaches_a_socket_on_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgresql_typing_crosses_servers_and_still_never_enters_the_log() {
-    let Some(url) = store::testkit::pg::fresh_database().await else { return };
-    let url = StoreUrl::Postgres(url);
-    let store_a = Store::open(&url).await.unwrap();
-    store_a.migrate().await.unwrap();
-    let store_b = Store::open(&url).await.unwrap();
-    let state_a = AppState::new(store_a.events(), store_a.views(), ApiConfig::default());
-    let state_b = AppState::new(store_b.events(), store_b.views(), ApiConfig::default());
-    let a = serve(state_a.clone(), None).await;
-    let b = serve(state_b, None).await;
-    let (ada, ada_token) = operator(&state_a).await;
-    let support = channel(&state_a, &[ada]).await;
-    let (chat, visitor_token) = start(&state_a, support, Some(ada)).await;
+    let Some((a, b)) = two_servers_on_postgres().await else { return };
+    let state_a = &a.state;
+    let (ada, ada_token) = operator(state_a).await;
+    let support = channel(state_a, &[ada]).await;
+    let (chat, visitor_token) = start(state_a, support, Some(ada)).await;
     let events_before = state_a.events.head().await.unwrap();
 
     let (mut visitor, _) = connect(&a, &format!("?access_token={visitor_token}"), None).await;

@@ -40,6 +40,18 @@ impl Context {
         serde_json::to_value(m).expect("metadata serializes")
     }
 
+    /// The id of a resource this request creates: with an `Idempotency-Key`, derived from the
+    /// actor, the key and `scope`, so that a retry lands on the same resource; else fresh.
+    pub fn new_id(&self, scope: &str) -> Uuid {
+        match &self.idempotency_key {
+            Some(key) => {
+                let actor = self.actor.id.map(|a| a.to_string()).unwrap_or_default();
+                Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("livechat/{scope}/{actor}/{key}").as_bytes())
+            }
+            None => Uuid::now_v7(),
+        }
+    }
+
     /// The events of a decision, as this request appends them to `stream`.
     fn new_events<A: Aggregate>(&self, stream: &str, decided: &[A::Event]) -> Vec<NewEvent> {
         let metadata = self.metadata();

@@ -56,6 +56,27 @@ pub struct AppendResult {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// Every event of `stream` from `from_version` on, read in pages.
+pub async fn read_whole_stream(
+    events: &dyn EventStore,
+    stream: &str,
+    from_version: u64,
+) -> Result<Vec<crate::RecordedEvent>, StoreError> {
+    const PAGE: usize = 1000;
+    let (mut out, mut from) = (Vec::new(), from_version);
+    loop {
+        let page = events.read_stream(stream, from, Direction::Forward, PAGE).await?;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            from = last.stream_version + 1;
+        }
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
 /// Direction of a read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

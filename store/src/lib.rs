@@ -22,6 +22,8 @@ pub mod testkit;
 pub use connect::{Store, StoreUrl};
 pub use error::StoreError;
 pub use event::{category_of, NewEvent, Position, RecordedEvent};
-pub use events::{AppendResult, Backend, Direction, EventFilter, EventStore, ExpectedVersion, ReadAll};
+pub use events::{
+    read_whole_stream, AppendResult, Backend, Direction, EventFilter, EventStore, ExpectedVersion, ReadAll,
+};
 pub use subscribe::Subscription;
 pub use views::{Commit, Doc, DocChange, Ownership, ParkedEvent, ProjectorState, ViewStore};

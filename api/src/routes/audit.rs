@@ -99,18 +99,9 @@ pub async fn trail(State(state): State<AppState>, caller: Caller, mut q: Params)
 /// A stream's events as audit entries, newest first.
 async fn history(state: &AppState, stream: &str) -> Result<Vec<AuditEntry>, Problem> {
     let mut fields = Map::new();
-    let mut out = Vec::new();
-    let mut from = 0;
-    loop {
-        let page = state.events.read_stream(stream, from, store::Direction::Forward, 1000).await?;
-        let Some(last) = page.last() else { break };
-        from = last.stream_version + 1;
-        let full = page.len() == 1000;
-        out.extend(page.iter().map(|e| entry(e, &mut fields, crate::routes::stream::redact)));
-        if !full {
-            break;
-        }
-    }
+    let events = store::read_whole_stream(state.events.as_ref(), stream, 0).await?;
+    let mut out: Vec<AuditEntry> =
+        events.iter().map(|e| entry(e, &mut fields, crate::routes::stream::redact)).collect();
     if out.is_empty() {
         return Err(Problem::not_found("no such resource"));
     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{mint, verify_password};
-use crate::commanding::{context, refused};
+use crate::commanding::{context, read, refused};
 use crate::problem::{Problem, ProblemDocument};
 use crate::throttle::ClientAddr;
 use crate::AppState;
@@ -111,9 +111,7 @@ async fn dummy_hash() -> String {
 
 async fn issue(state: &AppState, headers: &HeaderMap, req: TokenRequest) -> Result<Json<TokenResponse>, Problem> {
     let login = Email::parse("login", &req.login).map_err(|_| wrong())?;
-    let claim = commands::load::<Login>(state.events.as_ref(), &stream_id::<Login>(login.as_str()))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let claim = read::<Login>(state, login.as_str()).await?;
     let Some(user_id) = claim.state.owner else {
         // As slow as a real check, so that timing does not tell which logins exist.
         verify_password(req.password, dummy_hash().await).await;

@@ -25,7 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, etag, if_match, invalid, json_body, mark_position, path_id, refused, Body};
+use crate::commanding::{context, etag, if_match, invalid, json_body, mark_position, path_id, read, refused, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
@@ -139,9 +139,7 @@ pub fn summary(c: &CannedResponse, version: u64) -> CannedSummary {
 
 /// A live canned response as stored now, with its version; 404 if there is none.
 pub async fn current(state: &AppState, id: Uuid) -> Result<(CannedResponse, u64), Problem> {
-    let loaded = load::<CannedResponse>(state.events.as_ref(), &stream_id::<CannedResponse>(id))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let loaded = read::<CannedResponse>(state, id).await?;
     match (loaded.state.exists(), loaded.version) {
         (true, Some(v)) => Ok((loaded.state, v)),
         _ => Err(Problem::not_found("no such canned response")),
@@ -202,9 +200,7 @@ async fn write(
 
 /// The response the caller may post with this id: their own or a shared one.
 pub async fn usable(state: &AppState, user: Uuid, id: Uuid) -> Result<Option<CannedResponse>, Problem> {
-    let loaded = load::<CannedResponse>(state.events.as_ref(), &stream_id::<CannedResponse>(id))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let loaded = read::<CannedResponse>(state, id).await?;
     Ok(Some(loaded.state).filter(|c| c.usable_by(user)))
 }
 
@@ -212,9 +208,7 @@ pub async fn usable(state: &AppState, user: Uuid, id: Uuid) -> Result<Option<Can
 /// current), else a shared one (from the view).
 pub async fn by_shortcut(state: &AppState, user: Uuid, typed: &str) -> Result<Option<CannedResponse>, Problem> {
     let Ok(sc) = canned::shortcut(typed) else { return Ok(None) };
-    let claim = load::<Shortcut>(state.events.as_ref(), &claim_stream(user, &sc))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let claim = read::<Shortcut>(state, canned::claim_stream_key(user, &sc)).await?;
     if let Some(id) = claim.state.holder {
         if let Some(c) = usable(state, user, id).await? {
             return Ok(Some(c));
@@ -293,10 +287,7 @@ pub async fn create(
 ) -> Result<Response, Problem> {
     let b = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
-    let id = match &ctx.idempotency_key {
-        Some(key) => Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("livechat/canned/{}/{key}", caller.user_id).as_bytes()),
-        None => Uuid::now_v7(),
-    };
+    let id = ctx.new_id("canned");
     let owner = b.owner_id.unwrap_or(caller.user_id);
     let new = NewCanned { canned_id: id, owner_id: owner, shortcut: b.shortcut, text: b.text, shared: b.shared };
     // Refuse bad input and forbidden requests before claiming anything.

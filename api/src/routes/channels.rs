@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use commands::{execute, load, stream_id, Outcome};
+use commands::{execute, stream_id, Outcome};
 use domain::channel::{self, Channel, ChannelEvent, ChannelOptions, LeaveReason, OptionsInput};
 use domain::rules::{Rule, RuleInput};
 use domain::user::{set_status, Status, StatusReason, User};
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, etag, if_match, json_body, mark_position, path_id, refused, Body};
+use crate::commanding::{context, etag, if_match, json_body, mark_position, path_id, read, refused, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
@@ -95,9 +95,7 @@ pub struct ChannelForm {
 
 /// Reads a channel from its stream: always current, whatever the views' lag.
 async fn current(state: &AppState, id: Uuid) -> Result<(Channel, u64), Problem> {
-    let loaded = load::<Channel>(state.events.as_ref(), &stream_id::<Channel>(id))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let loaded = read::<Channel>(state, id).await?;
     match (loaded.state.id, loaded.version) {
         (Some(_), Some(v)) => Ok((loaded.state, v)),
         _ => Err(Problem::not_found("no such channel")),
@@ -223,13 +221,7 @@ pub async fn create(
     caller.require_admin()?;
     let new = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
-    // With an idempotency key a retried create must land on the same stream.
-    let id = match &ctx.idempotency_key {
-        Some(key) => {
-            Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("livechat/channel/{}/{key}", caller.user_id).as_bytes())
-        }
-        None => Uuid::now_v7(),
-    };
+    let id = ctx.new_id("channel");
     let outcome = execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(id), &ctx, None, |c| {
         channel::create(c, id, &new.name, Some(caller.user_id), ChannelOptions::default())
     })
@@ -429,10 +421,7 @@ pub async fn update_rule(
 /// A rule may only start a chatbot script that exists (422 on `chatbot_id` otherwise).
 async fn known_chatbot(state: &AppState, input: &RuleInput) -> Result<(), Problem> {
     let Some(chatbot_id) = input.chatbot_id else { return Ok(()) };
-    let script =
-        load::<domain::chatbot::Chatbot>(state.events.as_ref(), &stream_id::<domain::chatbot::Chatbot>(chatbot_id))
-            .await
-            .map_err(|e| refused::<Problem>(e.into()))?;
+    let script = read::<domain::chatbot::Chatbot>(state, chatbot_id).await?;
     if script.state.exists() {
         return Ok(());
     }

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
-use commands::{execute, load, stream_id, Context, Outcome};
+use commands::{execute, stream_id, Context, Outcome};
 use domain::chatbot::{self, Chatbot, ChatbotError, ChatbotEvent, StepType, Warning};
 use domain::session::{self, BotError, BotTest, SessionEvent};
 use domain::values::Invalid;
@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, etag, if_match, invalid, json_body, mark_position, path_id, refused, Body};
+use crate::commanding::{context, etag, if_match, invalid, json_body, mark_position, path_id, read, refused, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
@@ -181,14 +181,6 @@ fn step_type(field: &str, raw: Option<&str>) -> Result<Option<StepType>, Invalid
     })
 }
 
-/// A new id; with an `Idempotency-Key` the same for a retried request.
-fn new_id(ctx: &Context, caller: &Caller, what: &str) -> Uuid {
-    match &ctx.idempotency_key {
-        Some(key) => Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("livechat/{what}/{}/{key}", caller.user_id).as_bytes()),
-        None => Uuid::now_v7(),
-    }
-}
-
 /// Runs a decision on a script and answers with the script as it is after it.
 async fn write(
     state: &AppState,
@@ -205,7 +197,7 @@ async fn write(
     let outcome = execute::<Chatbot, ChatbotError>(state.events.as_ref(), &stream, &ctx, expected, decide)
         .await
         .map_err(refused)?;
-    let loaded = load::<Chatbot>(state.events.as_ref(), &stream).await.map_err(|e| refused::<Problem>(e.into()))?;
+    let loaded = read::<Chatbot>(state, id).await?;
     let version = loaded.version.unwrap_or_default();
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(respond(status, Outcome { version: Some(version), ..outcome }, &loaded.state, id))
@@ -263,7 +255,7 @@ pub async fn create(
     caller.require_admin()?;
     let b = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
-    let id = new_id(&ctx, &caller, "chatbot");
+    let id = ctx.new_id("chatbot");
     write(&state, &caller, &headers, id, true, |c| {
         if c.exists() && ctx.idempotency_key.is_some() {
             return Ok(vec![]);
@@ -281,9 +273,7 @@ pub async fn create(
 pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
     caller.require_admin()?;
     let id = path_id(&id, "chatbot")?;
-    let loaded = load::<Chatbot>(state.events.as_ref(), &stream_id::<Chatbot>(id))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let loaded = read::<Chatbot>(&state, id).await?;
     match (loaded.state.exists(), loaded.version) {
         (true, Some(v)) => Ok(respond(
             StatusCode::OK,
@@ -334,7 +324,7 @@ pub async fn add_step(
     let b = json_body(body)?;
     let t = step_type("step_type", b.step_type.as_deref()).map_err(|e| invalid(vec![e]))?.unwrap_or_default();
     let ctx = context(&state, caller.actor(), &headers);
-    let step_id = new_id(&ctx, &caller, "chatbot-step");
+    let step_id = ctx.new_id("chatbot-step");
     write(&state, &caller, &headers, id, true, |c| {
         if ctx.idempotency_key.is_some() && c.steps.iter().any(|s| s.step_id == step_id) {
             return Ok(vec![]);
@@ -418,7 +408,7 @@ pub async fn add_answer(
     let (id, step_id) = ids(&id, &step)?;
     let b = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
-    let answer_id = new_id(&ctx, &caller, "chatbot-answer");
+    let answer_id = ctx.new_id("chatbot-answer");
     write(&state, &caller, &headers, id, true, |c| {
         let exists = c.steps.iter().flat_map(|s| &s.answers).any(|a| a.answer_id == answer_id);
         if ctx.idempotency_key.is_some() && exists {
@@ -539,10 +529,7 @@ async fn test_write(
 /// Settles the forwards a dry run reached as if nobody were available.
 async fn settle_test(state: &AppState, ctx: &Context, test_id: Uuid) -> Result<(), Problem> {
     for _ in 0..=chatbot::MAX_STEPS {
-        let run = load::<BotTest>(state.events.as_ref(), &stream_id::<BotTest>(test_id))
-            .await
-            .map_err(|e| refused::<Problem>(e.into()))?
-            .state;
+        let run = read::<BotTest>(state, test_id).await?.state;
         let Some(bot) = run.0.bot.as_ref().filter(|b| b.forwarding && b.running()) else { return Ok(()) };
         let Some(step_id) = bot.at.map(|i| bot.script.steps[i].step_id) else { return Ok(()) };
         let seed = Uuid::now_v7();
@@ -554,7 +541,7 @@ async fn settle_test(state: &AppState, ctx: &Context, test_id: Uuid) -> Result<(
 /// The dry run as it stands, from its stream; 404 unless it tests chatbot `id`.
 async fn test_run(state: &AppState, id: Uuid, test_id: Uuid) -> Result<TestRun, Problem> {
     let stream = stream_id::<BotTest>(test_id);
-    let recorded = state.events.read_stream(&stream, 0, store::Direction::Forward, 10_000).await?;
+    let recorded = store::read_whole_stream(state.events.as_ref(), &stream, 0).await?;
     let mut run = BotTest::default();
     let (mut messages, mut notes) = (vec![], vec![]);
     for e in &recorded {
@@ -619,9 +606,7 @@ pub async fn test(
 ) -> Result<(StatusCode, Json<TestRun>), Problem> {
     caller.require_admin()?;
     let id = path_id(&id, "chatbot")?;
-    let loaded = load::<Chatbot>(state.events.as_ref(), &stream_id::<Chatbot>(id))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let loaded = read::<Chatbot>(&state, id).await?;
     let version = match (loaded.state.exists(), loaded.version) {
         (true, Some(v)) => v,
         _ => return Err(Problem::not_found("no such chatbot")),
@@ -631,7 +616,7 @@ pub async fn test(
     }
     let script = loaded.state.script(version);
     let ctx = context(&state, caller.actor(), &headers);
-    let test_id = new_id(&ctx, &caller, "chatbot-test");
+    let test_id = ctx.new_id("chatbot-test");
     let start = session::Start {
         session_id: test_id,
         channel_id: Uuid::nil(),

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use commands::{execute, load, stream_id};
+use commands::{execute, stream_id};
 use domain::metadata::{Actor, ActorKind};
 use domain::transcript::{self, Requester, Transcript, TranscriptError, Transcripts};
 use projections::transcripts::{TranscriptDoc, VIEW};
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, invalid, json_body, mark_position, path_id, refused, Body};
+use crate::commanding::{context, invalid, json_body, mark_position, path_id, read, refused, Body};
 use crate::conversation;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
@@ -85,10 +85,7 @@ fn doc(session_id: Uuid, t: &Transcript) -> TranscriptDoc {
 
 /// The transcripts of a conversation, from its stream (always current).
 async fn transcripts_of(state: &AppState, session_id: Uuid) -> Result<Transcripts, Problem> {
-    Ok(load::<Transcripts>(state.events.as_ref(), &stream_id::<Transcripts>(session_id))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?
-        .state)
+    Ok(read::<Transcripts>(state, session_id).await?.state)
 }
 
 /// Who asks for which conversation's transcript, to where.
@@ -108,13 +105,7 @@ async fn ask(
     location: impl Fn(Uuid) -> String,
 ) -> Result<Response, Problem> {
     let ctx = context(state, actor, headers);
-    // A retried request (same Idempotency-Key) names the same transcript.
-    let transcript_id = match &ctx.idempotency_key {
-        Some(key) => {
-            Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("livechat/transcript/{session_id}/{by:?}/{key}").as_bytes())
-        }
-        None => Uuid::now_v7(),
-    };
+    let transcript_id = ctx.new_id(&format!("transcript/{session_id}/{by:?}"));
     let (session, _) = conversation::session(state, session_id).await?;
     let r = transcript::Request { transcript_id, email: email.unwrap_or_default(), by, admin, now: ctx.now };
     let outcome =

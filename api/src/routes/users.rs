@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
-use commands::{execute, load, stream_id, Context, Outcome};
+use commands::{execute, stream_id, Context, Outcome};
 use domain::metadata::Actor;
 use domain::user::{self, claim_login, Login, ProfileInput, Role, Status, StatusReason, User, UserError, UserEvent};
 use domain::values::{Email, Invalid};
@@ -29,7 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{check_password, hash_password, verify_password, Caller};
-use crate::commanding::{context, etag, if_match, invalid, json_body, mark_position, path_id, refused, Body};
+use crate::commanding::{context, etag, if_match, invalid, json_body, mark_position, path_id, read, refused, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::auth::{throttle_key, too_many};
@@ -227,8 +227,7 @@ pub fn system_context(state: &AppState) -> Context {
 
 /// A user as stored now, with their stream version; 404 if there is none.
 pub async fn current(state: &AppState, id: Uuid) -> Result<(User, u64), Problem> {
-    let loaded =
-        load::<User>(state.events.as_ref(), &stream_id::<User>(id)).await.map_err(|e| refused::<Problem>(e.into()))?;
+    let loaded = read::<User>(state, id).await?;
     match (loaded.state.exists(), loaded.version) {
         (true, Some(v)) => Ok((loaded.state, v)),
         _ => Err(Problem::not_found("no such user")),
@@ -267,13 +266,7 @@ async fn write(
 /// same user and answers as the first request did.
 pub async fn create_user(state: &AppState, ctx: &Context, new: NewUser) -> Result<Written, Problem> {
     let (login, profile, role) = new.parse().map_err(invalid)?;
-    let id = match &ctx.idempotency_key {
-        Some(key) => {
-            let actor = ctx.actor.id.map(|a| a.to_string()).unwrap_or_default();
-            Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("livechat/user/{actor}/{key}").as_bytes())
-        }
-        None => Uuid::now_v7(),
-    };
+    let id = ctx.new_id("user");
     let hash = hash_password(new.password).await?;
     execute::<Login, _>(state.events.as_ref(), &stream_id::<Login>(login.as_str()), ctx, None, |l| claim_login(l, id))
         .await
@@ -284,9 +277,7 @@ pub async fn create_user(state: &AppState, ctx: &Context, new: NewUser) -> Resul
 /// The user who owns `login`; 404 if nobody does.
 pub async fn find_by_login(state: &AppState, login: &str) -> Result<Uuid, Problem> {
     let email = Email::parse("login", login).map_err(|e| invalid(vec![e]))?;
-    let claim = load::<Login>(state.events.as_ref(), &stream_id::<Login>(email.as_str()))
-        .await
-        .map_err(|e| refused::<Problem>(e.into()))?;
+    let claim = read::<Login>(state, email.as_str()).await?;
     claim.state.owner.ok_or_else(|| Problem::not_found(format!("no user has the login {}", email.as_str())))
 }
 
