@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "LIVECHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// The address visitors reach this server at, like https://chat.example.com: the
+    /// widget snippet and the direct link use it. Unset, they use the request's Host and
+    /// X-Forwarded-Proto.
+    #[arg(long, env = "LIVECHAT_PUBLIC_URL", value_parser = api::parse_public_url)]
+    pub public_url: Option<String>,
     /// Login of the admin created on the first start (its password comes from
     /// LIVECHAT_ADMIN_PASSWORD, or is generated and printed once).
     #[arg(long, env = "LIVECHAT_ADMIN_LOGIN", default_value = "admin@example.com")]

@@ -54,6 +54,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
             .filter(|k| !k.is_empty())
             .unwrap_or_else(|| ApiConfig::default().address_key),
         read_only: args.read_only || args.as_of.is_some(),
+        public_url: args.public_url.clone(),
         ..ApiConfig::default()
     };
     let mut state = AppState::new(store.events(), store.views(), config).with_geo(geo);
@@ -69,8 +70,9 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         Ok(Some(b)) => {
             tracing::info!(login = %b.login, default_channel = ?b.channel_id, "first start: created the admin");
             if let Some(password) = b.generated_password {
-                // Shown once, on stdout, never logged.
-                println!("First start: admin login {} password {password}", b.login);
+                // Shown once, never logged: on its own lines on stderr, where a person
+                // starting the server looks, and out of any log collector's JSON.
+                eprintln!("{}", first_admin_banner(&b.login, &password));
             }
         }
         Ok(None) => {}
@@ -106,6 +108,23 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The first admin's credentials, framed so they stand out from the log lines around them.
+fn first_admin_banner(login: &str, password: &str) -> String {
+    let lines = [
+        "First start: an admin was created.".to_string(),
+        format!("  login:    {login}"),
+        format!("  password: {password}"),
+        "Shown only this once. Sign in and keep it somewhere safe;".to_string(),
+        format!("to change it later: livechat user passwd {login}"),
+    ];
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let rule = format!("+{}+", "-".repeat(width + 2));
+    let mut out = vec![rule.clone()];
+    out.extend(lines.iter().map(|l| format!("| {l:<width$} |")));
+    out.push(rule);
+    out.join("\n")
 }
 
 /// The visitor-country sources of `--country-header` and `--geoip`; a bad header name or an

@@ -141,9 +141,13 @@ fn read_log(input: impl BufRead) -> Result<Vec<RecordedEvent>, Failure> {
     Ok(events)
 }
 
+/// Imports into an empty store, creating its schema first as `serve` does.
 pub async fn import(url: &StoreUrl) -> Result<(), Failure> {
-    let store = open_migrated(url).await?;
+    let store = crate::cli::open(url).await?;
     let _lock = store.lock_exclusive("import")?;
+    for m in store.migrate().await? {
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
     let events = store.events();
     if events.head().await?.is_some() {
         return Err(Failure::Usage(format!("{url} already holds events; import only into an empty store")));

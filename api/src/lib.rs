@@ -22,6 +22,7 @@ pub mod routes;
 pub mod signals;
 pub mod throttle;
 pub mod visitor;
+pub mod written;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,25 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::problem::Problem;
+
+/// A `--public-url`: `http(s)://host[:port][/path]`, without query, fragment or trailing
+/// slash, and only characters that cannot leave the HTML attribute the snippet puts it in.
+pub fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-._~/:[]%".contains(c);
+    if host.is_empty() || host.starts_with(':') {
+        return Err("has no host".into());
+    }
+    if url.len() > 500 || !rest.chars().all(safe) {
+        return Err("may only hold a scheme, a host, a port and a path (no query, fragment or quotes)".into());
+    }
+    Ok(url.to_string())
+}
 
 /// Settings of the API.
 #[derive(Clone, Debug)]
@@ -58,6 +78,9 @@ pub struct ApiConfig {
     /// Key of the hash that stands for visitors' addresses in event metadata
     /// (`LIVECHAT_ADDRESS_KEY`; random per process when unset).
     pub address_key: String,
+    /// The address visitors reach this server at (`--public-url`), for the snippet and the
+    /// direct link; unset, they are built from the request's `Host` and `X-Forwarded-Proto`.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -71,6 +94,7 @@ impl Default for ApiConfig {
             mailer: mailer::MailerConfig::default(),
             read_only: false,
             address_key: uuid::Uuid::new_v4().to_string(),
+            public_url: None,
         }
     }
 }
@@ -105,7 +129,7 @@ impl AppState {
     /// State over these stores with every projector, the system clock and no country source.
     pub fn new(events: Arc<dyn EventStore>, views: Arc<dyn ViewStore>, config: ApiConfig) -> Self {
         AppState {
-            events,
+            events: written::Recording::wrap(events),
             views,
             projectors: projections::all(),
             config,
@@ -204,6 +228,7 @@ pub fn router(state: AppState) -> Router {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not accept that method")
         })
         .with_state(state)
+        .layer(axum::middleware::from_fn(written::mark_written))
         .layer(axum::middleware::from_fn_with_state(read_only, read_only_guard))
         .layer(axum::middleware::map_request(client_address))
         .layer(CatchPanicLayer::custom(panic_to_problem))

@@ -18,6 +18,7 @@ pub fn livechat(store: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("DATABASE_URL")
         .env_remove("LIVECHAT_LISTEN")
+        .env_remove("LIVECHAT_PUBLIC_URL")
         .env("RUST_LOG", "info")
         .env("LIVECHAT_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .arg("--store")
@@ -95,7 +96,12 @@ impl Server {
 
     /// `serve` with these extra arguments.
     pub fn start_with(store: &str, extra: &[&str]) -> Server {
-        let mut child = livechat(store)
+        Server::spawn(livechat(store), extra)
+    }
+
+    /// `serve` from a prepared command line (environment, store) with these extra arguments.
+    pub fn spawn(mut cmd: Command, extra: &[&str]) -> Server {
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::null())

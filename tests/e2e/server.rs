@@ -71,9 +71,7 @@ async fn a_served_store_answers_health_events_and_streams_then_stops_on_sigterm(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_on_postgres() {
     let Some(pg) = store::testkit::pg::fresh_database().await else { return };
-    let mut import = livechat(&pg);
-    import.arg("migrate");
-    assert!(run(import, "").status.success());
+    // A new database: import migrates it first.
     let mut import = livechat(&pg);
     import.arg("import");
     let out = run(import, &sample_log(12));
@@ -92,4 +90,69 @@ async fn serve_runs_on_postgres() {
     assert_eq!(ready["store"]["backend"], "postgres");
     assert!(ready["store"]["horizon_age_seconds"].is_number(), "{ready}");
     assert_eq!(server.terminate().0, Some(0));
+}
+
+/// Without `LIVECHAT_ADMIN_PASSWORD`, the first start prints the generated password once, on
+/// its own framed lines on stderr (never inside a log line), and it signs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_admin_password_is_printed_once_on_its_own_and_signs_in() {
+    let url = sqlite_url(&scratch());
+    let mut cmd = livechat(&url);
+    cmd.env_remove("LIVECHAT_ADMIN_PASSWORD");
+    let mut server = Server::spawn(cmd, &[]);
+    let log = server.log.lock().unwrap().clone();
+    let line = log.iter().find(|l| l.starts_with("|   password: ")).unwrap_or_else(|| panic!("{log:?}"));
+    let password = line.trim_start_matches("|   password: ").trim_end_matches('|').trim().to_string();
+    assert_eq!(password.len(), 20, "{line}");
+    assert!(log.iter().any(|l| l.contains("livechat user passwd admin@example.com")), "{log:?}");
+    let showing: Vec<_> = log.iter().filter(|l| l.contains(&password)).collect();
+    assert_eq!(showing, vec![line], "only the framed line shows it, never a log line");
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/token", server.base))
+        .json(&serde_json::json!({ "login": ADMIN_LOGIN, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(server.terminate().0, Some(0));
+
+    // The second start creates nobody and prints no password.
+    let mut cmd = livechat(&url);
+    cmd.env_remove("LIVECHAT_ADMIN_PASSWORD");
+    let again = Server::spawn(cmd, &[]);
+    let log = again.log.lock().unwrap().clone();
+    assert!(!log.iter().any(|l| l.contains("password:")), "{log:?}");
+}
+
+/// `--public-url` is where the snippet and the direct link point, whatever `Host` the admin
+/// used; a malformed one is an operator mistake (exit 2, one line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_snippet_uses_the_public_url() {
+    let url = sqlite_url(&scratch());
+    let mut bad = livechat(&url);
+    bad.args(["serve", "--public-url", "chat.example.com\"><script>"]);
+    let out = run(bad, "");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--public-url"), "{}", stderr(&out));
+
+    let mut server = Server::start_with(&url, &["--public-url", "https://chat.example.com/"]);
+    server.login().await;
+    // The default channel, once the channels view has it.
+    let mut id = None;
+    for _ in 0..100 {
+        let (_, dashboard) = server.get("/api/v1/channels").await;
+        id = dashboard["channels"][0]["channel_id"].as_str().map(str::to_string);
+        if id.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the default channel is listed");
+    let (status, widget) = server.get(&format!("/api/v1/channels/{id}/widget")).await;
+    assert_eq!(status, 200, "{widget}");
+    assert_eq!(
+        widget["script"],
+        format!("<script src=\"https://chat.example.com/widget/{id}/loader.js\" defer></script>")
+    );
+    assert_eq!(widget["direct_link"], format!("https://chat.example.com/chat/{id}"));
 }

@@ -8,10 +8,8 @@ use serde_json::Value;
 
 use crate::harness::*;
 
+/// Imports into a new store: `import` creates the schema itself, as `serve` does.
 fn import_into(url: &str, log: &str) -> std::process::Output {
-    let mut m = livechat(url);
-    m.arg("migrate");
-    assert!(run(m, "").status.success());
     let mut cmd = livechat(url);
     cmd.arg("import");
     run(cmd, log)

@@ -357,8 +357,8 @@ fn base_url(headers: &HeaderMap, uri: &Uri) -> Result<String, Problem> {
 
 /// The widget tab: the script tag to paste into a website and the direct link.
 ///
-/// URLs start with the scheme and host this request was sent to (see `Host` and
-/// `X-Forwarded-Proto`): call it through the public address of the server.
+/// URLs start with `--public-url` when the server has one, otherwise with the scheme and
+/// host this request was sent to (see `Host` and `X-Forwarded-Proto`).
 #[utoipa::path(get, path = "/api/v1/channels/{id}/widget", tag = "channels",
     params(("id" = Uuid, Path, description = "channel id")),
     responses((status = 200, body = WidgetSnippet),
@@ -379,7 +379,10 @@ pub async fn widget(
     let id = crate::commanding::path_id(&id, "channel")?;
     // Archived channels keep their snippet (it shows nothing); unknown ones have none.
     read_channel(&state, id).await?.ok_or_else(|| Problem::not_found("no such channel"))?;
-    let base = base_url(&headers, &uri)?;
+    let base = match &state.config.public_url {
+        Some(url) => url.clone(),
+        None => base_url(&headers, &uri)?,
+    };
     Ok(Json(WidgetSnippet {
         script: format!("<script src=\"{base}/widget/{id}/loader.js\" defer></script>"),
         direct_link: format!("{base}/chat/{id}"),
