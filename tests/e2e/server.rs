@@ -99,7 +99,7 @@ async fn the_generated_admin_password_is_printed_once_on_its_own_and_signs_in() 
     let url = sqlite_url(&scratch());
     let mut cmd = livechat(&url);
     cmd.env_remove("LIVECHAT_ADMIN_PASSWORD");
-    let mut server = Server::spawn(cmd, &[]);
+    let server = Server::spawn(cmd, &[]);
     let log = server.log.lock().unwrap().clone();
     let line = log.iter().find(|l| l.starts_with("|   password: ")).unwrap_or_else(|| panic!("{log:?}"));
     let password = line.trim_start_matches("|   password: ").trim_end_matches('|').trim().to_string();
