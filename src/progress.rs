@@ -78,7 +78,7 @@ pub async fn status(url: &StoreUrl, json: bool) -> Result<(), Failure> {
         "{:<16} {:>8} {:>14} {:>10} {:>9} {:>7} {:>11}",
         "PROJECTOR", "VERSION", "CHECKPOINT", "LAG", "LAG (s)", "PARKED", "HEARTBEAT"
     );
-    for h in rows {
+    for h in &rows {
         let version = match h.stored_version {
             Some(v) if v == h.version => v.to_string(),
             Some(v) => format!("{v}->{}", h.version),
@@ -91,6 +91,10 @@ pub async fn status(url: &StoreUrl, json: bool) -> Result<(), Failure> {
             "{:<16} {:>8} {:>14} {:>10} {:>9.1} {:>7} {:>11}",
             h.projector, version, checkpoint, h.lag_events, h.lag_seconds, h.parked, heartbeat
         );
+    }
+    for h in rows.iter().filter(|h| h.last_error.is_some()) {
+        let ago = h.last_error_at.map_or(String::new(), |t| format!(" {}s ago", (Utc::now() - t).num_seconds()));
+        println!("\n{}: last attempt failed{ago}: {}", h.projector, h.last_error.as_deref().unwrap_or_default());
     }
     if let Some(age) = horizon.filter(|a| *a >= 1.0) {
         println!("\nA write transaction has been running for {age:.0} s: events committed since stay invisible to projectors until it ends.");

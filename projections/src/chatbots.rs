@@ -44,8 +44,10 @@ impl Projector for Chatbots {
     fn name(&self) -> &'static str {
         "chatbots"
     }
+    /// 2: the sort key separates title and id with U+001F (it was NUL, which PostgreSQL
+    /// cannot store).
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn views(&self) -> &'static [&'static str] {
         &[VIEW]
@@ -84,7 +86,8 @@ impl Projector for Chatbots {
             warnings: warnings(&bot.script(e.stream_version)),
             version: e.stream_version,
         };
-        let sort_key = format!("{}\u{0}{chatbot_id}", bot.title.to_lowercase());
+        // U+001F sorts below every printable character: "ab" before "ab c", as with NUL.
+        let sort_key = format!("{}\u{1f}{chatbot_id}", bot.title.to_lowercase());
         let body = serde_json::to_value(Stored { summary, events })
             .map_err(|err| ProjectionError::Inconsistent(err.to_string()))?;
         docs.put(VIEW, &e.stream_id, Draft { partition: String::new(), sort_key, body });
@@ -118,6 +121,29 @@ mod tests {
             metadata: serde_json::json!({}),
             recorded_at: Utc::now(),
         }
+    }
+
+    fn sort_key_of(title: &str) -> String {
+        let created = ChatbotEvent::ChatbotCreated {
+            chatbot_id: Uuid::from_u128(1),
+            title: title.into(),
+            author_name: None,
+            active: true,
+        };
+        let mut docs = Docs::default();
+        docs.begin();
+        Chatbots.apply(&recorded(0, &created), &mut docs).unwrap();
+        assert!(docs.take_refusal().is_none(), "every store can hold the document of {title:?}");
+        docs.get(VIEW, "chatbot-00000000-0000-0000-0000-000000000001").unwrap().sort_key.clone()
+    }
+
+    #[test]
+    fn scripts_list_in_title_order_a_title_before_its_longer_versions() {
+        let titles = ["Ab", "ab c", "abc", "Ab!", "b"];
+        let mut keys: Vec<(String, &str)> = titles.iter().map(|t| (sort_key_of(t), *t)).collect();
+        keys.sort();
+        assert_eq!(keys.iter().map(|(_, t)| *t).collect::<Vec<_>>(), vec!["Ab", "ab c", "Ab!", "abc", "b"]);
+        assert!(keys.iter().all(|(k, _)| !k.contains('\u{0}')), "PostgreSQL text cannot hold NUL");
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub enum ProjectionError {
     /// The event contradicts the view (for example it refers to a document that does not exist).
     #[error("{0}")]
     Inconsistent(String),
+    /// The projector made a document no view store can hold (see [`store::views::check_doc`]),
+    /// or the store refused the event's documents when they were committed.
+    #[error("{0}")]
+    Unstorable(String),
 }
 
 impl ProjectionError {
@@ -54,12 +58,15 @@ type Key = (&'static str, String);
 /// The documents a batch works on: loaded ones, and those changed so far.
 ///
 /// Changes made while applying one event are undone if that event fails, so a parked event
-/// leaves no trace in the views.
+/// leaves no trace in the views. A document no store can hold is refused here, before any
+/// backend sees it: the event then fails like any other (retried, then parked).
 #[derive(Default)]
 pub struct Docs {
     current: HashMap<Key, Option<Draft>>,
     dirty: Vec<Key>,
     journal: Vec<(Key, Option<Option<Draft>>)>,
+    /// Why a `put` or `delete` of the event being applied was refused.
+    refused: Option<ProjectionError>,
 }
 
 impl Docs {
@@ -72,12 +79,33 @@ impl Docs {
         self.current.get(&(view, id.to_string())).and_then(|d| d.as_ref())
     }
 
+    /// Writes the document, unless no store could hold it (a NUL anywhere, a key too long):
+    /// then nothing changes and the event fails once `apply` returns.
     pub fn put(&mut self, view: &'static str, id: &str, draft: Draft) {
-        self.set((view, id.to_string()), Some(draft));
+        match store::views::check_doc(view, id, &draft.partition, &draft.sort_key, &draft.body) {
+            Ok(()) => self.set((view, id.to_string()), Some(draft)),
+            Err(e) => self.refuse(e),
+        }
     }
 
     pub fn delete(&mut self, view: &'static str, id: &str) {
-        self.set((view, id.to_string()), None);
+        match store::views::check_delete(view, id) {
+            Ok(()) => self.set((view, id.to_string()), None),
+            Err(e) => self.refuse(e),
+        }
+    }
+
+    fn refuse(&mut self, e: store::StoreError) {
+        let reason = match e {
+            store::StoreError::Invalid(reason) => reason,
+            other => other.to_string(),
+        };
+        self.refused.get_or_insert(ProjectionError::Unstorable(reason));
+    }
+
+    /// Why the event just applied must fail although `apply` succeeded.
+    pub(crate) fn take_refusal(&mut self) -> Option<ProjectionError> {
+        self.refused.take()
     }
 
     fn set(&mut self, key: Key, value: Option<Draft>) {
@@ -90,6 +118,7 @@ impl Docs {
 
     pub(crate) fn begin(&mut self) {
         self.journal.clear();
+        self.refused = None;
     }
 
     pub(crate) fn rollback(&mut self) {
@@ -135,4 +164,35 @@ pub trait Projector: Send + Sync + 'static {
 
     /// Applies one event to the loaded documents.
     fn apply(&self, event: &RecordedEvent, docs: &mut Docs) -> Result<(), ProjectionError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn draft(sort_key: &str, body: Value) -> Draft {
+        Draft { partition: String::new(), sort_key: sort_key.into(), body }
+    }
+
+    #[test]
+    fn a_document_no_store_can_hold_is_refused_before_any_store_sees_it() {
+        let mut docs = Docs::default();
+        docs.begin();
+        docs.put("v", "ok", draft("a", json!({})));
+        docs.put("v", "nul-key", draft("a\u{0}b", json!({})));
+        docs.put("v", "nul-body", draft("a", json!({"text": "\u{0}"})));
+        docs.delete("v", &"x".repeat(store::views::MAX_ID_BYTES + 1));
+        let refusal = docs.take_refusal().expect("refused");
+        assert!(
+            matches!(&refusal, ProjectionError::Unstorable(m) if m.contains("'nul-key'") && m.contains("sort key contains a NUL")),
+            "the first refusal is kept: {refusal}"
+        );
+        assert!(docs.get("v", "nul-key").is_none() && docs.get("v", "nul-body").is_none());
+        let changes = docs.changes(str::to_string);
+        assert_eq!(changes.iter().map(|c| c.key().1).collect::<Vec<_>>(), vec!["ok"], "only the storable one");
+
+        docs.begin();
+        assert!(docs.take_refusal().is_none(), "each event starts without a refusal");
+    }
 }

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use store::views::shadow_name;
-use store::{Commit, EventStore, Ownership, ParkedEvent, Position, ReadAll, StoreError, ViewStore};
+use store::{
+    Commit, DocChange, EventStore, Ownership, ParkedEvent, Position, ReadAll, RecordedEvent, StoreError, ViewStore,
+};
 use tokio::sync::watch;
 
-use crate::projector::{Docs, Draft, Projector};
+use crate::projector::{Docs, Draft, ProjectionError, Projector};
 
 /// Tuning of a runner.
 #[derive(Clone, Debug)]
@@ -154,6 +156,11 @@ async fn flush(target: &Target<'_>, views: &dyn ViewStore, cursor: &mut Cursor) 
 /// Reads one batch after the cursor, applies it and commits documents, parked events and the
 /// new checkpoint together (or, with `defer` and nothing to write, only moves the cursor).
 /// Returns `None` when there was nothing to read.
+///
+/// A commit the store refuses because of the data ([`StoreError::is_about_data`]) is retried
+/// event by event, and the events whose own commit is refused are parked without their
+/// documents, so that one unstorable document does not stop the projector. Any other failure
+/// (the database unreachable...) is returned with nothing parked: the caller retries.
 async fn step(
     target: &Target<'_>,
     events: &dyn EventStore,
@@ -165,11 +172,42 @@ async fn step(
 ) -> Result<Option<Step>, StoreError> {
     let page = events.read_all(&ReadAll::forward(cursor.read_to.unwrap_or(Position::START), batch)).await?;
     let Some(last) = page.last() else { return Ok(None) };
-    let projector = target.projector;
+    let (changes, parked) = apply(target, views, &page, attempts).await?;
+    let step = Step { applied: (page.len() - parked.len()) as u64, parked: parked.len() as u64 };
+    if defer && changes.is_empty() && parked.is_empty() {
+        cursor.read_to = Some(last.position);
+        cursor.last_event_at = Some(last.recorded_at);
+        cursor.pending_since.get_or_insert_with(Instant::now);
+        return Ok(Some(step));
+    }
+    match commit(target, views, cursor, last, changes, parked).await {
+        Ok(()) => Ok(Some(step)),
+        Err(e) if e.is_about_data() => {
+            tracing::warn!(
+                projector = target.projector.name(),
+                events = page.len(),
+                error = %e,
+                "the store refused a batch; committing its events one by one"
+            );
+            one_by_one(target, views, cursor, &page, attempts).await.map(Some)
+        }
+        Err(e) => Err(e),
+    }
+}
 
+/// Loads the documents `page` touches and applies its events in order. An event that fails
+/// `attempts` times, or makes a document no store can hold, leaves no change and is returned
+/// to be parked.
+async fn apply(
+    target: &Target<'_>,
+    views: &dyn ViewStore,
+    page: &[RecordedEvent],
+    attempts: u32,
+) -> Result<(Vec<DocChange>, Vec<ParkedEvent>), StoreError> {
+    let projector = target.projector;
     let mut docs = Docs::default();
     let mut wanted: HashMap<&'static str, Vec<String>> = HashMap::new();
-    for e in &page {
+    for e in page {
         for (view, id) in projector.keys(e) {
             let ids = wanted.entry(view).or_default();
             if !ids.contains(&id) {
@@ -188,11 +226,11 @@ async fn step(
 
     let now = Utc::now();
     let mut parked = Vec::new();
-    for e in &page {
+    for e in page {
         let mut failure = None;
         for _ in 0..attempts.max(1) {
             docs.begin();
-            match projector.apply(e, &mut docs) {
+            match projector.apply(e, &mut docs).and_then(|()| docs.take_refusal().map_or(Ok(()), Err)) {
                 Ok(()) => {
                     failure = None;
                     break;
@@ -216,28 +254,68 @@ async fn step(
             parked.push(ParkedEvent::new(&target.name(), e, err.to_string(), attempts.max(1), now));
         }
     }
-    let step = Step { applied: (page.len() - parked.len()) as u64, parked: parked.len() as u64 };
-    let changes = docs.changes(|v| target.view(v));
-    if defer && changes.is_empty() && parked.is_empty() {
-        cursor.read_to = Some(last.position);
-        cursor.last_event_at = Some(last.recorded_at);
-        cursor.pending_since.get_or_insert_with(Instant::now);
-        return Ok(Some(step));
-    }
+    Ok((docs.changes(|v| target.view(v)), parked))
+}
+
+/// Commits changes and parked events with the checkpoint moved to `last`, from the cursor's.
+async fn commit(
+    target: &Target<'_>,
+    views: &dyn ViewStore,
+    cursor: &mut Cursor,
+    last: &RecordedEvent,
+    changes: Vec<DocChange>,
+    parked: Vec<ParkedEvent>,
+) -> Result<(), StoreError> {
     views
         .commit(Commit {
             projector: target.name(),
-            projector_version: projector.version(),
+            projector_version: target.projector.version(),
             expected: cursor.committed,
             checkpoint: last.position,
             last_event_at: Some(last.recorded_at),
             changes,
             parked,
-            now,
+            now: Utc::now(),
         })
         .await?;
     *cursor = Cursor::at(Some(last.position));
-    Ok(Some(step))
+    Ok(())
+}
+
+/// A refused batch again, one event per commit: an event whose own commit is refused is
+/// parked with the store's error, and the checkpoint moves past it without its documents.
+async fn one_by_one(
+    target: &Target<'_>,
+    views: &dyn ViewStore,
+    cursor: &mut Cursor,
+    page: &[RecordedEvent],
+    attempts: u32,
+) -> Result<Step, StoreError> {
+    let mut step = Step { applied: 0, parked: 0 };
+    for e in page {
+        let (changes, mut parked) = apply(target, views, std::slice::from_ref(e), attempts).await?;
+        match commit(target, views, cursor, e, changes, parked.clone()).await {
+            Ok(()) => {}
+            Err(refused) if refused.is_about_data() => {
+                tracing::error!(
+                    projector = target.projector.name(),
+                    stream = %e.stream_id,
+                    version = e.stream_version,
+                    position = %e.position,
+                    event_type = %e.event_type,
+                    error = %refused,
+                    "parked an event whose documents the store refuses"
+                );
+                let error = ProjectionError::Unstorable(format!("the store refused the event's documents: {refused}"));
+                parked = vec![ParkedEvent::new(&target.name(), e, error.to_string(), 1, Utc::now())];
+                commit(target, views, cursor, e, vec![], parked.clone()).await?;
+            }
+            Err(other) => return Err(other),
+        }
+        step.applied += 1 - parked.len() as u64;
+        step.parked += parked.len() as u64;
+    }
+    Ok(step)
 }
 
 /// Progress of a rebuild, reported after every batch.
@@ -347,18 +425,23 @@ impl Runner {
     /// Runs until `shutdown` turns true; the batch in flight is committed before it returns.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let name = self.projector.name();
-        let mut backoff = Duration::from_millis(100);
+        const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+        let mut backoff = FIRST_BACKOFF;
         while !*shutdown.borrow() {
             let wait = match self.views.try_own(name).await {
                 Ok(Some(ownership)) => {
                     self.update(|s| s.role = Role::Owner);
                     tracing::info!(projector = name, "running projector");
+                    let started = Instant::now();
                     match self.own(&ownership, &mut shutdown).await {
                         Ok(()) => break,
                         Err(e) => {
                             tracing::warn!(projector = name, error = %e, "projector stopped; retrying");
-                            self.update(|s| s.last_error = Some(e.to_string()));
-                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                            self.report(&e).await;
+                            // A failure after a long healthy run starts the backoff afresh.
+                            let next =
+                                if started.elapsed() > Duration::from_secs(60) { FIRST_BACKOFF } else { backoff * 2 };
+                            backoff = next.min(Duration::from_secs(10));
                             backoff
                         }
                     }
@@ -377,6 +460,20 @@ impl Runner {
             let _ = tokio::time::timeout(wait, shutdown.changed()).await;
         }
         self.update(|s| s.role = Role::Stopped);
+    }
+
+    /// Makes a failure of the owner visible: in this process's status, and with the stored
+    /// checkpoint for every node and the CLI (best effort: the store may be what failed). A
+    /// lost ownership is not written: another runner owns the checkpoint now.
+    async fn report(&self, e: &StoreError) {
+        let text = e.to_string();
+        self.update(|s| s.last_error = Some(text.clone()));
+        if matches!(e, StoreError::Busy(_)) {
+            return;
+        }
+        if let Err(again) = self.views.record_error(self.projector.name(), &text, Utc::now()).await {
+            tracing::debug!(projector = self.projector.name(), error = %again, "cannot record the projector's error");
+        }
     }
 
     /// The owner's loop: rebuild if the stored version differs, then catch up and tail.

@@ -29,6 +29,10 @@ pub struct ProjectorHealth {
     pub parked: u64,
     pub last_event_at: Option<DateTime<Utc>>,
     pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Why the runner's last attempt failed (a commit the store refused, the database
+    /// unreachable...); `null` once it committed again.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
 }
 
 /// Reads the health of `projector` from the stores.
@@ -56,6 +60,8 @@ pub async fn health(
         parked: state.as_ref().map_or(0, |s| s.parked),
         last_event_at: state.as_ref().and_then(|s| s.last_event_at),
         heartbeat_at: state.as_ref().map(|s| s.heartbeat_at),
+        last_error: state.as_ref().and_then(|s| s.last_error.clone()),
+        last_error_at: state.as_ref().and_then(|s| s.last_error_at),
     })
 }
 

@@ -25,6 +25,11 @@ pub enum StoreError {
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database refused the data written (PostgreSQL SQLSTATE class 22 data exception,
+    /// 23 integrity violation or 54 program limit; SQLite constraint, too big, mismatch).
+    /// Writing the same data again fails again, unlike a [`StoreError::Database`] failure.
+    #[error("the database refused the data: {0}")]
+    Rejected(String),
     /// The database could not be reached or failed (HTTP 503/500).
     #[error("database error: {0}")]
     Database(String),
@@ -33,6 +38,12 @@ pub enum StoreError {
 impl StoreError {
     pub fn db(e: impl std::fmt::Display) -> Self {
         StoreError::Database(e.to_string())
+    }
+
+    /// The error is about what was written, not about the database: retrying the same write
+    /// cannot succeed, leaving out the data at fault can.
+    pub fn is_about_data(&self) -> bool {
+        matches!(self, StoreError::Invalid(_) | StoreError::Rejected(_))
     }
 }
 
@@ -50,7 +61,14 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::db(e)
+        use rusqlite::ErrorCode::{ConstraintViolation, TooBig, TypeMismatch};
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, ConstraintViolation | TooBig | TypeMismatch) => {
+                StoreError::Rejected(e.to_string())
+            }
+            rusqlite::Error::ToSqlConversionFailure(_) => StoreError::Rejected(e.to_string()),
+            _ => StoreError::db(e),
+        }
     }
 }
 
@@ -63,9 +81,19 @@ pub(crate) fn describe_pg(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// SQLSTATE classes about the data a statement carries: 22 data exception (e.g. NUL in
+/// text, `\u0000` in jsonb), 23 integrity constraint violation, 54 program limit exceeded
+/// (e.g. an index row too big). Anything else (connection, I/O, resources) may pass.
+fn refuses_data(code: &str) -> bool {
+    ["22", "23", "54"].iter().any(|class| code.starts_with(class))
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::Database(describe_pg(&e))
+        match e.as_db_error() {
+            Some(db) if refuses_data(db.code().code()) => StoreError::Rejected(describe_pg(&e)),
+            _ => StoreError::Database(describe_pg(&e)),
+        }
     }
 }
 

@@ -219,7 +219,7 @@ pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), S
     Ok(())
 }
 
-fn has_nul(v: &serde_json::Value) -> bool {
+pub(crate) fn has_nul(v: &serde_json::Value) -> bool {
     use serde_json::Value;
     match v {
         Value::String(s) => s.contains('\0'),

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
-use crate::views::{shadow_name, Commit, Doc, DocChange, Ownership, ParkedEvent, ProjectorState, ViewStore};
+use crate::views::{
+    check_commit, check_lookup, printable, shadow_name, Commit, Doc, DocChange, Ownership, ParkedEvent, ProjectorState,
+    ViewStore,
+};
 
 #[derive(Default, Clone)]
 struct Tables {
@@ -52,10 +55,12 @@ fn rename_view(view: &str, from: &[String], to: &[&str]) -> Option<String> {
 #[async_trait]
 impl ViewStore for MemoryViewStore {
     async fn get(&self, view: &str, id: &str) -> Result<Option<Doc>, StoreError> {
+        check_lookup([view, id])?;
         Ok(self.lock().docs.get(&(view.to_string(), id.to_string())).cloned())
     }
 
     async fn get_many(&self, view: &str, ids: &[String]) -> Result<Vec<Doc>, StoreError> {
+        check_lookup(std::iter::once(view).chain(ids.iter().map(String::as_str)))?;
         let t = self.lock();
         Ok(ids.iter().filter_map(|id| t.docs.get(&(view.to_string(), id.clone())).cloned()).collect())
     }
@@ -67,6 +72,7 @@ impl ViewStore for MemoryViewStore {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<Doc>, StoreError> {
+        check_lookup([Some(view), partition, after.map(|a| a.0), after.map(|a| a.1)].into_iter().flatten())?;
         let t = self.lock();
         let mut docs: Vec<&Doc> = t
             .docs
@@ -79,6 +85,7 @@ impl ViewStore for MemoryViewStore {
     }
 
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
+        check_commit(&c)?;
         let mut t = self.lock();
         let current = t.checkpoints.get(&c.projector).map(|s| s.position);
         if current != c.expected {
@@ -111,8 +118,18 @@ impl ViewStore for MemoryViewStore {
                 updated_at: c.now,
                 heartbeat_at: c.now,
                 parked,
+                last_error: None,
+                last_error_at: None,
             },
         );
+        Ok(())
+    }
+
+    async fn record_error(&self, projector: &str, error: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        if let Some(s) = self.lock().checkpoints.get_mut(projector) {
+            s.last_error = Some(printable(error));
+            s.last_error_at = Some(crate::event::store_time(at));
+        }
         Ok(())
     }
 

@@ -17,12 +17,22 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 1, name: "events", sql: include_str!("../../migrations/sqlite/0001_events.sql") },
     Migration { version: 2, name: "views", sql: include_str!("../../migrations/sqlite/0002_views.sql") },
     Migration { version: 3, name: "activity", sql: include_str!("../../migrations/sqlite/0003_activity.sql") },
+    Migration {
+        version: 4,
+        name: "projector_errors",
+        sql: include_str!("../../migrations/sqlite/0004_projector_errors.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
     Migration { version: 1, name: "events", sql: include_str!("../../migrations/postgres/0001_events.sql") },
     Migration { version: 2, name: "views", sql: include_str!("../../migrations/postgres/0002_views.sql") },
     Migration { version: 3, name: "activity", sql: include_str!("../../migrations/postgres/0003_activity.sql") },
+    Migration {
+        version: 4,
+        name: "projector_errors",
+        sql: include_str!("../../migrations/postgres/0004_projector_errors.sql"),
+    },
 ];
 
 /// Highest version this binary knows.

@@ -36,7 +36,10 @@ use crate::events::{
     StoredId,
 };
 use crate::migrate::{self, Migration};
-use crate::views::{shadow_name, Commit, Doc, DocChange, Ownership, ParkedEvent, ProjectorState, ViewStore};
+use crate::views::{
+    check_commit, check_lookup, printable, shadow_name, Commit, Doc, DocChange, Ownership, ParkedEvent, ProjectorState,
+    ViewStore,
+};
 
 /// How long connecting may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,7 +111,8 @@ const PARK: &str = "INSERT INTO parked_events (projector, position_tx, position_
 
 /// Moves a checkpoint the caller expects to find at `($7, $8)`; zero rows means it moved.
 const MOVE_CHECKPOINT: &str = "UPDATE projector_checkpoints SET position_tx = $2, position_pos = $3,
-         projector_version = $4, last_event_at = coalesce($5, last_event_at), updated_at = $6, heartbeat_at = $6
+         projector_version = $4, last_event_at = coalesce($5, last_event_at), updated_at = $6, heartbeat_at = $6,
+         last_error = NULL, last_error_at = NULL
      WHERE projector = $1 AND position_tx = $7 AND position_pos = $8";
 
 /// Creates a checkpoint the caller expects not to exist; zero rows means another runner made it.
@@ -119,7 +123,7 @@ const CREATE_CHECKPOINT: &str = "INSERT INTO projector_checkpoints (projector, p
 const CHECKPOINT: &str = "SELECT position_tx, position_pos FROM projector_checkpoints WHERE projector = $1";
 
 const STATE: &str = "SELECT position_tx, position_pos, projector_version, last_event_at, updated_at, heartbeat_at,
-         (SELECT count(*) FROM parked_events p WHERE p.projector = c.projector)
+         (SELECT count(*) FROM parked_events p WHERE p.projector = c.projector), last_error, last_error_at
      FROM projector_checkpoints c WHERE projector = $1";
 
 const PARKED: &str = "SELECT projector, position_tx, position_pos, event_id, stream_id, stream_version, event_type,
@@ -702,6 +706,7 @@ async fn commit_tx(client: &mut Object, c: &Commit) -> Result<(), StoreError> {
 #[async_trait]
 impl ViewStore for PgStore {
     async fn get(&self, view: &str, id: &str) -> Result<Option<Doc>, StoreError> {
+        check_lookup([view, id])?;
         let client = self.client().await?;
         let stmt =
             client.prepare_cached(&format!("SELECT {DOC_COLUMNS} FROM view_docs WHERE view = $1 AND id = $2")).await?;
@@ -709,6 +714,7 @@ impl ViewStore for PgStore {
     }
 
     async fn get_many(&self, view: &str, ids: &[String]) -> Result<Vec<Doc>, StoreError> {
+        check_lookup(std::iter::once(view).chain(ids.iter().map(String::as_str)))?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -726,6 +732,7 @@ impl ViewStore for PgStore {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<Doc>, StoreError> {
+        check_lookup([Some(view), partition, after.map(|a| a.0), after.map(|a| a.1)].into_iter().flatten())?;
         let mut params: Params = Vec::new();
         let mut conds = vec![format!("view = {}", param(&mut params, view.to_string()))];
         if let Some(p) = partition {
@@ -747,6 +754,7 @@ impl ViewStore for PgStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        check_commit(&commit)?;
         let mut client = self.client().await?;
         commit_tx(&mut client, &commit).await
     }
@@ -763,7 +771,18 @@ impl ViewStore for PgStore {
             updated_at: get(&r, 4)?,
             heartbeat_at: get(&r, 5)?,
             parked: get::<i64>(&r, 6)? as u64,
+            last_error: get(&r, 7)?,
+            last_error_at: get(&r, 8)?,
         }))
+    }
+
+    async fn record_error(&self, projector: &str, error: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("UPDATE projector_checkpoints SET last_error = $2, last_error_at = $3 WHERE projector = $1")
+            .await?;
+        client.execute(&stmt, &[&projector, &printable(error), &store_time(at)]).await?;
+        Ok(())
     }
 
     async fn heartbeat(&self, projector: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -913,6 +932,7 @@ mod tests {
         let started = std::time::Instant::now();
         let err = PgStore::connect("postgres://livechat:secret@127.0.0.1:1/livechat").await.err().expect("no server");
         assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+        assert!(!err.is_about_data(), "an unreachable database is not the data's fault");
         let StoreError::Database(msg) = err else { panic!("expected a database error, got {err:?}") };
         assert!(msg.contains("cannot connect to PostgreSQL at postgres://livechat:***@127.0.0.1:1/livechat"), "{msg}");
         assert!(msg.contains("refused"), "the reason is part of the message: {msg}");

@@ -18,7 +18,10 @@ use crate::events::{
     StoredId,
 };
 use crate::migrate::{self, Migration};
-use crate::views::{shadow_name, Commit, Doc, DocChange, Ownership, ParkedEvent, ProjectorState, ViewStore};
+use crate::views::{
+    check_commit, check_lookup, printable, shadow_name, Commit, Doc, DocChange, Ownership, ParkedEvent, ProjectorState,
+    ViewStore,
+};
 
 /// How hard SQLite syncs at commit (`PRAGMA synchronous`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -484,22 +487,22 @@ fn state_row(conn: &Connection, projector: &str) -> Result<Option<ProjectorState
     let row = conn
         .prepare_cached(
             "SELECT position_tx, position_pos, projector_version, last_event_at, updated_at, heartbeat_at,
-                    (SELECT count(*) FROM parked_events p WHERE p.projector = c.projector)
+                    (SELECT count(*) FROM parked_events p WHERE p.projector = c.projector), last_error, last_error_at
              FROM projector_checkpoints c WHERE projector = ?1",
         )?
         .query_row([projector], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
+                (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?),
                 r.get::<_, i64>(2)?,
                 r.get::<_, Option<i64>>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
                 r.get::<_, i64>(6)?,
+                (r.get::<_, Option<String>>(7)?, r.get::<_, Option<i64>>(8)?),
             ))
         })
         .optional()?;
-    row.map(|(tx, pos, version, last, updated, heartbeat, parked)| {
+    row.map(|((tx, pos), version, last, updated, heartbeat, parked, (error, error_at))| {
         Ok(ProjectorState {
             projector: projector.to_string(),
             position: Position::new(tx as u64, pos as u64),
@@ -508,6 +511,8 @@ fn state_row(conn: &Connection, projector: &str) -> Result<Option<ProjectorState
             updated_at: from_micros(updated)?,
             heartbeat_at: from_micros(heartbeat)?,
             parked: parked as u64,
+            last_error: error,
+            last_error_at: error_at.map(from_micros).transpose()?,
         })
     })
     .transpose()
@@ -575,7 +580,8 @@ fn commit_tx(conn: &mut Connection, c: &Commit) -> Result<(), StoreError> {
         Some(p) => tx
             .prepare_cached(
                 "UPDATE projector_checkpoints SET position_tx = ?2, position_pos = ?3, projector_version = ?4,
-                     last_event_at = coalesce(?5, last_event_at), updated_at = ?6, heartbeat_at = ?6
+                     last_event_at = coalesce(?5, last_event_at), updated_at = ?6, heartbeat_at = ?6,
+                     last_error = NULL, last_error_at = NULL
                  WHERE projector = ?1 AND position_tx = ?7 AND position_pos = ?8",
             )?
             .execute(params![
@@ -627,6 +633,7 @@ fn parked_row(r: &Row<'_>) -> rusqlite::Result<RawParked> {
 #[async_trait]
 impl ViewStore for SqliteStore {
     async fn get(&self, view: &str, id: &str) -> Result<Option<Doc>, StoreError> {
+        check_lookup([view, id])?;
         let (view, id) = (view.to_string(), id.to_string());
         self.read(move |c| {
             let raw = c
@@ -639,6 +646,7 @@ impl ViewStore for SqliteStore {
     }
 
     async fn get_many(&self, view: &str, ids: &[String]) -> Result<Vec<Doc>, StoreError> {
+        check_lookup(std::iter::once(view).chain(ids.iter().map(String::as_str)))?;
         let view = view.to_string();
         let ids = ids.to_vec();
         self.read(move |c| {
@@ -662,6 +670,7 @@ impl ViewStore for SqliteStore {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<Doc>, StoreError> {
+        check_lookup([Some(view), partition, after.map(|a| a.0), after.map(|a| a.1)].into_iter().flatten())?;
         let mut conds = vec!["view = ?1".to_string()];
         let mut args: Vec<String> = vec![view.to_string()];
         if let Some(p) = partition {
@@ -687,6 +696,7 @@ impl ViewStore for SqliteStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        check_commit(&commit)?;
         let durability = self.inner.durability;
         self.write(move |c| relaxed(c, durability, |c| commit_tx(c, &commit))).await
     }
@@ -694,6 +704,18 @@ impl ViewStore for SqliteStore {
     async fn projector_state(&self, projector: &str) -> Result<Option<ProjectorState>, StoreError> {
         let projector = projector.to_string();
         self.read(move |c| state_row(c, &projector)).await
+    }
+
+    async fn record_error(&self, projector: &str, error: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let (projector, error) = (projector.to_string(), printable(error));
+        self.write(move |c| {
+            c.prepare_cached(
+                "UPDATE projector_checkpoints SET last_error = ?2, last_error_at = ?3 WHERE projector = ?1",
+            )?
+            .execute(params![projector, error, micros(at)])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn heartbeat(&self, projector: &str, now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -1,7 +1,10 @@
-//! Shared test support: the store conformance suite and a throw-away PostgreSQL cluster.
+//! Shared test support: the store conformance suite, a throw-away PostgreSQL cluster and a
+//! view store that fails on demand.
 
 pub mod conformance;
+pub mod faulty;
 pub mod pg;
+pub mod view_strings;
 
 /// A new empty folder under the system's temporary directory, for one test.
 pub fn scratch_dir() -> std::path::PathBuf {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::event::{Position, RecordedEvent};
+use crate::events::has_nul;
 
 /// A stored read-model document.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -63,7 +64,7 @@ impl ParkedEvent {
             stream_id: event.stream_id.clone(),
             stream_version: event.stream_version,
             event_type: event.event_type.clone(),
-            error,
+            error: printable(&error),
             attempts,
             parked_at: crate::event::store_time(at),
         }
@@ -95,6 +96,9 @@ pub struct ProjectorState {
     pub updated_at: DateTime<Utc>,
     pub heartbeat_at: DateTime<Utc>,
     pub parked: u64,
+    /// Why the runner's last attempt failed, if it has not committed since.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
 }
 
 type AliveCheck = Box<dyn Fn(&(dyn Any + Send + Sync)) -> bool + Send + Sync>;
@@ -113,6 +117,90 @@ impl Ownership {
     /// False once the ownership was lost (for example the database connection holding it died).
     pub fn is_alive(&self) -> bool {
         (self.alive)(self.hold.as_ref())
+    }
+}
+
+/// Longest document id, in bytes of UTF-8.
+pub const MAX_ID_BYTES: usize = 512;
+/// Longest partition, in bytes of UTF-8.
+pub const MAX_PARTITION_BYTES: usize = 512;
+/// Longest sort key, in bytes of UTF-8 (a title of 100 characters and an id fit).
+pub const MAX_SORT_KEY_BYTES: usize = 1024;
+/// Longest view name, in bytes of UTF-8 (shadow names included).
+pub const MAX_VIEW_BYTES: usize = 128;
+
+/// A key or text as an error message may show it: escaped, and cut after 60 characters.
+fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(60).flat_map(char::escape_debug).collect();
+    if s.chars().count() > 60 {
+        out.push('…');
+    }
+    format!("'{out}'")
+}
+
+/// An error text that every backend can store: NUL written as `\u0000`.
+pub(crate) fn printable(text: &str) -> String {
+    text.replace('\0', "\\u0000")
+}
+
+fn check_key(view: &str, id: &str, what: &str, value: &str, max: usize) -> Result<(), StoreError> {
+    let fault = if value.contains('\0') {
+        "contains a NUL character (\\u0000)".to_string()
+    } else if value.len() > max {
+        format!("is {} bytes long, more than {max}", value.len())
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::Invalid(format!("document {}/{}: the {what} {fault}", shown(view), shown(id))))
+}
+
+/// The rule every view store applies to a document before writing it, so that all backends
+/// hold the same documents: no NUL anywhere (PostgreSQL `text` and `jsonb` cannot store it)
+/// and keys short enough for PostgreSQL's indexes (an index entry holds at most ~2,700 bytes:
+/// view, partition, sort key and id are indexed together). Any other string round-trips and
+/// lists in byte order on every backend.
+pub fn check_doc(view: &str, id: &str, partition: &str, sort_key: &str, body: &Value) -> Result<(), StoreError> {
+    check_key(view, id, "view name", view, MAX_VIEW_BYTES)?;
+    check_key(view, id, "id", id, MAX_ID_BYTES)?;
+    check_key(view, id, "partition", partition, MAX_PARTITION_BYTES)?;
+    check_key(view, id, "sort key", sort_key, MAX_SORT_KEY_BYTES)?;
+    if has_nul(body) {
+        return Err(StoreError::Invalid(format!(
+            "document {}/{}: the body contains a NUL character (\\u0000)",
+            shown(view),
+            shown(id)
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_doc`] for a deletion: only the keys that name the document.
+pub fn check_delete(view: &str, id: &str) -> Result<(), StoreError> {
+    check_key(view, id, "view name", view, MAX_VIEW_BYTES)?;
+    check_key(view, id, "id", id, MAX_ID_BYTES)
+}
+
+/// What every backend checks before it writes any part of a commit.
+pub(crate) fn check_commit(c: &Commit) -> Result<(), StoreError> {
+    for change in &c.changes {
+        match change {
+            DocChange::Put { view, id, partition, sort_key, body } => check_doc(view, id, partition, sort_key, body)?,
+            DocChange::Delete { view, id } => check_delete(view, id)?,
+        }
+    }
+    let texts = c.parked.iter().flat_map(|p| [&p.projector, &p.stream_id, &p.event_type, &p.error]);
+    if std::iter::once(&c.projector).chain(texts).any(|t| t.contains('\0')) {
+        return Err(StoreError::Invalid(format!("commit of {}: a parked event contains NUL", shown(&c.projector))));
+    }
+    Ok(())
+}
+
+/// What every backend checks before looking documents up: no stored key contains NUL, and
+/// asking for one is a mistake (PostgreSQL could not even be asked).
+pub(crate) fn check_lookup<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<(), StoreError> {
+    match keys.into_iter().find(|k| k.contains('\0')) {
+        Some(k) => Err(StoreError::Invalid(format!("document key {} contains a NUL character (\\u0000)", shown(k)))),
+        None => Ok(()),
     }
 }
 
@@ -139,7 +227,13 @@ pub trait ViewStore: Send + Sync + 'static {
     ) -> Result<Vec<Doc>, StoreError>;
 
     /// Writes changes, parked events and the checkpoint in one transaction, or nothing.
+    /// Clears the projector's last error. A document [`check_doc`] refuses is `Invalid`.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+
+    /// Records why the runner of `projector` is failing, kept with its checkpoint until its
+    /// next successful commit. A projector without a checkpoint has nowhere to keep it:
+    /// nothing is written then.
+    async fn record_error(&self, projector: &str, error: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
 
     async fn projector_state(&self, projector: &str) -> Result<Option<ProjectorState>, StoreError>;
 

@@ -684,8 +684,9 @@ async fn crash_safety() {
     }
 }
 
-/// A failure after the checkpoint moved (here PostgreSQL refusing a NUL in jsonb while the
-/// documents are written) rolls back the checkpoint too: neither is left behind.
+/// A failure after the checkpoint moved (here a constraint PostgreSQL checks while the
+/// documents are written) rolls back the checkpoint too: neither is left behind. Such a
+/// refusal is about the data (`Rejected`), not the database being unreachable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_between_documents_and_checkpoint_leaves_neither() {
     let Some(url) = fresh_database().await else { return };
@@ -709,14 +710,14 @@ async fn a_failure_between_documents_and_checkpoint_leaves_neither() {
     };
     let p1 = Position::new(5, 1);
     store.commit(commit(None, p1, vec![put("a", json!({"n": 1}))])).await.unwrap();
+    raw(&url).await.batch_execute("ALTER TABLE view_docs ADD CONSTRAINT no_c CHECK (id <> 'c')").await.unwrap();
     let failed = store
-        .commit(commit(
-            Some(p1),
-            Position::new(6, 2),
-            vec![put("b", json!({"n": 2})), put("c", json!({"bad": "\u{0}"}))],
-        ))
+        .commit(commit(Some(p1), Position::new(6, 2), vec![put("b", json!({"n": 2})), put("c", json!({"n": 3}))]))
         .await;
-    assert!(matches!(failed, Err(StoreError::Database(_))), "{failed:?}");
+    match &failed {
+        Err(e @ StoreError::Rejected(msg)) => assert!(e.is_about_data() && msg.starts_with("23514"), "{msg}"),
+        other => panic!("a check violation is Rejected, got {other:?}"),
+    }
     assert_eq!(store.projector_state("things").await.unwrap().unwrap().position, p1, "checkpoint rolled back");
     assert_eq!(store.get("things", "b").await.unwrap(), None, "documents rolled back");
     // The runner can go on from where it was.

@@ -29,6 +29,8 @@ pub struct Readiness {
     /// bound) or `unavailable`.
     pub status: &'static str,
     pub store: StoreReadiness,
+    /// Each projector's health as stored, with `last_error` while its runner keeps failing
+    /// (the lag grows meanwhile, and turns the status `lagging` past the bound).
     pub projectors: Vec<ProjectorHealth>,
 }
 

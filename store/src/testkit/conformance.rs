@@ -546,25 +546,54 @@ pub async fn view_activity(store: Store) {
     assert_eq!(v.last_touched("user-2").await.unwrap(), None);
 }
 
-/// Generates one test per conformance check for a backend.
+/// A runner's last error is kept with its checkpoint (every node and the CLI see it) until
+/// its next successful commit; a projector without a checkpoint has nowhere to keep one.
+pub async fn view_last_error_is_kept_until_the_next_commit(store: Store) {
+    let v = store.views();
+    let at = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap() + chrono::Duration::microseconds(7);
+    v.record_error("p", "nowhere to keep it", at).await.unwrap();
+    assert_eq!(v.projector_state("p").await.unwrap(), None, "recording an error creates no checkpoint");
+
+    v.commit(commit("p", None, 1, vec![])).await.unwrap();
+    let fresh = v.projector_state("p").await.unwrap().unwrap();
+    assert_eq!((fresh.last_error, fresh.last_error_at), (None, None));
+    v.record_error("p", "database error: connection refused", at).await.unwrap();
+    v.heartbeat("p", Utc::now()).await.unwrap();
+    let failing = v.projector_state("p").await.unwrap().unwrap();
+    assert_eq!(failing.last_error.as_deref(), Some("database error: connection refused"));
+    assert_eq!(failing.last_error_at, Some(at));
+    assert_eq!(failing.position, Position::new(0, 1), "recording an error moves nothing");
+    assert_eq!(v.projector_state("q").await.unwrap(), None);
+
+    v.commit(commit("p", Some(1), 2, vec![])).await.unwrap();
+    let recovered = v.projector_state("p").await.unwrap().unwrap();
+    assert_eq!((recovered.last_error, recovered.last_error_at), (None, None), "a successful commit clears it");
+}
+
+/// Generates one test per conformance check for a backend (this module's and
+/// [`super::view_strings`]'s).
 ///
 /// `$open` is an async expression giving `Option<Store>` (None: backend unavailable, skip).
 #[macro_export]
 macro_rules! conformance_suite {
     ($open:expr) => {
-        $crate::conformance_suite!(@tests $open;
+        $crate::conformance_suite!(@tests $open; conformance;
             expected_version_matrix, concurrent_writers_one_winner_per_version, concurrent_any_appends_all_land,
             refused_appends_in_a_burst_leave_the_others,
             idempotent_retry_by_event_id, invalid_appends_are_refused, envelopes_round_trip, read_stream_both_ways,
             read_all_pages_and_filters, subscription_catches_up_then_tails, view_documents,
-            view_commit_is_atomic_with_checkpoint, view_shadow_swap, view_single_owner, view_activity);
+            view_commit_is_atomic_with_checkpoint, view_shadow_swap, view_single_owner, view_activity,
+            view_last_error_is_kept_until_the_next_commit);
+        $crate::conformance_suite!(@tests $open; view_strings;
+            view_keys_round_trip_in_byte_order, view_key_lengths_are_bounded_alike, view_nul_is_refused_alike,
+            view_bodies_round_trip);
     };
-    (@tests $open:expr; $($name:ident),*) => {
+    (@tests $open:expr; $module:ident; $($name:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let Some(store) = $open else { return };
-                $crate::testkit::conformance::$name(store).await;
+                $crate::testkit::$module::$name(store).await;
             }
         )*
     };
