@@ -188,7 +188,9 @@ pub async fn bench(store: &Store, backend: &str, conversations: u64) -> Result<(
     for (kind, dims) in cases {
         let mut q = Query::new(kind);
         let mut errors = vec![];
-        q.parse_names(Some(&dims.join(",")), None, &mut errors);
+        // No groupings is no `group_by` at all (an empty one is refused).
+        let group_by = dims.join(",");
+        q.parse_names((!dims.is_empty()).then_some(group_by.as_str()), None, &mut errors);
         ensure!(errors.is_empty(), "{errors:?}");
         let mut ms = Vec::new();
         let mut groups = 0;
