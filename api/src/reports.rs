@@ -284,7 +284,8 @@ impl Facts {
             hour: r.start_hour,
             weekday: r.start_weekday,
             rating: r.rating.unwrap_or(0),
-            answered: r.answered,
+            // The same as `r.answered` (an answer has a time), which the sums rely on.
+            answered: r.time_to_answer_micros().is_some(),
             abandoned: r.abandoned,
             visitor_wrote: r.visitor_messages > 0,
             messages: r.messages,
