@@ -577,9 +577,11 @@ pub struct Report {
     pub group_by: Vec<String>,
     pub measures: Vec<String>,
     /// One object per group: the group's values by dimension name, then the measures.
+    /// Without groupings, one object: the total.
     #[schema(value_type = Vec<Object>)]
     pub rows: Vec<Map<String, Value>>,
-    /// The measures over every row the filters keep.
+    /// The measures over every conversation the filters keep, each counted once (in the
+    /// operators report, only those an operator handled).
     #[schema(value_type = Object)]
     pub total: Map<String, Value>,
 }
