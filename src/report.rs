@@ -13,7 +13,8 @@ use crate::Failure;
 pub enum ReportKind {
     /// One count per conversation (Odoo's "Sessions").
     Conversations,
-    /// One count per operator who handled a conversation (Odoo's "Operator Analysis").
+    /// One count per operator who handled a conversation (Odoo's "Operator Analysis"); its
+    /// total leaves out conversations no operator ever had.
     Operators,
 }
 
@@ -32,8 +33,13 @@ rating (Happy, Neutral, Unhappy, none).
 
 Measures: count, messages_avg, duration_avg, time_to_answer_avg, time_to_answer_p50,
 time_to_answer_p90, unanswered, unanswered_percent, satisfaction_percent, rating_avg, abandoned.
+Averages and percentages are rounded to 2 decimals, half away from zero, from exact sums.
 Conversations in which the visitor never wrote are left out unless --include-empty; `abandoned`
-counts them either way. Exact definitions: docs/reports.md.
+counts them either way. Without --group-by there is one row, the total. The operators report
+counts a conversation once per operator who handled it; its total counts each conversation
+once and leaves out those no operator ever had (a chatbot's alone, abandoned in the queue).
+An empty list or name (--measures \"\", --group-by a,,b), an unknown name or one given twice is
+a usage error. Exact definitions: docs/reports.md.
 
 The numbers are those of GET /api/v1/reports/..., computed by the same code from the store's
 report view as the projectors last wrote it (the view of a stopped server may lag the log).
@@ -46,10 +52,10 @@ pub struct ReportArgs {
     /// Which report.
     #[arg(value_enum)]
     pub kind: ReportKind,
-    /// One or two groupings, comma-separated (e.g. `channel,week`); none: one total row.
+    /// One or two groupings, comma-separated (e.g. `channel,week`); left out: one total row.
     #[arg(long, value_name = "NAMES")]
     pub group_by: Option<String>,
-    /// Measures to print, comma-separated (default: all).
+    /// Measures to print, comma-separated (left out: all).
     #[arg(long, value_name = "NAMES")]
     pub measures: Option<String>,
     /// Conversations started at or after: RFC 3339 time or YYYY-MM-DD (UTC midnight).
@@ -187,5 +193,26 @@ mod tests {
             panic!("accepted unknown names")
         };
         assert!(msg.contains("--group-by: 'planet'") && msg.contains("--measures: 'mood'"), "{msg}");
+    }
+
+    #[test]
+    fn without_group_by_both_reports_print_one_total_row() {
+        for kind in ["conversations", "operators"] {
+            assert!(parse(&[kind]).unwrap().group_by.is_empty(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn an_empty_list_or_name_is_a_one_line_usage_error() {
+        for argv in [
+            ["operators", "--measures", ""],
+            ["operators", "--measures", "count,,rating_avg"],
+            ["conversations", "--group-by", ""],
+            ["conversations", "--group-by", "channel,"],
+        ] {
+            let Err(Failure::Usage(msg)) = parse(&argv) else { panic!("{argv:?} accepted") };
+            let flag = argv[1];
+            assert!(msg.starts_with(&format!("{flag}: ")) && !msg.contains('\n'), "{argv:?}: {msg}");
+        }
     }
 }

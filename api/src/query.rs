@@ -32,6 +32,12 @@ impl Params {
         self.values.remove(name).filter(|v| !v.is_empty())
     }
 
+    /// A parameter exactly as given, empty included: for lists, where `name=` is a mistake to
+    /// report rather than an absent parameter.
+    pub fn as_given(&mut self, name: &str) -> Option<String> {
+        self.values.remove(name)
+    }
+
     /// A parsed parameter; a value that does not parse is recorded as a field error.
     pub fn parse<T: FromStr>(&mut self, name: &str, expected: &str) -> Option<T> {
         let raw = self.text(name)?;

@@ -129,48 +129,46 @@ impl Query {
             channel: None,
             operator: None,
             country: None,
-            group_by: match kind {
-                Kind::Conversations => vec![],
-                Kind::Operators => vec![Dimension::Operator],
-            },
+            group_by: vec![],
             measures: MEASURES.iter().map(|(_, m)| *m).collect(),
             include_empty: false,
         }
     }
 
-    /// Parses `group_by` (one or two comma-separated names) and `measures` (comma-separated),
-    /// collecting every unknown name as a field error.
+    /// Parses `group_by` (one or two names) and `measures`, each comma-separated, as given
+    /// (`None`: not given, the default). Both lists follow one rule: every name known, none
+    /// twice, none empty (`measures=` and `a,,b` are mistakes, not "nothing"); every mistake
+    /// becomes a field error.
     pub fn parse_names(&mut self, group_by: Option<&str>, measures: Option<&str>, errors: &mut Vec<FieldError>) {
-        let mut error = |field: &str, message: String| errors.push(FieldError { field: field.into(), message });
         if let Some(g) = group_by {
-            let mut dims = vec![];
-            for name in g.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match DIMENSIONS.iter().find(|(n, _)| *n == name) {
-                    Some((_, d)) if dims.contains(d) => error("group_by", format!("'{name}' is given twice")),
-                    Some((_, d)) => dims.push(*d),
-                    None => error("group_by", format!("'{name}' is not one of {}", names(DIMENSIONS))),
-                }
+            self.group_by = list("group_by", g, DIMENSIONS, errors);
+            if self.group_by.len() > 2 {
+                errors.push(FieldError { field: "group_by".into(), message: "at most two groupings".into() });
             }
-            if dims.len() > 2 {
-                error("group_by", "at most two groupings".into());
-            }
-            self.group_by = dims;
         }
         if let Some(m) = measures {
-            let mut list = vec![];
-            for name in m.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match MEASURES.iter().find(|(n, _)| *n == name) {
-                    Some((_, m)) if !list.contains(m) => list.push(*m),
-                    Some(_) => {}
-                    None => error("measures", format!("'{name}' is not one of {}", names(MEASURES))),
-                }
-            }
-            if list.is_empty() {
-                error("measures", "name at least one measure".into());
-            }
-            self.measures = list;
+            self.measures = list("measures", m, MEASURES, errors);
         }
     }
+}
+
+/// A comma-separated list of names from `known` (spaces around a name are ignored).
+fn list<T: Copy + PartialEq>(field: &str, raw: &str, known: &[(&str, T)], errors: &mut Vec<FieldError>) -> Vec<T> {
+    let mut error = |message: String| errors.push(FieldError { field: field.into(), message });
+    if raw.trim().is_empty() {
+        error(format!("is empty: name one or more of {} (or leave it out)", names(known)));
+        return vec![];
+    }
+    let mut out = vec![];
+    for name in raw.split(',').map(str::trim) {
+        match known.iter().find(|(n, _)| *n == name) {
+            Some((_, x)) if out.contains(x) => error(format!("'{name}' is given twice")),
+            Some((_, x)) => out.push(*x),
+            None if name.is_empty() => error("has an empty name (two commas in a row, or one at an end)".into()),
+            None => error(format!("'{name}' is not one of {}", names(known))),
+        }
+    }
+    out
 }
 
 fn names<T>(list: &[(&str, T)]) -> String {
@@ -178,6 +176,8 @@ fn names<T>(list: &[(&str, T)]) -> String {
 }
 
 const NONE: u32 = u32::MAX;
+/// A span that is not there (no messages, no answer), in a microsecond field.
+const NO_SPAN: i64 = i64::MIN;
 
 /// A conversation reduced to what reports read.
 #[derive(Clone, Debug)]
@@ -199,8 +199,9 @@ struct Fact {
     abandoned: bool,
     visitor_wrote: bool,
     messages: u32,
-    duration: f64,
-    answer: f64,
+    /// Microseconds (`NO_SPAN` when none): sums of integers are exact, sums of floats not.
+    duration: i64,
+    answer: i64,
 }
 
 impl Fact {
@@ -283,12 +284,13 @@ impl Facts {
             hour: r.start_hour,
             weekday: r.start_weekday,
             rating: r.rating.unwrap_or(0),
-            answered: r.answered,
+            // The same as `r.answered` (an answer has a time), which the sums rely on.
+            answered: r.time_to_answer_micros().is_some(),
             abandoned: r.abandoned,
             visitor_wrote: r.visitor_messages > 0,
             messages: r.messages,
-            duration: r.duration_seconds.unwrap_or(f64::NAN),
-            answer: r.time_to_answer_seconds.unwrap_or(f64::NAN),
+            duration: r.duration_micros().unwrap_or(NO_SPAN),
+            answer: r.time_to_answer_micros().unwrap_or(NO_SPAN),
         };
         match self.by_session.get(&r.session_id) {
             Some(i) => self.facts[*i] = fact,
@@ -350,6 +352,8 @@ impl Facts {
                 groups.entry(*key).or_default().add(f, counted);
             };
             match q.kind {
+                // Without groupings the one row is the total (below).
+                _ if q.group_by.is_empty() => {}
                 Kind::Conversations => each(f.operator, &mut key, &mut groups),
                 Kind::Operators => {
                     for o in f.handlers().filter(|o| operator.is_none_or(|x| x == *o)) {
@@ -357,6 +361,8 @@ impl Facts {
                     }
                 }
             }
+            // The operators report is about operators: a conversation nobody handled (bot
+            // only, abandoned in the queue) is in none of its rows, so not in its total either.
             if q.kind == Kind::Conversations || f.operators[0] != NONE {
                 total.add(f, counted);
             }
@@ -369,7 +375,7 @@ impl Facts {
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
-        let rows = keys
+        let mut rows: Vec<Map<String, Value>> = keys
             .into_iter()
             .map(|k| {
                 let mut row = Map::new();
@@ -382,6 +388,9 @@ impl Facts {
             .collect();
         let mut total_row = Map::new();
         total.measure(&q.measures, &mut total_row);
+        if q.group_by.is_empty() {
+            rows.push(total_row.clone());
+        }
         Report {
             report: q.kind.name().into(),
             group_by: q.group_by.iter().map(|d| dimension_name(*d).to_string()).collect(),
@@ -464,14 +473,15 @@ impl std::hash::Hasher for KeyHasher {
 
 type Groups = HashMap<[i64; 2], Acc, std::hash::BuildHasherDefault<KeyHasher>>;
 
-/// Sums of one group.
+/// Sums of one group, in integers (microseconds for spans) so that nothing is lost before the
+/// one rounding of each measure.
 #[derive(Default)]
 struct Acc {
     count: u64,
     messages: u64,
-    durations: f64,
+    durations: i128,
     timed: u64,
-    answers: Vec<f64>,
+    answers: Vec<i64>,
     unanswered: u64,
     rated: u64,
     happy: u64,
@@ -489,8 +499,8 @@ impl Acc {
         }
         self.count += 1;
         self.messages += f.messages as u64;
-        if !f.duration.is_nan() {
-            self.durations += f.duration;
+        if f.duration != NO_SPAN {
+            self.durations += f.duration as i128;
             self.timed += 1;
         }
         if f.answered {
@@ -508,19 +518,28 @@ impl Acc {
     }
 
     fn measure(&mut self, measures: &[Measure], out: &mut Map<String, Value>) {
-        let ratio = |a: f64, b: u64| if b == 0 { Value::Null } else { round(a / b as f64).into() };
+        // `part / whole`, where `unit` of `part` make one of the measure (1 for counts, 100
+        // for percentages, 1,000,000 microseconds for seconds), to 2 decimals.
+        let ratio = |part: i128, unit: i128, whole: u64| {
+            if whole == 0 {
+                Value::Null
+            } else {
+                round2(part, unit * whole as i128).into()
+            }
+        };
+        let answered = self.answers.len() as u64;
         for m in measures {
             let v: Value = match m {
                 Measure::Count => self.count.into(),
-                Measure::MessagesAvg => ratio(self.messages as f64, self.count),
-                Measure::DurationAvg => ratio(self.durations, self.timed),
-                Measure::TimeToAnswerAvg => ratio(self.answers.iter().sum(), self.answers.len() as u64),
+                Measure::MessagesAvg => ratio(self.messages.into(), 1, self.count),
+                Measure::DurationAvg => ratio(self.durations, MICROS, self.timed),
+                Measure::TimeToAnswerAvg => ratio(self.answers.iter().map(|a| *a as i128).sum(), MICROS, answered),
                 Measure::TimeToAnswerP50 => percentile(&mut self.answers, 50),
                 Measure::TimeToAnswerP90 => percentile(&mut self.answers, 90),
                 Measure::Unanswered => self.unanswered.into(),
-                Measure::UnansweredPercent => ratio(100.0 * self.unanswered as f64, self.count),
-                Measure::SatisfactionPercent => ratio(100.0 * self.happy as f64, self.rated),
-                Measure::RatingAvg => ratio(self.ratings as f64, self.rated),
+                Measure::UnansweredPercent => ratio(100 * self.unanswered as i128, 1, self.count),
+                Measure::SatisfactionPercent => ratio(100 * self.happy as i128, 1, self.rated),
+                Measure::RatingAvg => ratio(self.ratings.into(), 1, self.rated),
                 Measure::Abandoned => self.abandoned.into(),
             };
             out.insert(measure_name(*m).into(), v);
@@ -528,20 +547,26 @@ impl Acc {
     }
 }
 
-/// Nearest rank: the smallest value with at least `p`% of the values at or below it.
-/// Selects in linear time rather than sorting (reorders `values`).
-fn percentile(values: &mut [f64], p: usize) -> Value {
+const MICROS: i128 = 1_000_000;
+
+/// Nearest rank: the smallest value with at least `p`% of the values at or below it, in
+/// seconds to 2 decimals. Selects in linear time rather than sorting (reorders `values`).
+fn percentile(values: &mut [i64], p: usize) -> Value {
     if values.is_empty() {
         return Value::Null;
     }
     let rank = (p * values.len()).div_ceil(100).max(1);
-    let (_, v, _) = values.select_nth_unstable_by(rank - 1, f64::total_cmp);
-    round(*v).into()
+    let (_, v, _) = values.select_nth_unstable(rank - 1);
+    round2(*v as i128, MICROS).into()
 }
 
-/// Two decimals: enough for seconds and percentages, and stable in snapshots.
-fn round(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
+/// `num / den` (`den > 0`) to 2 decimals, rounded half away from zero from the exact integer
+/// quotient, as decimal arithmetic would: 4.030000 s / 2 is 2.02 (a float sum gives 2.01).
+/// The result is the double nearest to that decimal, which JSON prints as the decimal.
+fn round2(num: i128, den: i128) -> f64 {
+    let (q, r) = (num * 100 / den, num * 100 % den);
+    let away = if 2 * r.abs() >= den { num.signum() } else { 0 };
+    (q + away) as f64 / 100.0
 }
 
 /// A computed report.
@@ -552,9 +577,11 @@ pub struct Report {
     pub group_by: Vec<String>,
     pub measures: Vec<String>,
     /// One object per group: the group's values by dimension name, then the measures.
+    /// Without groupings, one object: the total.
     #[schema(value_type = Vec<Object>)]
     pub rows: Vec<Map<String, Value>>,
-    /// The measures over every row the filters keep.
+    /// The measures over every conversation the filters keep, each counted once (in the
+    /// operators report, only those an operator handled).
     #[schema(value_type = Object)]
     pub total: Map<String, Value>,
 }
@@ -655,9 +682,14 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn row(n: u128, started: &str, answer: Option<f64>, rating: Option<u8>) -> ReportRow {
+    /// A conversation whose visitor wrote at its start; `answer` microseconds later an
+    /// operator answered (the last message), if at all.
+    fn row(n: u128, started: &str, answer: Option<i64>, rating: Option<u8>) -> ReportRow {
         let started_at: DateTime<Utc> = started.parse().unwrap();
+        let answered_at = answer.map(|a| started_at + chrono::TimeDelta::microseconds(a));
+        let seconds = |a: i64| a as f64 / 1e6;
         ReportRow {
             session_id: Uuid::from_u128(n),
             channel_id: Uuid::from_u128(1),
@@ -670,15 +702,15 @@ mod tests {
             country: None,
             anonymous: true,
             queued: false,
-            messages: 2,
+            messages: 1 + answer.is_some() as u32,
             visitor_messages: 1,
-            speakers: 2,
+            speakers: 1 + answer.is_some() as u32,
             first_message_at: Some(started_at),
-            last_message_at: Some(started_at),
+            last_message_at: Some(answered_at.unwrap_or(started_at)),
             first_visitor_message_at: Some(started_at),
-            first_answer_at: None,
-            duration_seconds: Some(0.0),
-            time_to_answer_seconds: answer,
+            first_answer_at: answered_at,
+            duration_seconds: Some(answer.map_or(0.0, seconds)),
+            time_to_answer_seconds: answer.map(seconds),
             answered: answer.is_some(),
             rating,
             rating_text: None,
@@ -691,17 +723,20 @@ mod tests {
     fn query(group_by: &str, measures: &str) -> Query {
         let mut q = Query::new(Kind::Conversations);
         let mut errors = vec![];
-        q.parse_names(Some(group_by), Some(measures), &mut errors);
+        q.parse_names((!group_by.is_empty()).then_some(group_by), Some(measures), &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
         q
     }
 
+    const S: i64 = 1_000_000;
+
     #[test]
     fn percentiles_are_nearest_rank() {
-        let mut v: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        let mut v: Vec<i64> = (1..=10).rev().map(|s| s * S).collect();
         assert_eq!((percentile(&mut v, 50), percentile(&mut v, 90)), (json(5.0), json(9.0)));
-        assert_eq!((percentile(&mut [7.0], 50), percentile(&mut [7.0], 90)), (json(7.0), json(7.0)));
+        assert_eq!((percentile(&mut [7 * S], 50), percentile(&mut [7 * S], 90)), (json(7.0), json(7.0)));
         assert_eq!(percentile(&mut [], 50), Value::Null);
+        assert_eq!(percentile(&mut [1_005_000], 50), json(1.01), "1.005 s is 1.01, not a float's 1.0");
     }
 
     fn json(x: f64) -> Value {
@@ -709,22 +744,201 @@ mod tests {
     }
 
     #[test]
+    fn every_measure_rounds_half_away_from_zero_from_exact_integers() {
+        // (numerator, denominator, two decimals): what a float computation gets wrong too.
+        let table: &[(i128, i128, f64)] = &[
+            (4_030_000, 2 * 1_000_000, 2.02), // 2.010000 s and 2.020000 s: 2.015
+            (1_005_000, 1_000_000, 1.01),     // (1.005 * 100.0).round() / 100.0 is 1.0
+            (201, 200, 1.01),                 // 201 messages over 200 conversations
+            (100, 8, 12.5),                   // 1 happy of 8, in percent
+            (200, 3, 66.67),
+            (100, 3, 33.33),
+            (11, 3, 3.67), // ratings 5, 5, 1
+            (-4_030_000, 2 * 1_000_000, -2.02),
+            (-1, 200, -0.01), // -0.005: away from zero
+            (-1, 201, 0.0),
+            (0, 7, 0.0),
+            (i64::MAX as i128 * 3, 3 * 1_000_000, 9_223_372_036_854.78),
+        ];
+        for (num, den, expected) in table {
+            assert_eq!(round2(*num, *den), *expected, "{num} / {den}");
+        }
+    }
+
+    /// The mean of `micros`, in seconds, as decimal arithmetic rounds it: long division to the
+    /// third decimal digit, which decides (5 or more rounds the magnitude up).
+    fn decimal_mean(micros: &[i64]) -> String {
+        let sum: i128 = micros.iter().map(|m| *m as i128).sum();
+        let den = micros.len() as i128 * 1_000_000;
+        let mut rem = sum.abs();
+        let mut digits = vec![rem / den];
+        for _ in 0..3 {
+            rem = rem % den * 10;
+            digits.push(rem / den);
+        }
+        let hundredths = digits[0] * 100 + digits[1] * 10 + digits[2] + (digits[3] >= 5) as i128;
+        let sign = if sum < 0 && hundredths > 0 { "-" } else { "" };
+        format!("{sign}{}.{:02}", hundredths / 100, hundredths % 100)
+    }
+
+    #[test]
+    fn averages_of_exact_microseconds_round_as_decimal_arithmetic_would() {
+        // SplitMix64: the same cases on every run; many land on a half (x.xx5000).
+        let mut state = 7u64;
+        let mut next = || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        for case in 0..20_000 {
+            let n = 1 + next() % 6;
+            let micros: Vec<i64> = (0..n)
+                .map(|_| match next() % 3 {
+                    // Whole milliseconds and half hundredths: ties are common.
+                    0 => (next() % 100_000) as i64 * 5_000,
+                    1 => (next() % 10_000_000_000) as i64,
+                    _ => (next() % 1_000_000) as i64 - 500_000,
+                })
+                .collect();
+            let mut acc = Acc::default();
+            for m in &micros {
+                acc.add(&Fact { duration: *m, answer: *m, answered: true, visitor_wrote: true, ..blank() }, true);
+            }
+            let mut out = Map::new();
+            acc.measure(&[Measure::DurationAvg, Measure::TimeToAnswerAvg], &mut out);
+            let expected: f64 = decimal_mean(&micros).parse().unwrap();
+            assert_eq!(out["duration_avg"], json(expected), "case {case}: {micros:?}");
+            assert_eq!(out["time_to_answer_avg"], json(expected), "case {case}: {micros:?}");
+            if n == 1 {
+                assert_eq!(percentile(&mut micros.clone(), 50), json(expected), "{micros:?}");
+            }
+        }
+    }
+
+    fn blank() -> Fact {
+        Fact {
+            started: 0,
+            day: 0,
+            month: 0,
+            channel: NONE,
+            operator: NONE,
+            operators: [NONE; 2],
+            more_operators: Box::new([]),
+            country: NONE,
+            hour: 0,
+            weekday: 1,
+            rating: 0,
+            answered: false,
+            abandoned: false,
+            visitor_wrote: false,
+            messages: 0,
+            duration: NO_SPAN,
+            answer: NO_SPAN,
+        }
+    }
+
+    #[test]
+    fn answers_of_2_01_and_2_02_seconds_average_to_2_02() {
+        let mut facts = Facts::default();
+        facts.upsert(&row(1, "2026-11-23T09:00:00Z", Some(2_010_000), None));
+        facts.upsert(&row(2, "2026-11-23T10:00:00Z", Some(2_020_000), None));
+        let r = facts.report(&query("", "time_to_answer_avg,duration_avg,time_to_answer_p90"));
+        assert_eq!(r.total["time_to_answer_avg"], json(2.02), "2.015 rounds away from zero");
+        assert_eq!(r.total["duration_avg"], json(2.02));
+        assert_eq!(r.total["time_to_answer_p90"], json(2.02));
+    }
+
+    #[test]
     fn weeks_are_iso_weeks_across_the_new_year_and_an_upsert_replaces_the_row() {
         let mut facts = Facts::default();
-        facts.upsert(&row(1, "2026-12-31T23:00:00Z", Some(10.0), Some(5)));
+        facts.upsert(&row(1, "2026-12-31T23:00:00Z", Some(10 * S), Some(5)));
         facts.upsert(&row(2, "2027-01-03T10:00:00Z", None, None));
-        facts.upsert(&row(3, "2027-01-04T10:00:00Z", Some(20.0), Some(1)));
+        facts.upsert(&row(3, "2027-01-04T10:00:00Z", Some(20 * S), Some(1)));
         let r = facts.report(&query("week", "count,unanswered,satisfaction_percent"));
         let weeks: Vec<(Value, Value)> = r.rows.iter().map(|g| (g["week"].clone(), g["count"].clone())).collect();
         assert_eq!(weeks, [("2026-W53".into(), 2.into()), ("2027-W01".into(), 1.into())]);
         // The same conversation again (it got an answer): one row, new values.
-        facts.upsert(&row(2, "2027-01-03T10:00:00Z", Some(30.0), Some(5)));
+        facts.upsert(&row(2, "2027-01-03T10:00:00Z", Some(30 * S), Some(5)));
         let r = facts.report(&query("month", "count,unanswered,time_to_answer_p50,rating_avg"));
         assert_eq!(facts.len(), 3);
         assert_eq!(r.total["unanswered"], 0);
         assert_eq!(r.total["time_to_answer_p50"], json(20.0));
         assert_eq!(r.rows[0]["month"], "2026-12");
         assert_eq!(r.total["rating_avg"], json(3.67));
+    }
+
+    #[test]
+    fn without_groupings_both_reports_answer_one_row_the_total() {
+        let mut facts = Facts::default();
+        let ada = Uuid::from_u128(0xada);
+        let bob = Uuid::from_u128(0xb0b);
+        // Handled by Ada then Bob; by Ada; by nobody (a chatbot's alone).
+        facts.upsert(&ReportRow {
+            operators: vec![ada, bob],
+            operator_id: Some(bob),
+            ..row(1, "2026-11-23T09:00:00Z", Some(S), None)
+        });
+        facts.upsert(&ReportRow {
+            operators: vec![ada],
+            operator_id: Some(ada),
+            ..row(2, "2026-11-23T09:00:00Z", None, None)
+        });
+        facts.upsert(&row(3, "2026-11-23T09:00:00Z", None, None));
+        for (kind, count) in [(Kind::Conversations, 3), (Kind::Operators, 2)] {
+            let mut q = Query::new(kind);
+            q.parse_names(None, Some("count,unanswered"), &mut vec![]);
+            let r = facts.report(&q);
+            assert_eq!(r.group_by, Vec::<String>::new(), "{kind:?}");
+            assert_eq!(r.rows, vec![r.total.clone()], "{kind:?}");
+            assert_eq!(r.total["count"], count, "{kind:?}: the operators' total leaves out #3");
+        }
+        // Grouped by operator, a transferred conversation is in both operators' rows.
+        let mut q = Query::new(Kind::Operators);
+        q.parse_names(Some("operator"), Some("count"), &mut vec![]);
+        let counts: Vec<Value> = facts.report(&q).rows.iter().map(|r| r["count"].clone()).collect();
+        assert_eq!(counts, [json!(2), json!(1)]);
+        // Nothing to report: still the one total row.
+        let r = Facts::default().report(&Query::new(Kind::Operators));
+        assert_eq!(
+            (r.rows.len(), r.total["count"].clone(), r.total["duration_avg"].clone()),
+            (1, json!(0), Value::Null)
+        );
+    }
+
+    #[test]
+    fn list_parameters_refuse_empty_lists_and_names_unknown_names_and_repeats() {
+        let errors = |group_by: Option<&str>, measures: Option<&str>| {
+            let mut q = Query::new(Kind::Conversations);
+            let mut errors = vec![];
+            q.parse_names(group_by, measures, &mut errors);
+            errors.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>()
+        };
+        assert_eq!(errors(None, None), Vec::<String>::new());
+        assert_eq!(errors(Some(" channel , day "), Some("count, rating_avg")), Vec::<String>::new());
+        for (group_by, measures, field) in [
+            (None, Some(""), "measures"),
+            (None, Some(" "), "measures"),
+            (None, Some("count,,rating_avg"), "measures"),
+            (None, Some("count,"), "measures"),
+            (None, Some(","), "measures"),
+            (None, Some("count,count"), "measures"),
+            (None, Some("mood"), "measures"),
+            (Some(""), None, "group_by"),
+            (Some("channel,,day"), None, "group_by"),
+            (Some("day,day"), None, "group_by"),
+            (Some("planet"), None, "group_by"),
+            (Some("day,hour,channel"), None, "group_by"),
+        ] {
+            let found = errors(group_by, measures);
+            assert!(
+                !found.is_empty() && found.iter().all(|e| e.starts_with(field)),
+                "{group_by:?} {measures:?}: {found:?}"
+            );
+        }
+        assert_eq!(errors(None, Some("")), ["measures: is empty: name one or more of count, messages_avg, duration_avg, time_to_answer_avg, time_to_answer_p50, time_to_answer_p90, unanswered, unanswered_percent, satisfaction_percent, rating_avg, abandoned (or leave it out)"]);
+        assert_eq!(errors(None, Some("count,,x")), ["measures: has an empty name (two commas in a row, or one at an end)", "measures: 'x' is not one of count, messages_avg, duration_avg, time_to_answer_avg, time_to_answer_p50, time_to_answer_p90, unanswered, unanswered_percent, satisfaction_percent, rating_avg, abandoned"]);
     }
 
     #[test]

@@ -234,6 +234,64 @@ async fn a_later_rating_replaces_the_earlier_one_and_both_stay_in_the_history() 
     assert_eq!(events.body["events"].as_array().map(Vec::len), Some(2), "{}", events.body);
 }
 
+/// One rule for every view: a conversation counts in the channel it started in, its rating
+/// too, even when it was moved to another channel before the visitor rated it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_moved_to_another_channel_is_counted_and_rated_where_it_started() {
+    let env = Env::start().await;
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let (bob, bob_token) = env.operator("bob@example.com", "Bob").await;
+    let shop = env.channel("Shop", &[ada]).await;
+    let help = env.channel("Help", &[bob]).await;
+    join(&env, &shop, &ada_token).await;
+    join(&env, &help, &bob_token).await;
+
+    // Started in Shop with Ada, handed to Bob in Help, then rated happy.
+    let c = chat(&env, &shop, "Marie").await;
+    let moved = env
+        .call(
+            Method::POST,
+            &format!("/api/v1/conversations/{}/transfer", c.id),
+            Some(&ada_token),
+            Some(json!({"channel_id": help, "operator_id": bob})),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    let position = rated(&env, &c, 5, None).await;
+
+    // The dashboard: the conversation and its rating in Shop, nothing in Help.
+    let (shop_card, help_card) = (card(&env, &shop, &position).await, card(&env, &help, &position).await);
+    assert_eq!(
+        (&shop_card["conversation_count"], &shop_card["satisfaction_percent"]),
+        (&json!(1), &json!(100)),
+        "{shop_card}"
+    );
+    assert_eq!(
+        (&help_card["conversation_count"], &help_card["satisfaction_percent"]),
+        (&json!(0), &Value::Null),
+        "{help_card}"
+    );
+    // The ratings list: under Shop, for Bob (who had it when it was rated).
+    let listed = ratings(&env, &env.admin, &format!("?channel_id={shop}&min_position={position}")).await;
+    assert_eq!(listed.body["ratings"][0]["operator_id"], bob.to_string(), "{}", listed.body);
+    assert_eq!(listed.body["ratings"][0]["channel_id"], shop, "{}", listed.body);
+    let elsewhere = ratings(&env, &env.admin, &format!("?channel_id={help}&min_position={position}")).await;
+    assert_eq!(elsewhere.body["ratings"], json!([]));
+    // The reports: the same channel.
+    let report = env
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/reports/conversations?group_by=channel&measures=count,satisfaction_percent&min_position={position}"
+            ),
+            Some(&env.admin),
+            None,
+        )
+        .await;
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert_eq!(report.body["rows"], json!([{"channel": shop, "count": 1, "satisfaction_percent": 100.0}]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ratings_are_refused_with_a_problem_document() {
     let env = Env::start().await;

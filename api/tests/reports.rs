@@ -23,11 +23,11 @@ fn time(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-/// One conversation's events, each `seconds` after its start.
+/// One conversation's events, each some time after its start.
 struct Script {
     id: Uuid,
     start: DateTime<Utc>,
-    events: Vec<(i64, SessionEvent)>,
+    events: Vec<(Duration, SessionEvent)>,
 }
 
 impl Script {
@@ -43,11 +43,15 @@ impl Script {
             languages: vec![],
             visitor_token_sha256: String::new(),
         };
-        Script { id, start: time(start), events: vec![(0, started)] }
+        Script { id, start: time(start), events: vec![(Duration::zero(), started)] }
     }
 
-    fn at(mut self, seconds: i64, e: SessionEvent) -> Self {
-        self.events.push((seconds, e));
+    fn at(self, seconds: i64, e: SessionEvent) -> Self {
+        self.after(Duration::seconds(seconds), e)
+    }
+
+    fn after(mut self, d: Duration, e: SessionEvent) -> Self {
+        self.events.push((d, e));
         self
     }
 
@@ -102,9 +106,9 @@ async fn write(env: &Env, scripts: Vec<Script>) -> String {
         let events = s
             .events
             .iter()
-            .map(|(secs, e)| {
+            .map(|(d, e)| {
                 let (event_type, data) = encode(e);
-                NewEvent { recorded_at: Some(s.start + Duration::seconds(*secs)), ..NewEvent::new(event_type, data) }
+                NewEvent { recorded_at: Some(s.start + *d), ..NewEvent::new(event_type, data) }
             })
             .collect();
         let r = env.state.events.append(&format!("session-{}", s.id), ExpectedVersion::NoStream, events).await.unwrap();
@@ -231,13 +235,83 @@ async fn the_conversations_report_on_a_hand_computed_history() {
 async fn the_operators_report_counts_a_transferred_conversation_for_each_operator() {
     let env = Env::start().await;
     let at = history(&env).await;
-    let a = report(&env, &env.admin, "/api/v1/reports/operators", &at).await;
+    let a = report(&env, &env.admin, "/api/v1/reports/operators?group_by=operator", &at).await;
     assert_eq!(a.status, 200, "{}", a.body);
     insta::assert_json_snapshot!("operators", a.body);
     let count = |who: Uuid| {
         a.body["rows"].as_array().unwrap().iter().find(|r| r["operator"] == who.to_string()).unwrap()["count"].clone()
     };
     assert_eq!((count(ADA), count(BOB)), (json!(3), json!(3)), "Ada: #1 #2 #6; Bob: #2 #3 #5");
+    // Without a grouping, one row: the total, each conversation once (#2 is not counted twice).
+    let total = report(&env, &env.admin, "/api/v1/reports/operators?measures=count,unanswered", &at).await;
+    assert_eq!(total.status, 200, "{}", total.body);
+    assert_eq!(
+        total.body,
+        json!({
+            "report": "operators", "group_by": [], "measures": ["count", "unanswered"],
+            "rows": [{"count": 5, "unanswered": 1}], "total": {"count": 5, "unanswered": 1}
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_total_leaves_out_conversations_no_operator_ever_had() {
+    let env = Env::start().await;
+    // #1 answered by Ada; #2 a chatbot's alone; #3 waited in the queue, the visitor wrote, nobody came.
+    let at = write(
+        &env,
+        vec![
+            Script::new(1, SHOP, "2026-11-23T09:00:00Z", None).assigned(0, ADA).says(1, visitor()).says(2, op(ADA)),
+            Script::new(2, SHOP, "2026-11-23T10:00:00Z", None).says(1, visitor()).says(2, Party::System),
+            Script::new(3, SHOP, "2026-11-23T11:00:00Z", None)
+                .at(0, SessionEvent::SessionQueued {})
+                .says(1, visitor())
+                .closed(600, CloseReason::VisitorLeft),
+        ],
+    )
+    .await;
+    let conversations = report(&env, &env.admin, "/api/v1/reports/conversations?measures=count", &at).await;
+    assert_eq!(conversations.body["total"], json!({"count": 3}), "{}", conversations.body);
+    let operators = report(&env, &env.admin, "/api/v1/reports/operators?measures=count", &at).await;
+    assert_eq!(operators.body["total"], json!({"count": 1}), "only #1 had an operator: {}", operators.body);
+    assert_eq!(operators.body["rows"], json!([{"count": 1}]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn averages_round_from_exact_microseconds_half_away_from_zero() {
+    let env = Env::start().await;
+    // Answers after exactly 2.010000 s and 2.020000 s: 2.015 s on average, 2.02 to 2 decimals
+    // (a float sum makes it 2.0149999... and 2.01).
+    let answered = |n: u128, start: &str, micros: i64| {
+        Script::new(n, SHOP, start, None).assigned(0, ADA).says(0, visitor()).after(
+            Duration::microseconds(micros),
+            SessionEvent::MessagePosted {
+                message_id: Uuid::now_v7(),
+                author: op(ADA),
+                text: "…".into(),
+                welcome: false,
+            },
+        )
+    };
+    let at = write(
+        &env,
+        vec![answered(1, "2026-11-23T09:00:00Z", 2_010_000), answered(2, "2026-11-23T10:00:00Z", 2_020_000)],
+    )
+    .await;
+    let a =
+        report(&env, &env.admin, "/api/v1/reports/conversations?measures=time_to_answer_avg,duration_avg", &at).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["total"], json!({"time_to_answer_avg": 2.02, "duration_avg": 2.02}));
+    let csv = env
+        .call_with(
+            Method::GET,
+            &format!("/api/v1/reports/conversations?measures=time_to_answer_avg&min_position={at}"),
+            Some(&env.admin),
+            None,
+            &[("Accept", "text/csv")],
+        )
+        .await;
+    assert_eq!(csv.body.as_str(), Some("time_to_answer_avg\r\n2.02\r\n"), "the one row, the total");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,6 +354,16 @@ async fn unknown_groupings_and_measures_are_field_errors() {
     assert_eq!(three.body["errors"][0]["message"], "at most two groupings");
     let none = env.call(Method::GET, "/api/v1/reports/operators?measures=,", Some(&env.admin), None).await;
     assert_eq!((none.status, none.body["errors"][0]["field"].clone()), (422, json!("measures")));
+    // An empty list or an empty name is a mistake, not "the default" (every list the same way).
+    for query in ["measures=", "measures=count,,rating_avg", "measures=count,", "group_by=", "group_by=channel,,day"] {
+        for kind in ["conversations", "operators"] {
+            let a = env.call(Method::GET, &format!("/api/v1/reports/{kind}?{query}"), Some(&env.admin), None).await;
+            let field = query.split('=').next().unwrap();
+            assert_eq!(a.status, 422, "{kind}?{query}: {}", a.body);
+            assert_eq!(a.body["errors"].as_array().map(Vec::len), Some(1), "{kind}?{query}: {}", a.body);
+            assert_eq!(a.body["errors"][0]["field"], field, "{kind}?{query}: {}", a.body);
+        }
+    }
     let unknown = env.call(Method::GET, "/api/v1/reports/operators?colour=red", Some(&env.admin), None).await;
     assert_eq!(unknown.status, 400);
 }
@@ -315,7 +399,8 @@ async fn a_chat_through_the_api_is_reported_once_the_view_has_it() {
     let channel = env.channel("Shop", &[ada]).await;
     let joined = env.call(Method::POST, &format!("/api/v1/channels/{channel}/join"), Some(&ada_token), None).await;
     assert_eq!(joined.status, 200, "{}", joined.body);
-    let before = report(&env, &env.admin, "/api/v1/reports/operators?measures=count,unanswered", "0:0").await;
+    let before =
+        report(&env, &env.admin, "/api/v1/reports/operators?group_by=operator&measures=count,unanswered", "0:0").await;
     assert_eq!(before.body["rows"], json!([]));
     let started = env
         .call(
@@ -336,7 +421,13 @@ async fn a_chat_through_the_api_is_reported_once_the_view_has_it() {
         )
         .await;
     assert_eq!(said.status, 201, "{}", said.body);
-    let after = report(&env, &env.admin, "/api/v1/reports/operators?measures=count,unanswered", &said.position()).await;
+    let after = report(
+        &env,
+        &env.admin,
+        "/api/v1/reports/operators?group_by=operator&measures=count,unanswered",
+        &said.position(),
+    )
+    .await;
     assert_eq!(after.body["rows"], json!([{"operator": ada.to_string(), "count": 1, "unanswered": 1}]));
     let answered = env
         .call(
@@ -347,8 +438,13 @@ async fn a_chat_through_the_api_is_reported_once_the_view_has_it() {
         )
         .await;
     assert_eq!(answered.status, 201, "{}", answered.body);
-    let later =
-        report(&env, &env.admin, "/api/v1/reports/operators?measures=count,unanswered", &answered.position()).await;
+    let later = report(
+        &env,
+        &env.admin,
+        "/api/v1/reports/operators?group_by=operator&measures=count,unanswered",
+        &answered.position(),
+    )
+    .await;
     assert_eq!(later.body["rows"][0]["unanswered"], 0, "{}", later.body);
 }
 

@@ -154,7 +154,9 @@ pub enum SessionEvent {
         value: u8,
         feedback: Option<String>,
         /// Who and where it rates: fixed by the first rating, as Odoo keeps `rated_partner_id`
-        /// when a rating is overwritten.
+        /// when a rating is overwritten. The channel is the one the conversation started in,
+        /// where the dashboard and the reports count it (a transfer does not move it); events
+        /// written before that rule name the channel it was in when first rated.
         operator_id: Uuid,
         channel_id: Uuid,
     },
@@ -784,7 +786,8 @@ pub fn rate(
         Some(r) => (r.operator_id, r.channel_id),
         None => {
             let operator = state.operator.or(state.handlers.last().copied());
-            match (operator, state.channel_id) {
+            // Counted where it started, as the conversation itself is (not where it moved).
+            match (operator, state.started_channel_id.or(state.channel_id)) {
                 (Some(o), Some(c)) => (o, c),
                 // Nobody answered: there is nobody to rate (Odoo's rating needs an operator).
                 _ => return Err(Invalid::new("value", "nobody has answered this conversation yet").into()),
@@ -1274,6 +1277,19 @@ mod tests {
         let texts: Vec<&str> =
             s.messages.iter().filter(|m| m.author == Party::System).map(|m| m.text.as_str()).collect();
         assert_eq!(texts, vec!["Rating: Unhappy\nbad", "Rating: Happy\nsorted out"], "both stay in the history");
+    }
+
+    #[test]
+    fn a_conversation_moved_to_another_channel_is_rated_in_the_channel_it_started_in() {
+        // Given: started in CHANNEL with Ada, handed to Bob in another channel.
+        let h = begin(Some(ADA), None);
+        let h = then(&h, transfer(&given(&h), ADA_, false, Uuid::from_u128(11), Some((BOB, "Bob".into()))).unwrap());
+        // When the visitor rates, then the rating names Bob and the channel it started in.
+        let rating = rate(&given(&h), Party::Visitor, 5, None, id(1)).unwrap();
+        let [SessionEvent::ConversationRated { operator_id, channel_id, .. }] = rating.as_slice() else {
+            panic!("{rating:?}")
+        };
+        assert_eq!((*operator_id, *channel_id), (BOB, CHANNEL));
     }
 
     #[test]

@@ -152,16 +152,31 @@ impl ReportRow {
             // Bots and the system never answer.
             _ => {}
         }
-        self.duration_seconds = self.first_message_at.map(|f| seconds(at - f));
+        self.duration_seconds = self.duration_micros().map(seconds);
         self.answered = self.first_answer_at.is_some();
-        self.time_to_answer_seconds =
-            self.first_answer_at.zip(self.first_visitor_message_at).map(|(a, v)| seconds(a - v));
+        self.time_to_answer_seconds = self.time_to_answer_micros().map(seconds);
+    }
+
+    /// `duration_seconds` exactly: last message minus first message, in microseconds. Reports
+    /// sum these integers (never the rounded seconds), so their averages round exactly.
+    pub fn duration_micros(&self) -> Option<i64> {
+        self.first_message_at.zip(self.last_message_at).map(|(f, l)| micros(l - f))
+    }
+
+    /// `time_to_answer_seconds` exactly: first answer minus the visitor's first message.
+    pub fn time_to_answer_micros(&self) -> Option<i64> {
+        self.first_answer_at.zip(self.first_visitor_message_at).map(|(a, v)| micros(a - v))
     }
 }
 
-/// A span in seconds, to the microsecond.
-pub fn seconds(d: chrono::TimeDelta) -> f64 {
-    d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+/// A span in whole microseconds (the store's precision).
+fn micros(d: chrono::TimeDelta) -> i64 {
+    d.num_microseconds().unwrap_or(i64::MAX)
+}
+
+/// Microseconds as seconds, for reading (exact to the microsecond below about 285 years).
+pub fn seconds(micros: i64) -> f64 {
+    micros as f64 / 1e6
 }
 
 /// Sorts rows by the position of their last change.
@@ -666,8 +681,8 @@ mod tests {
             last_message_at: last_message,
             first_visitor_message_at: first_visitor.map(|v| v.3),
             first_answer_at: first_answer,
-            duration_seconds: first_message.zip(last_message).map(|(f, l)| seconds(l - f)),
-            time_to_answer_seconds: first_answer.zip(first_visitor).map(|(a, v)| seconds(a - v.3)),
+            duration_seconds: first_message.zip(last_message).map(|(f, l)| seconds(micros(l - f))),
+            time_to_answer_seconds: first_answer.zip(first_visitor).map(|(a, v)| seconds(micros(a - v.3))),
             answered: first_answer.is_some(),
             rating,
             rating_text: rating.map(|v| rating_label(v).to_string()),

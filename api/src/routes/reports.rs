@@ -54,7 +54,7 @@ fn parse(
     };
     q.include_empty = p.parse::<bool>("include_empty", "true or false").unwrap_or(false);
     let mut errors = vec![];
-    q.parse_names(p.text("group_by").as_deref(), p.text("measures").as_deref(), &mut errors);
+    q.parse_names(p.as_given("group_by").as_deref(), p.as_given("measures").as_deref(), &mut errors);
     for e in errors {
         p.error(&e.field, e.message);
     }
@@ -141,16 +141,18 @@ async fn past_report(state: &AppState, as_of: AsOf, q: &Query) -> Result<Report,
 /// One row per group of conversations (Odoo's "Sessions" report). Filters keep conversations
 /// started in `[from, to)`, in `channel_id` (where they started), handled by `operator_id`,
 /// from `country` (`none`: unknown). `group_by`: one or two of channel, operator (the last
-/// one), day, week, month, hour, weekday, country, rating; none gives one row. `measures`:
-/// comma-separated, all by default. Conversations without a visitor message are left out
-/// unless `include_empty=true`; `abandoned` counts them regardless. Definitions: docs/reports.md.
+/// one), day, week, month, hour, weekday, country, rating; left out, one row: the total.
+/// `measures`: comma-separated, all by default. An empty list or name, an unknown name or one
+/// given twice is 422. Averages and percentages are rounded to 2 decimals, half away from zero,
+/// from exact sums. Conversations without a visitor message are left out unless
+/// `include_empty=true`; `abandoned` counts them regardless. Definitions: docs/reports.md.
 #[utoipa::path(get, path = "/api/v1/reports/conversations", tag = "reports",
     params(("from" = Option<String>, Query, description = "RFC 3339, inclusive"),
            ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
            ("channel_id" = Option<Uuid>, Query,), ("operator_id" = Option<Uuid>, Query,),
            ("country" = Option<String>, Query, description = "ISO 3166-1 alpha-2, or none"),
-           ("group_by" = Option<String>, Query, description = "one or two of channel, operator, day, week, month, hour, weekday, country, rating"),
-           ("measures" = Option<String>, Query, description = "count, messages_avg, duration_avg, time_to_answer_avg, time_to_answer_p50, time_to_answer_p90, unanswered, unanswered_percent, satisfaction_percent, rating_avg, abandoned"),
+           ("group_by" = Option<String>, Query, description = "one or two of channel, operator, day, week, month, hour, weekday, country, rating; left out: one total row; empty: 422"),
+           ("measures" = Option<String>, Query, description = "count, messages_avg, duration_avg, time_to_answer_avg, time_to_answer_p50, time_to_answer_p90, unanswered, unanswered_percent, satisfaction_percent, rating_avg, abandoned; left out: all; empty: 422"),
            ("include_empty" = Option<bool>, Query,), ("min_position" = Option<String>, Query,),
            ("as_of" = Option<String>, Query, description = "RFC 3339 time or position: the report as it was then")),
     responses((status = 200, content((Report = "application/json"), (String = "text/csv"))),
@@ -167,14 +169,17 @@ pub async fn conversations(
 }
 
 /// Like the conversations report, but a conversation counts once for every operator who
-/// handled it (Odoo's "Operator Analysis"); grouped by operator unless `group_by` says otherwise.
+/// handled it (Odoo's "Operator Analysis"); `group_by=operator` gives one row per operator,
+/// and without `group_by` the one row is the total. The total counts each conversation once,
+/// and only conversations an operator handled: those that never had one (a chatbot's alone,
+/// abandoned in the queue) are left out, so it can be below the conversations report's.
 #[utoipa::path(get, path = "/api/v1/reports/operators", tag = "reports",
     params(("from" = Option<String>, Query, description = "RFC 3339, inclusive"),
            ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
            ("channel_id" = Option<Uuid>, Query,), ("operator_id" = Option<Uuid>, Query,),
            ("country" = Option<String>, Query, description = "ISO 3166-1 alpha-2, or none"),
-           ("group_by" = Option<String>, Query, description = "default: operator"),
-           ("measures" = Option<String>, Query,),
+           ("group_by" = Option<String>, Query, description = "as for conversations (operator: each operator who handled it); left out: one total row; empty: 422"),
+           ("measures" = Option<String>, Query, description = "as for conversations; left out: all; empty: 422"),
            ("include_empty" = Option<bool>, Query,), ("min_position" = Option<String>, Query,),
            ("as_of" = Option<String>, Query, description = "RFC 3339 time or position: the report as it was then")),
     responses((status = 200, content((Report = "application/json"), (String = "text/csv"))),
