@@ -36,6 +36,11 @@ pub trait Audited: Aggregate {
     /// shaped as described in the module documentation. Only [`apply`] reads it (it holds
     /// the fields named in [`Audited::SECRETS`] in clear).
     fn audit_view(&self) -> Value;
+
+    /// Blanks the secrets of a state the audit keeps (the projector's documents), so that no
+    /// copy of them is made: they are only ever compared, and a blank one differs from any
+    /// new secret as the real one would.
+    fn forget_secrets(&mut self) {}
 }
 
 /// One thing an event changed.

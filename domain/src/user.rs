@@ -207,6 +207,13 @@ impl Audited for User {
             "open_conversations": open,
         })
     }
+
+    fn forget_secrets(&mut self) {
+        self.password_hash.clear();
+        for (digest, _) in &mut self.tokens {
+            digest.clear();
+        }
+    }
 }
 
 /// Why a user command was refused.

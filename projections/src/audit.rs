@@ -23,7 +23,8 @@ use crate::projector::{Docs, Draft, ProjectionError, Projector};
 
 /// Audit entries, partitioned by resource stream, newest first.
 pub const VIEW: &str = "audit";
-/// Each audited resource's state, folded from its stream (what "before" is computed from).
+/// Each audited resource's state, folded from its stream (what "before" is computed from),
+/// its secrets blanked.
 pub const STATES: &str = "audit_states";
 /// Version 1 kept the last value of each event field here; still owned so that the rebuild
 /// to version 2 empties it.
@@ -69,7 +70,7 @@ pub struct AuditEntry {
     pub client: Option<String>,
     pub recorded_at: chrono::DateTime<chrono::Utc>,
     /// What the event changed in the resource as a person sees it (secrets redacted); empty
-    /// when it changed nothing visible (a second join, a color reset of default colors).
+    /// when it changed nothing a person sees (a conversation queued that was waiting already).
     #[schema(value_type = Vec<ChangeSchema>)]
     pub changes: Vec<Change>,
 }
@@ -117,12 +118,27 @@ where
 {
     let inconsistent = |err: serde_json::Error| ProjectionError::Inconsistent(format!("audit state: {err}"));
     let mut state: A = match stored {
-        Some(v) => serde_json::from_value(v.clone()).map_err(inconsistent)?,
+        Some(v) => A::deserialize(v).map_err(inconsistent)?,
         None => A::default(),
     };
     let event = ProjectionError::domain_event::<A::Event>(e)?;
     let entry = entry(e, apply(&mut state, &event));
+    state.forget_secrets();
     Ok((entry, serde_json::to_value(&state).map_err(inconsistent)?))
+}
+
+type Step = fn(Option<&Value>, &RecordedEvent) -> Result<(AuditEntry, Value), ProjectionError>;
+
+/// The aggregate each audited category folds to (the categories of [`AUDITED`]).
+const STEPS: &[(&str, Step)] = &[
+    ("channel", step::<Channel>),
+    ("user", step::<User>),
+    ("chatbot", step::<Chatbot>),
+    ("canned", step::<CannedResponse>),
+];
+
+fn step_of(category: &str) -> Option<Step> {
+    STEPS.iter().find(|(c, _)| *c == category).map(|(_, s)| *s)
 }
 
 /// Builds the audit trail.
@@ -140,7 +156,7 @@ impl Projector for Audit {
         &[VIEW, STATES, RETIRED_FIELDS]
     }
     fn keys(&self, e: &RecordedEvent) -> Vec<(&'static str, String)> {
-        if AUDITED.contains(&e.category()) {
+        if step_of(e.category()).is_some() {
             vec![(STATES, e.stream_id.clone())]
         } else {
             vec![]
@@ -148,14 +164,8 @@ impl Projector for Audit {
     }
 
     fn apply(&self, e: &RecordedEvent, docs: &mut Docs) -> Result<(), ProjectionError> {
-        let stored = docs.get(STATES, &e.stream_id).map(|d| &d.body);
-        let (entry, state) = match e.category() {
-            "channel" => step::<Channel>(stored, e)?,
-            "user" => step::<User>(stored, e)?,
-            "chatbot" => step::<Chatbot>(stored, e)?,
-            "canned" => step::<CannedResponse>(stored, e)?,
-            _ => return Ok(()),
-        };
+        let Some(step) = step_of(e.category()) else { return Ok(()) };
+        let (entry, state) = step(docs.get(STATES, &e.stream_id).map(|d| &d.body), e)?;
         let body = serde_json::to_value(&entry).map_err(|err| ProjectionError::Inconsistent(err.to_string()))?;
         docs.put(
             VIEW,
@@ -178,11 +188,15 @@ mod tests {
     use uuid::Uuid;
 
     fn event(version: u64, e: &ChannelEvent) -> RecordedEvent {
+        recorded("channel-1", version, e)
+    }
+
+    fn recorded(stream: &str, version: u64, e: &impl Serialize) -> RecordedEvent {
         let (event_type, data) = encode(e);
         RecordedEvent {
             position: Position::new(0, version + 1),
             event_id: Uuid::from_u128(version as u128 + 1),
-            stream_id: "channel-1".into(),
+            stream_id: stream.into(),
             stream_version: version,
             schema_version: domain::upcast::current_version(&event_type),
             event_type,
@@ -240,7 +254,45 @@ mod tests {
     }
 
     #[test]
+    fn a_users_stored_state_keeps_no_secret_and_a_new_password_is_still_a_change() {
+        use domain::user::UserEvent;
+        let at = chrono::Utc::now();
+        let events: Vec<RecordedEvent> = [
+            UserEvent::UserCreated {
+                user_id: Uuid::from_u128(2),
+                name: "Ada".into(),
+                login: domain::values::Email::parse("login", "ada@example.com").unwrap(),
+                chat_name: None,
+                languages: vec![],
+                country: None,
+                role: domain::user::Role::Operator,
+                password_hash: "$argon2id$one".into(),
+            },
+            UserEvent::TokenIssued { token_sha256: "digest-one".into(), expires_at: at },
+            UserEvent::PasswordChanged { password_hash: "$argon2id$two".into() },
+            UserEvent::TokenIssued { token_sha256: "digest-two".into(), expires_at: at },
+        ]
+        .iter()
+        .enumerate()
+        .map(|(v, e)| recorded("user-2", v as u64, e))
+        .collect();
+        let docs = project(&events);
+        let stored = docs.get(STATES, "user-2").unwrap().body.to_string();
+        assert!(!stored.contains("argon2") && !stored.contains("digest"), "{stored}");
+        for h in history::<User>(&events).unwrap() {
+            let projected = docs.get(VIEW, &h.event_id.to_string()).unwrap().body.clone();
+            assert_eq!(serde_json::from_value::<AuditEntry>(projected).unwrap(), h, "{}", h.event_type);
+        }
+        let changed =
+            serde_json::from_value::<AuditEntry>(docs.get(VIEW, &events[2].event_id.to_string()).unwrap().body.clone());
+        let password =
+            Change { field: "password".into(), item: None, before: json!("[redacted]"), after: json!("[redacted]") };
+        assert_eq!(changed.unwrap().changes[0], password);
+    }
+
+    #[test]
     fn other_streams_are_not_audited_and_an_unreadable_event_is_refused() {
+        assert_eq!(STEPS.iter().map(|(c, _)| *c).collect::<Vec<_>>(), AUDITED, "each audited category is folded");
         let mut e = event(0, &ChannelEvent::ChannelRenamed { name: "x".into() });
         e.stream_id = "session-1".into();
         assert_eq!(Audit.keys(&e), vec![]);

@@ -44,7 +44,8 @@ pub struct AuditPage {
 }
 
 /// Who did what and when, across channels, users, chatbot scripts and canned responses, with
-/// each changed field's value before and after (secrets redacted). Filters: `actor` (a user
+/// what each event changed in the resource, setting by setting and item by item, before and
+/// after (secrets redacted). Filters: `actor` (a user
 /// id), `resource` (`channel`, `user`, `chatbot`, `canned`), `event_type`, `from`/`to`
 /// (RFC 3339, inclusive); `cursor`, `limit` (default 50, at most 200).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
