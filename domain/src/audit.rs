@@ -15,6 +15,7 @@
 //! An empty list and no value at all are the same (a creation does not list empty
 //! collections).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -140,16 +141,25 @@ fn collection(v: &Value) -> Option<&[Value]> {
     }
 }
 
-fn id_of(item: &Value) -> String {
+/// An item's id as the change names it (ids are strings in every view; others are shown as
+/// JSON).
+fn id_of(item: &Value) -> Cow<'_, str> {
     match &item["id"] {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
 fn diff_collection(path: &str, holder: Option<&str>, before: &[Value], after: &[Value], out: &mut Vec<Change>) {
-    let old: HashMap<String, &Value> = before.iter().map(|i| (id_of(i), i)).collect();
-    let new: HashMap<String, &Value> = after.iter().map(|i| (id_of(i), i)).collect();
+    // The usual case (the same items in the same order): item by item, nothing else.
+    if before.len() == after.len() && before.iter().zip(after).all(|(b, a)| b["id"] == a["id"]) {
+        for (b, a) in before.iter().zip(after) {
+            diff(path, Some(&id_of(a)), b, a, out);
+        }
+        return;
+    }
+    let old: HashMap<Cow<str>, &Value> = before.iter().map(|i| (id_of(i), i)).collect();
+    let new: HashMap<Cow<str>, &Value> = after.iter().map(|i| (id_of(i), i)).collect();
     let change = |item: &str, before: &Value, after: &Value| Change {
         field: path.to_string(),
         item: Some(item.to_string()),
@@ -171,17 +181,15 @@ fn diff_collection(path: &str, holder: Option<&str>, before: &[Value], after: &[
     }
     // The order is a change only if it is not "the items kept in their order, then the new
     // ones": adding at the end is just an addition.
-    let ids = |items: &[Value]| items.iter().map(|i| i["id"].clone()).collect::<Vec<_>>();
-    let (was, is) = (ids(before), ids(after));
     let kept = before.iter().filter(|b| new.contains_key(&id_of(b)));
     let added = after.iter().filter(|a| !old.contains_key(&id_of(a)));
-    let expected: Vec<Value> = kept.chain(added).map(|i| i["id"].clone()).collect();
-    if expected != is {
+    if !kept.chain(added).map(|i| &i["id"]).eq(after.iter().map(|i| &i["id"])) {
+        let ids = |items: &[Value]| Value::Array(items.iter().map(|i| i["id"].clone()).collect());
         out.push(Change {
             field: join(path, "order"),
             item: holder.map(str::to_string),
-            before: Value::Array(was),
-            after: Value::Array(is),
+            before: ids(before),
+            after: ids(after),
         });
     }
 }
