@@ -34,8 +34,8 @@ pub trait Audited: Aggregate {
     const SECRETS: &'static [&'static str] = &[];
 
     /// The resource as a person sees it: `null` while it does not exist, otherwise an object
-    /// shaped as described in the module documentation. Only [`apply`] reads it (it holds
-    /// the fields named in [`Audited::SECRETS`] in clear).
+    /// shaped as described in the module documentation. It holds the fields named in
+    /// [`Audited::SECRETS`] in clear: read it through [`apply`], which redacts them.
     fn audit_view(&self) -> Value;
 
     /// Blanks the secrets of a state the audit keeps (the projector's documents), so that no
