@@ -110,7 +110,7 @@ use crate::routes::{auth, canned, channels, conversations, events, health, publi
         crate::routes::audit::AuditPage,
         crate::routes::conversations::CollectedAnswer,
         projections::audit::AuditEntry,
-        projections::audit::Change,
+        projections::audit::ChangeSchema,
         crate::routes::ratings::NewRating,
         crate::routes::ratings::RatingPage,
         crate::routes::ratings::Shares,

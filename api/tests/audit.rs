@@ -5,6 +5,7 @@ mod common;
 use common::{Env, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 /// `(event_type, field, before, after)` of every change in `entries`, in the order given.
 fn changes(entries: &Value) -> Vec<(String, String, Value, Value)> {
@@ -127,13 +128,7 @@ async fn visitors_and_operators_see_only_what_is_theirs() {
     let entries = own.body.as_array().unwrap();
     assert_eq!(entries.last().unwrap()["event_type"], "SessionStarted", "oldest last");
     assert!(!own.body.to_string().contains(&visitor[3..]), "the visitor's token never shows");
-    let token_digest = entries.last().unwrap()["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["field"] == "visitor_token_sha256")
-        .map(|c| c["after"].clone());
-    assert_eq!(token_digest, Some(json!("[redacted]")));
+    assert!(!own.body.to_string().contains("visitor_token"), "not even as a redacted field: {}", own.body);
     let client = entries.last().unwrap()["client"].as_str().unwrap();
     assert!(client.starts_with("h:") && client.len() == 34 && !client.contains("127.0.0.1"), "{client}");
     // Admins read any conversation's history; an unknown one is 404.
@@ -242,4 +237,194 @@ async fn report(env: &Env, channel: &str, query: String) -> (Value, Value) {
     assert_eq!(a.status, 200, "{}", a.body);
     let row = a.body["rows"].as_array().unwrap().iter().find(|r| r["channel"] == channel).cloned().unwrap();
     (row["count"].clone(), row["satisfaction_percent"].clone())
+}
+
+/// A second admin, Grace, and her token.
+async fn second_admin(env: &Env) -> String {
+    let body = json!({"login": "grace@example.com", "password": PASSWORD, "name": "Grace", "role": "admin"});
+    let grace = env.call(Method::POST, "/api/v1/users", Some(&env.admin), Some(body)).await;
+    assert_eq!(grace.status, 201, "{}", grace.body);
+    env.login("grace@example.com").await
+}
+
+/// A channel's history (newest first), checked to be what the trail (the projector) holds
+/// for it once it has caught up with `position`.
+async fn channel_history(env: &Env, channel: &str, position: &str) -> Vec<Value> {
+    let history = env.call(Method::GET, &format!("/api/v1/channels/{channel}/history"), Some(&env.admin), None).await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    let path = format!("/api/v1/audit?resource=channel&limit=200&min_position={position}");
+    let trail = env.call(Method::GET, &path, Some(&env.admin), None).await;
+    assert_eq!(trail.status, 200, "{}", trail.body);
+    let stream = format!("channel-{channel}");
+    let in_trail: Vec<Value> =
+        trail.body["entries"].as_array().unwrap().iter().filter(|e| e["stream_id"] == stream).cloned().collect();
+    assert_eq!(history.body.as_array().unwrap(), &in_trail, "the history and the trail agree");
+    in_trail
+}
+
+/// `(event_type, changes)` of each entry.
+fn by_event(entries: &[Value]) -> Vec<(String, Value)> {
+    entries.iter().map(|e| (e["event_type"].as_str().unwrap().to_string(), e["changes"].clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_color_reset_records_what_it_reset_and_the_next_option_change_only_its_own_option() {
+    let env = Env::start().await;
+    let grace = second_admin(&env).await;
+    let channel = env.channel("Support", &[]).await;
+    let options = format!("/api/v1/channels/{channel}/options");
+    let dark = env.call(Method::PUT, &options, Some(&env.admin), Some(json!({"button_color": "#112233"}))).await;
+    assert_eq!(dark.status, 200, "{}", dark.body);
+    let reset = env.call(Method::POST, &format!("{options}/reset-colors"), Some(&grace), None).await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let hi = env.call(Method::PUT, &options, Some(&env.admin), Some(json!({"welcome_message": "Hi!"}))).await;
+    assert_eq!(hi.status, 200, "{}", hi.body);
+
+    let entries = channel_history(&env, &channel, &hi.position()).await;
+    assert_eq!(
+        by_event(&entries[..3]),
+        vec![
+            (
+                "ChannelOptionsChanged".into(),
+                json!([{"field": "options.welcome_message", "before": "Hello, how may I help you?", "after": "Hi!"}])
+            ),
+            (
+                "ChannelColorsReset".into(),
+                json!([{"field": "options.button_color", "before": "#112233", "after": "#875A7B"}])
+            ),
+            (
+                "ChannelOptionsChanged".into(),
+                json!([{"field": "options.button_color", "before": "#875A7B", "after": "#112233"}])
+            ),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rule_is_an_addition_and_an_update_names_its_rule() {
+    let env = Env::start().await;
+    let channel = env.channel("Support", &[]).await;
+    let rules = format!("/api/v1/channels/{channel}/rules");
+    let mut ids = Vec::new();
+    for url in ["/a", "/b"] {
+        let added = env.call(Method::POST, &rules, Some(&env.admin), Some(json!({"url_regex": url}))).await;
+        assert_eq!(added.status, 201, "{}", added.body);
+        let location = added.headers["location"].to_str().unwrap();
+        ids.push(location.rsplit('/').next().unwrap().to_string());
+    }
+    let (r1, r2) = (&ids[0], &ids[1]);
+    let updated =
+        env.call(Method::PUT, &format!("{rules}/{r1}"), Some(&env.admin), Some(json!({"url_regex": "/c"}))).await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+
+    let entries = channel_history(&env, &channel, &updated.position()).await;
+    assert_eq!(
+        by_event(&entries[..2]),
+        vec![
+            ("RuleUpdated".into(), json!([{"field": "rules.url_regex", "item": r1, "before": "/a", "after": "/c"}])),
+            (
+                "RuleAdded".into(),
+                json!([{"field": "rules", "item": r2, "before": null, "after": {
+                    "id": r2, "action": "show", "timer_seconds": 0, "url_regex": "/b", "countries": [], "chatbot": null
+                }}])
+            ),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_added_joined_and_left_are_changes_of_that_operator_only() {
+    let env = Env::start().await;
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let (bob, bob_token) = env.operator("bob@example.com", "Bob").await;
+    let channel = env.channel("Support", &[ada, bob]).await;
+    let path = format!("/api/v1/channels/{channel}");
+    for token in [&ada_token, &bob_token] {
+        let joined = env.call(Method::POST, &format!("{path}/join"), Some(token), None).await;
+        assert_eq!(joined.status, 200, "{}", joined.body);
+    }
+    let left = env.call(Method::POST, &format!("{path}/leave"), Some(&ada_token), None).await;
+    assert_eq!(left.status, 200, "{}", left.body);
+
+    let entries = channel_history(&env, &channel, &left.position()).await;
+    let joined = |who: Uuid, before: bool| json!([{"field": "operators.joined", "item": who, "before": before, "after": !before}]);
+    assert_eq!(
+        by_event(&entries[..4]),
+        vec![
+            ("OperatorLeft".into(), joined(ada, true)),
+            ("OperatorJoined".into(), joined(bob, false)),
+            ("OperatorJoined".into(), joined(ada, false)),
+            (
+                "OperatorAdded".into(),
+                json!([{"field": "operators", "item": bob, "before": null, "after": {"id": bob, "joined": false}}])
+            ),
+        ]
+    );
+    assert!(!serde_json::to_string(&entries).unwrap().contains("user_id"), "no operator replaces another");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversations_history_adds_each_message_and_a_rating_sets_the_rating() {
+    let env = Env::start().await;
+    let (ada, ada_token) = env.operator("ada@example.com", "Ada").await;
+    let channel = env.channel("Support", &[ada]).await;
+    let joined = env.call(Method::POST, &format!("/api/v1/channels/{channel}/join"), Some(&ada_token), None).await;
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    let started =
+        env.call(Method::POST, &format!("/api/v1/public/channels/{channel}/sessions"), None, Some(json!({}))).await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let session = started.body["session_id"].as_str().unwrap().to_string();
+    let visitor = started.body["visitor_token"].as_str().unwrap().to_string();
+    let said = env
+        .call(
+            Method::POST,
+            &format!("/api/v1/public/sessions/{session}/messages"),
+            Some(&visitor),
+            Some(json!({"text": "hi"})),
+        )
+        .await;
+    assert_eq!(said.status, 201, "{}", said.body);
+    let answered = env
+        .call(
+            Method::POST,
+            &format!("/api/v1/conversations/{session}/messages"),
+            Some(&ada_token),
+            Some(json!({"text": "hello"})),
+        )
+        .await;
+    assert_eq!(answered.status, 201, "{}", answered.body);
+    let rated = env
+        .call(
+            Method::POST,
+            &format!("/api/v1/public/sessions/{session}/rating"),
+            Some(&visitor),
+            Some(json!({"value": 5})),
+        )
+        .await;
+    assert_eq!(rated.status, 201, "{}", rated.body);
+
+    let history =
+        env.call(Method::GET, &format!("/api/v1/conversations/{session}/history"), Some(&ada_token), None).await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    let entries = history.body.as_array().unwrap();
+    // Each message (the welcome, "hi", "hello", the rating's) is one item added, nothing else.
+    let posted: Vec<&Value> = entries.iter().filter(|e| e["event_type"] == "MessagePosted").collect();
+    let texts: Vec<&Value> = posted.iter().map(|e| &e["changes"][0]["after"]["text"]).collect();
+    assert_eq!(texts, vec!["hello", "hi", "Hello, how may I help you?"], "newest first");
+    for e in &posted {
+        let changes = e["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 1, "{e}");
+        let c = &changes[0];
+        assert_eq!(
+            (&c["field"], &c["before"], &c["item"]),
+            (&json!("messages"), &Value::Null, &c["after"]["id"]),
+            "{e}"
+        );
+    }
+    let rating = entries.iter().find(|e| e["event_type"] == "ConversationRated").unwrap();
+    let fields: Vec<&Value> = rating["changes"].as_array().unwrap().iter().map(|c| &c["field"]).collect();
+    assert_eq!(fields, vec!["messages", "rating.channel_id", "rating.operator_id", "rating.value"], "{rating}");
+    assert_eq!(rating["changes"][0]["after"]["text"], "Rating: Happy");
+    assert_eq!(rating["changes"][3]["after"], 5);
+    assert_eq!(rating["changes"][2]["after"], ada.to_string());
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::audit::Audited;
 use crate::values::Invalid;
 
 /// Longest shortcut, in characters.
@@ -45,8 +46,9 @@ pub enum CannedEvent {
     },
 }
 
-/// A canned response as rebuilt from its stream.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A canned response as rebuilt from its stream (serialized by the audit projector: a change
+/// of shape needs its version bumped).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CannedResponse {
     pub id: Option<Uuid>,
     pub owner_id: Uuid,
@@ -98,6 +100,24 @@ impl Aggregate for CannedResponse {
                 self.last_used_at = Some(*at);
             }
         }
+    }
+}
+
+impl Audited for CannedResponse {
+    /// Owner, shortcut, text, shared, deleted, and how often and when it was last used.
+    fn audit_view(&self) -> serde_json::Value {
+        if self.id.is_none() {
+            return serde_json::Value::Null;
+        }
+        serde_json::json!({
+            "owner_id": self.owner_id,
+            "shortcut": self.shortcut,
+            "text": self.text,
+            "shared": self.shared,
+            "deleted": self.deleted,
+            "use_count": self.use_count,
+            "last_used_at": self.last_used_at,
+        })
     }
 }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::audit::{item, Audited};
 use crate::rules::{Rule, RuleInput};
 use crate::values::{optional_text, text, Color, Invalid};
 
@@ -186,8 +187,9 @@ pub enum ChannelEvent {
     },
 }
 
-/// A channel as rebuilt from its stream.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A channel as rebuilt from its stream (serialized by the audit projector: a change of
+/// shape needs its version bumped).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Channel {
     pub id: Option<Uuid>,
     pub name: String,
@@ -232,6 +234,25 @@ impl Aggregate for Channel {
             ChannelEvent::OperatorJoined { user_id } => self.joined.push(*user_id),
             ChannelEvent::OperatorLeft { user_id, .. } => self.joined.retain(|u| u != user_id),
         }
+    }
+}
+
+impl Audited for Channel {
+    /// Odoo's form: name, options, operators (with whether each is joined now), rules.
+    fn audit_view(&self) -> serde_json::Value {
+        if self.id.is_none() {
+            return serde_json::Value::Null;
+        }
+        let operators: Vec<_> =
+            self.operators.iter().map(|u| serde_json::json!({"id": u, "joined": self.joined.contains(u)})).collect();
+        let rules: Vec<_> = self.rules.iter().map(|r| item(r, "rule_id")).collect();
+        serde_json::json!({
+            "name": self.name,
+            "archived": self.archived,
+            "options": self.options,
+            "operators": operators,
+            "rules": rules,
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::audit::{item, Audited};
 use crate::values::{optional_text, text, Invalid};
 
 pub const MAX_TITLE_CHARS: usize = 100;
@@ -171,8 +172,9 @@ pub enum ChatbotEvent {
     },
 }
 
-/// A script as rebuilt from its stream.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A script as rebuilt from its stream (serialized by the audit projector: a change of
+/// shape needs its version bumped).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Chatbot {
     pub id: Option<Uuid>,
     pub title: String,
@@ -293,6 +295,36 @@ impl Aggregate for Chatbot {
                 }
             }
         }
+    }
+}
+
+impl Audited for Chatbot {
+    /// The form: title, the author name visitors see, active, and the steps with their
+    /// answers and conditions.
+    fn audit_view(&self) -> serde_json::Value {
+        if self.id.is_none() {
+            return serde_json::Value::Null;
+        }
+        let steps: Vec<_> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let answers: Vec<_> = s.answers.iter().map(|a| item(a, "answer_id")).collect();
+                serde_json::json!({
+                    "id": s.step_id,
+                    "step_type": s.step_type,
+                    "message": s.message,
+                    "answers": answers,
+                    "only_if": s.only_if,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "title": self.title,
+            "author_name": self.author(),
+            "active": self.active,
+            "steps": steps,
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 //! ids come in through commands; a decision is `(state, command) -> events | error`.
 
 pub mod aggregate;
+pub mod audit;
 pub mod bot_runtime;
 pub mod canned;
 pub mod channel;

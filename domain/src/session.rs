@@ -463,6 +463,61 @@ impl Aggregate for Session {
     }
 }
 
+impl crate::audit::Audited for Session {
+    /// What a conversation's history shows: where it stands, its operator, the visitor and
+    /// the page they are on, the messages (with edits and deletions), what each side has
+    /// seen, the rating and the chatbot's run. The visitor's token is left out.
+    fn audit_view(&self) -> serde_json::Value {
+        use serde_json::json;
+        if self.id.is_none() {
+            return serde_json::Value::Null;
+        }
+        let messages: Vec<_> = self
+            .messages
+            .iter()
+            .map(|m| {
+                json!({"id": m.message_id, "author": m.author, "text": m.text,
+                       "edited": m.edited, "deleted": m.deleted, "welcome": m.welcome})
+            })
+            .collect();
+        let operator = self.operator.map(|id| json!({"id": id, "name": self.operator_names.get(&id)}));
+        let rating = self.rating.as_ref().map(|r| {
+            json!({"value": r.value, "feedback": r.feedback, "operator_id": r.operator_id, "channel_id": r.channel_id})
+        });
+        let bot = self.bot.as_ref().map(|b| {
+            let answers: Vec<_> = b
+                .answers
+                .iter()
+                .map(|a| json!({"id": a.step_id, "question": a.question, "answer_id": a.answer_id, "answer": a.answer}))
+                .collect();
+            json!({
+                "chatbot_id": b.script.chatbot_id,
+                "version": b.script.version,
+                "title": b.script.title,
+                "step": b.at.and_then(|i| b.script.steps.get(i)).map(|s| s.step_id),
+                "awaiting": b.awaiting,
+                "forwarding": b.forwarding,
+                "answers": answers,
+                "ended": b.ended,
+            })
+        });
+        json!({
+            "channel_id": self.channel_id,
+            "status": self.status,
+            "operator": operator,
+            "visitor_name": self.visitor_name,
+            "page": self.pages.last(),
+            "languages": self.languages,
+            "country": self.country,
+            "messages": messages,
+            "seen_by_operator": self.seen_by_operator,
+            "seen_by_visitor": self.seen_by_visitor,
+            "rating": rating,
+            "bot": bot,
+        })
+    }
+}
+
 /// Why a conversation command was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SessionError {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::audit::Audited;
 use crate::values::{language, optional_text, text, Country, Email, Invalid};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -89,8 +90,9 @@ pub enum UserEvent {
     },
 }
 
-/// A user as rebuilt from their stream.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A user as rebuilt from their stream (serialized by the audit projector: a change of
+/// shape needs its version bumped).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub id: Option<Uuid>,
     pub name: String,
@@ -176,6 +178,40 @@ impl Aggregate for User {
                 self.last_assigned_at = Some(*at);
             }
             UserEvent::ConversationReleased { session_id } => self.open_conversations.retain(|s| s != session_id),
+        }
+    }
+}
+
+impl Audited for User {
+    const SECRETS: &'static [&'static str] = &["password"];
+
+    /// The profile, role, password (redacted), whether the account is active, the status,
+    /// how many tokens are live (issued since the last password change or deactivation) and
+    /// the conversations assigned now.
+    fn audit_view(&self) -> serde_json::Value {
+        if self.id.is_none() {
+            return serde_json::Value::Null;
+        }
+        let open: Vec<_> = self.open_conversations.iter().map(|s| serde_json::json!({ "id": s })).collect();
+        serde_json::json!({
+            "name": self.name,
+            "login": self.login,
+            "chat_name": self.chat_name,
+            "languages": self.languages,
+            "country": self.country,
+            "role": self.role,
+            "password": self.password_hash,
+            "active": self.active,
+            "status": self.status,
+            "tokens": self.tokens.len(),
+            "open_conversations": open,
+        })
+    }
+
+    fn forget_secrets(&mut self) {
+        self.password_hash.clear();
+        for (digest, _) in &mut self.tokens {
+            digest.clear();
         }
     }
 }

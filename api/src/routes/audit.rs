@@ -1,21 +1,26 @@
 //! The audit trail (`GET /api/v1/audit`, admins) and the change history of one resource
 //! (`GET /api/v1/{channels,users,chatbots,conversations}/{id}/history`).
 //!
-//! The trail is a view (filters across everything); one resource's history is read straight
-//! from its stream, so it is always current and exactly what the log holds.
+//! The trail is a view (filters across everything); one resource's history is folded straight
+//! from its stream with the same code (`projections::audit::history`), so it is always
+//! current and exactly what the log holds.
 
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use projections::audit::{entry, AuditEntry, AUDITED, VIEW};
+use domain::audit::Audited;
+use domain::channel::Channel;
+use domain::chatbot::Chatbot;
+use domain::session::Session;
+use domain::user::User;
+use projections::audit::{AuditEntry, AUDITED, VIEW};
 use serde::Serialize;
-use serde_json::Map;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::path_id;
+use crate::commanding::{path_id, refused};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
@@ -39,7 +44,8 @@ pub struct AuditPage {
 }
 
 /// Who did what and when, across channels, users, chatbot scripts and canned responses, with
-/// each changed field's value before and after (secrets redacted). Filters: `actor` (a user
+/// what each event changed in the resource, setting by setting and item by item, before and
+/// after (secrets redacted). Filters: `actor` (a user
 /// id), `resource` (`channel`, `user`, `chatbot`, `canned`), `event_type`, `from`/`to`
 /// (RFC 3339, inclusive); `cursor`, `limit` (default 50, at most 200).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
@@ -96,12 +102,12 @@ pub async fn trail(State(state): State<AppState>, caller: Caller, mut q: Params)
     Ok(Json(AuditPage { entries, next_cursor }))
 }
 
-/// A stream's events as audit entries, newest first.
-async fn history(state: &AppState, stream: &str) -> Result<Vec<AuditEntry>, Problem> {
-    let mut fields = Map::new();
-    let events = store::read_whole_stream(state.events.as_ref(), stream, 0).await?;
-    let mut out: Vec<AuditEntry> =
-        events.iter().map(|e| entry(e, &mut fields, crate::routes::stream::redact)).collect();
+/// The history of resource `id` of kind `A`, newest first.
+async fn history<A: Audited>(state: &AppState, id: Uuid) -> Result<Vec<AuditEntry>, Problem> {
+    let stream = commands::stream_id::<A>(id);
+    let events = store::read_whole_stream(state.events.as_ref(), &stream, 0).await?;
+    let mut out =
+        projections::audit::history::<A>(&events).map_err(|e| refused::<Problem>(commands::CommandError::Decode(e)))?;
     if out.is_empty() {
         return Err(Problem::not_found("no such resource"));
     }
@@ -119,7 +125,7 @@ pub async fn channel_history(
 ) -> Result<Json<Vec<AuditEntry>>, Problem> {
     caller.require_admin()?;
     let id = path_id(&id, "channel")?;
-    Ok(Json(history(&state, &format!("channel-{id}")).await?))
+    Ok(Json(history::<Channel>(&state, id).await?))
 }
 
 /// The change history of a user (admins, or the user themselves).
@@ -134,7 +140,7 @@ pub async fn user_history(
     if id != caller.user_id {
         caller.require_admin()?;
     }
-    Ok(Json(history(&state, &format!("user-{id}")).await?))
+    Ok(Json(history::<User>(&state, id).await?))
 }
 
 /// The change history of a chatbot script (admins).
@@ -147,7 +153,7 @@ pub async fn chatbot_history(
 ) -> Result<Json<Vec<AuditEntry>>, Problem> {
     caller.require_admin()?;
     let id = path_id(&id, "chatbot")?;
-    Ok(Json(history(&state, &format!("chatbot-{id}")).await?))
+    Ok(Json(history::<Chatbot>(&state, id).await?))
 }
 
 /// Everything that happened in a conversation (admins, and the operators who handled it).
@@ -167,5 +173,5 @@ pub async fn conversation_history(
             "only the operators who handled this conversation (and admins) may read its history",
         ));
     }
-    Ok(Json(history(&state, &format!("session-{id}")).await?))
+    Ok(Json(history::<Session>(&state, id).await?))
 }
