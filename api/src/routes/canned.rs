@@ -394,7 +394,11 @@ pub async fn update(
     let id = path_id(&id, "canned response")?;
     let patch = json_body(body)?;
     let expected = if_match(&headers)?;
-    let (now, _) = current(&state, id).await?;
+    let (now, version) = current(&state, id).await?;
+    // A stale edit is refused before a new shortcut is claimed (and given back).
+    if expected.is_some_and(|e| e != version) {
+        return Err(refused::<CannedError>(commands::CommandError::Conflict { current: Some(version) }));
+    }
     let by = editor(&caller);
     let decide = |c: &CannedResponse| -> Result<Vec<canned::CannedEvent>, CannedError> {
         let mut events = canned::edit(c, by, patch.shortcut.as_deref(), patch.text.as_deref())?;
