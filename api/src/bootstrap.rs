@@ -83,16 +83,18 @@ pub async fn bootstrap(
     .map_err(fail)?;
     let channel_id = default_channel_id();
     let channel = match create_channel {
-        true => execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(channel_id), &ctx, None, |c| {
-            if c.id.is_some() {
-                return Ok(vec![]); // another node created it
-            }
-            channel::create(c, channel_id, DEFAULT_CHANNEL_NAME, Some(admin), ChannelOptions::default())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(fail)?
-        .written,
+        true => {
+            execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(channel_id), &ctx, None, |c| {
+                if c.id.is_some() {
+                    return Ok(vec![]); // another node created it
+                }
+                channel::create(c, channel_id, DEFAULT_CHANNEL_NAME, Some(admin), ChannelOptions::default())
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(fail)?
+            .written
+        }
         false => 0,
     };
     if created.written == 0 {

@@ -555,7 +555,9 @@ impl VisitorInput {
             .iter()
             .take(MAX_LANGUAGES)
             .enumerate()
-            .filter_map(|(i, l)| crate::values::language(&format!("languages[{i}]"), l).map_err(|e| errors.push(e)).ok())
+            .filter_map(|(i, l)| {
+                crate::values::language(&format!("languages[{i}]"), l).map_err(|e| errors.push(e)).ok()
+            })
             .collect();
         match errors.is_empty() {
             true => Ok(VisitorInput { name, page_url, languages }),
@@ -1157,7 +1159,14 @@ mod tests {
         // Given a visitor's name, page and languages
         let ok = VisitorInput::parse(Some("  Marie "), None, &["FR-be".into(), "en".into()]).unwrap();
         // Then they are normalised; no name is anonymous and no URL is the home page
-        assert_eq!(ok, VisitorInput { name: Some("Marie".into()), page_url: "/".into(), languages: vec!["fr_BE".into(), "en".into()] });
+        assert_eq!(
+            ok,
+            VisitorInput {
+                name: Some("Marie".into()),
+                page_url: "/".into(),
+                languages: vec!["fr_BE".into(), "en".into()]
+            }
+        );
         assert_eq!(VisitorInput::parse(Some("  "), Some(""), &[]).unwrap().name, None);
         // When every part is wrong, then every part is named
         let long_url = format!("/{}", "a".repeat(MAX_URL_CHARS));

@@ -456,9 +456,8 @@ pub(crate) async fn hand_over(
     let (before, _) = conversation::session(state, session_id).await?;
     let to_channel = t.channel_id.or(before.channel_id).unwrap_or_default();
     let c = conversation::channel(state, to_channel).await?;
-    let decide = |s: &Session, to: Option<(Uuid, String)>| {
-        session::transfer(s, me(caller), caller.is_admin(), to_channel, to)
-    };
+    let decide =
+        |s: &Session, to: Option<(Uuid, String)>| session::transfer(s, me(caller), caller.is_admin(), to_channel, to);
     let to = match t.operator_id {
         Some(op) => {
             let u = state.users.get(state.events.as_ref(), op).await?;

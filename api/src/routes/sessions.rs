@@ -210,8 +210,8 @@ pub async fn start(
     // All of the input is checked before anything is routed or claimed: a refused start
     // writes nothing, on the conversation's stream or on an operator's.
     let languages = req.languages.unwrap_or_else(|| accepted_languages(&headers));
-    let input = VisitorInput::parse(req.name.as_deref(), req.url.as_deref(), &languages)
-        .map_err(crate::commanding::invalid)?;
+    let input =
+        VisitorInput::parse(req.name.as_deref(), req.url.as_deref(), &languages).map_err(crate::commanding::invalid)?;
     let c = conversation::channel(&state, channel_id).await?;
     let country = state.geo.country(&headers, peer.map(|Extension(ConnectInfo(a))| a.ip()));
     let ctx = context(&state, visitor_actor(), &headers);
