@@ -325,3 +325,31 @@ async fn no_refused_request_writes_anything() {
     assert!(wrote.is_empty(), "refused requests wrote events:\n{}", wrote.join("\n"));
     assert!(refusals.len() > 100, "{}", refusals.len());
 }
+
+/// A retried create (same `Idempotency-Key`) answers as the first request did and writes
+/// nothing, even when its body names another login or shortcut: no claim is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_create_with_another_body_claims_nothing() {
+    let env = Env::start().await;
+    let (_, ada_t) = env.operator("ada@example.com", "Ada").await;
+    let creates = [
+        ("/api/v1/users", env.admin.clone(), "login", "cy@example.com", "dee@example.com"),
+        ("/api/v1/canned-responses", ada_t, "shortcut", "hello", "howdy"),
+    ];
+    for (path, token, field, first, other) in creates {
+        let body = |value: &str| match field {
+            "login" => json!({"login": value, "password": common::PASSWORD, "name": "Cy"}),
+            _ => json!({"shortcut": value, "text": "Hello!"}),
+        };
+        let key = [("idempotency-key", "create-1")];
+        let created = env.call_with(Method::POST, path, Some(&token), Some(body(first)), &key).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let before = env.state.events.head().await.unwrap();
+        let retried = env.call_with(Method::POST, path, Some(&token), Some(body(other)), &key).await;
+        assert_eq!((retried.status, &retried.body), (201, &created.body), "answered as the first");
+        assert_eq!(env.state.events.head().await.unwrap(), before, "{path}: the retry wrote nothing");
+        // And the other value is still free.
+        let again = env.call(Method::POST, path, Some(&token), Some(body(other))).await;
+        assert_eq!(again.status, 201, "{}", again.body);
+    }
+}

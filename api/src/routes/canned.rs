@@ -299,7 +299,11 @@ pub async fn create(
         }
     }
     let sc = canned::shortcut(&new.shortcut).map_err(|e| invalid(vec![e]))?;
-    claim(&state, &ctx, owner, &sc, id).await?;
+    // A retry (same Idempotency-Key) whose response exists answers as the first request
+    // did, whatever its body: it must not claim another shortcut on the way.
+    if !read::<CannedResponse>(&state, id).await?.state.exists() {
+        claim(&state, &ctx, owner, &sc, id).await?;
+    }
     let created = write(&state, &ctx, id, None, |c| canned::create(c, editor(&caller), &new)).await;
     let (outcome, _, after) = match created {
         Ok(done) => done,
