@@ -29,8 +29,24 @@ async fn any_stream(state: &AppState, category: &str) -> Result<bool, String> {
     Ok(!state.events.read_all(&q).await.map_err(|e| e.to_string())?.is_empty())
 }
 
+/// The first admin's id: the same on every node, so that nodes starting at once on one empty
+/// store create one admin (the login claim and the user stream are each written once).
+fn admin_id(login: &Email) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("livechat/bootstrap/admin/{}", login.as_str()).as_bytes())
+}
+
+/// The default channel's id: the same on every node, so that only one is ever created.
+pub fn default_channel_id() -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, b"livechat/bootstrap/default-channel")
+}
+
 /// On a store without users, creates the admin (`login`, `password` or a generated one) and,
 /// if there is no channel either, Odoo's default channel; otherwise does nothing.
+///
+/// Safe on several nodes starting at once: they write the same streams with the same ids,
+/// each step is a no-op for whoever finds it done, and only the node whose `UserCreated`
+/// landed reports the admin (its password is the one stored). A node that finds another's
+/// admin answers `None`, as on a store that already had users.
 pub async fn bootstrap(
     state: &AppState,
     login: &str,
@@ -48,36 +64,45 @@ pub async fn bootstrap(
     let ctx = Context::new(Actor::system(), state.clock.now());
     let fail = |e: CommandError<String>| e.to_string();
 
-    let admin = Uuid::now_v7();
+    let admin = admin_id(&login);
     let profile =
         ProfileInput { name: "Administrator".into(), ..Default::default() }.parse().map_err(|e| format!("{e:?}"))?;
+    // `claim_login` is a no-op when the admin already holds the login (another node's claim).
     execute::<Login, _>(state.events.as_ref(), &stream_id::<Login>(login.as_str()), &ctx, None, |l| {
         claim_login(l, admin).map_err(|e| e.to_string())
     })
     .await
     .map_err(fail)?;
-    execute::<User, _>(state.events.as_ref(), &stream_id::<User>(admin), &ctx, None, |u| {
+    let created = execute::<User, _>(state.events.as_ref(), &stream_id::<User>(admin), &ctx, None, |u| {
+        if u.exists() {
+            return Ok(vec![]); // another node created it
+        }
         user::create(u, admin, login.clone(), profile.clone(), Role::Admin, hash.clone()).map_err(|e| e.to_string())
     })
     .await
     .map_err(fail)?;
-    let channel_id = Uuid::now_v7();
-    if !create_channel {
-        return Ok(Some(Bootstrapped {
-            login: login.as_str().to_string(),
-            generated_password: generated,
-            channel_id: None,
-        }));
+    let channel_id = default_channel_id();
+    let channel = match create_channel {
+        true => {
+            execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(channel_id), &ctx, None, |c| {
+                if c.id.is_some() {
+                    return Ok(vec![]); // another node created it
+                }
+                channel::create(c, channel_id, DEFAULT_CHANNEL_NAME, Some(admin), ChannelOptions::default())
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(fail)?
+            .written
+        }
+        false => 0,
+    };
+    if created.written == 0 {
+        return Ok(None);
     }
-    execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(channel_id), &ctx, None, |c| {
-        channel::create(c, channel_id, DEFAULT_CHANNEL_NAME, Some(admin), ChannelOptions::default())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(fail)?;
     Ok(Some(Bootstrapped {
         login: login.as_str().to_string(),
         generated_password: generated,
-        channel_id: Some(channel_id),
+        channel_id: (channel > 0).then_some(channel_id),
     }))
 }

@@ -101,6 +101,12 @@ pub fn refused<E: Into<Problem>>(e: CommandError<E>) -> Problem {
             p.current_version = current;
             p
         }
+        // Only other nodes make a command lose its stream, and it kept losing for seconds:
+        // not the caller's conflict (they sent no `If-Match`), so not a 409.
+        CommandError::Busy(tried) => {
+            tracing::warn!(?tried, "command gave up after losing its stream's races");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the resource is busy; retry in a moment")
+        }
         CommandError::Decode(e) => {
             tracing::error!(error = %e, "stored event unreadable");
             Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")

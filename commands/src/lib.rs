@@ -4,6 +4,10 @@
 //! Architecture invariant: the only place where decisions meet the event store. Handlers
 //! hold no business rules: those are the `decide` functions they are given.
 
+pub mod serial;
+
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 use domain::aggregate::{decode_versioned, encode, Aggregate, DecodeError};
 use domain::metadata::{Actor, Metadata};
@@ -90,9 +94,13 @@ pub enum CommandError<E> {
     /// The decision refused it (the domain error says why).
     #[error("{0}")]
     Domain(E),
-    /// The caller edited an older version (`If-Match`), or writers kept colliding.
+    /// The caller edited an older version (`If-Match`): only a conditional write gets this.
     #[error("the resource changed: it is now at version {current:?}")]
     Conflict { current: Option<u64> },
+    /// Other nodes kept winning the race for the stream for [`RETRY_FOR`]: nothing was
+    /// written, and trying again later is safe.
+    #[error("the resource is busy: other writers kept winning for {0:?}")]
+    Busy(Duration),
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error(transparent)]
@@ -246,14 +254,45 @@ impl<E> From<StoreOrDecode> for CommandError<E> {
     }
 }
 
-/// How often a command is decided again after losing a race for the stream.
-const ATTEMPTS: usize = 5;
+/// How long a command without `If-Match` keeps deciding again after losing races for its
+/// stream. Writers on one node take turns ([`serial`]), so only other nodes make it lose;
+/// a bound in time, not in attempts, so that a burst never turns into a refusal.
+pub const RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// Deciding again after a lost race: at once the first time, then after a short, growing,
+/// jittered pause (nodes racing in step would otherwise collide again), until [`RETRY_FOR`].
+struct Retry {
+    deadline: Instant,
+    lost: u32,
+}
+
+impl Retry {
+    fn new() -> Self {
+        Retry { deadline: Instant::now() + RETRY_FOR, lost: 0 }
+    }
+
+    /// Whether to decide again (after the pause); `false` once time is up.
+    async fn again(&mut self) -> bool {
+        if Instant::now() >= self.deadline {
+            return false;
+        }
+        self.lost += 1;
+        if self.lost > 1 {
+            let cap_ms = 1u64 << self.lost.min(6); // 4, 8, ... 64 ms
+            let jitter = (Uuid::now_v7().as_u128() as u64) % cap_ms;
+            tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
+        }
+        true
+    }
+}
 
 /// Runs `decide` against the current state of `stream` and appends what it decides.
 ///
 /// `if_match`: the version the caller last saw; a different current version is a
 /// [`CommandError::Conflict`], never a silent overwrite. Without it, a concurrent write makes
-/// the command load and decide again (bounded).
+/// the command load and decide again, for up to [`RETRY_FOR`] (then [`CommandError::Busy`]):
+/// a race the caller did not ask about never reaches it. Writers of one stream take turns
+/// within this process.
 pub async fn execute<A, E>(
     events: &dyn EventStore,
     stream: &str,
@@ -264,7 +303,9 @@ pub async fn execute<A, E>(
 where
     A: Aggregate,
 {
-    for _ in 0..ATTEMPTS {
+    let _turn = serial::LOCKS.lock(stream).await;
+    let mut retry = Retry::new();
+    loop {
         let loaded: Loaded<A> = load(events, stream).await?;
         // A retried request whose first attempt already landed: answer as the first did.
         if ctx.idempotency_key.is_some() {
@@ -303,12 +344,13 @@ where
             }
             Err(StoreError::WrongExpectedVersion { .. }) => {
                 tracing::debug!(stream, "concurrent write; deciding again");
+                if !retry.again().await {
+                    return Err(CommandError::Busy(RETRY_FOR));
+                }
             }
             Err(e) => return Err(e.into()),
         }
     }
-    let current = events.stream_version(stream).await?;
-    Err(CommandError::Conflict { current })
 }
 
 /// Aggregates kept in memory per stream with their versions, for hot streams (a
@@ -379,7 +421,9 @@ impl<A: Aggregate + Clone> Cache<A> {
 ///
 /// A refusal or a no-op decided on a cached state is checked against the stream's tail
 /// first (the cache may lag another node); requests with an `Idempotency-Key` or an
-/// `If-Match` take the uncached path.
+/// `If-Match` take the uncached path. Writers of one stream take turns within this process
+/// (so the cached state is this node's latest), and a write lost to another node is decided
+/// again on the tail, as [`execute`] does.
 pub async fn execute_cached<A, E>(
     events: &dyn EventStore,
     cache: &Cache<A>,
@@ -395,11 +439,13 @@ where
         let outcome = execute(events, stream, ctx, None, &decide).await?;
         return Ok((outcome, cache.state(events, stream).await?.state));
     }
+    let _turn = serial::LOCKS.lock(stream).await;
     let (mut loaded, mut fresh) = match cache.get(stream) {
         Some(hit) => (hit, false),
         None => (load::<A>(events, stream).await?, true),
     };
-    for _ in 0..ATTEMPTS {
+    let mut retry = Retry::new();
+    loop {
         let decided = match decide(&loaded.state) {
             Ok(d) if !d.is_empty() => d,
             other => {
@@ -436,6 +482,10 @@ where
             }
             Err(StoreError::WrongExpectedVersion { .. }) => {
                 tracing::debug!(stream, "stream moved on; deciding again on its tail");
+                if !retry.again().await {
+                    cache.forget(stream);
+                    return Err(CommandError::Busy(RETRY_FOR));
+                }
                 fresh = true;
                 catch_up(events, stream, &mut loaded).await?;
             }
@@ -445,9 +495,6 @@ where
             }
         }
     }
-    cache.forget(stream);
-    let current = events.stream_version(stream).await?;
-    Err(CommandError::Conflict { current })
 }
 
 #[cfg(test)]
@@ -561,6 +608,120 @@ mod tests {
         assert_eq!(cache.lock().len(), 1);
         assert_eq!(cache.state(&store, "counter-1").await.unwrap().state.0, 2);
         assert_eq!(cache.state(&store, "counter-2").await.unwrap().state.0, 1);
+    }
+
+    /// A store shared with "another node" that wins the race for the stream the first
+    /// `losses` times this node appends (it appends first, so the expected version fails).
+    struct RacedStore {
+        inner: MemoryEventStore,
+        losses: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl EventStore for RacedStore {
+        fn backend(&self) -> store::Backend {
+            self.inner.backend()
+        }
+        async fn append(
+            &self,
+            stream: &str,
+            expected: ExpectedVersion,
+            events: Vec<NewEvent>,
+        ) -> Result<store::AppendResult, StoreError> {
+            use std::sync::atomic::Ordering;
+            if self.losses.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                let other = Context::new(Actor::system(), Utc::now());
+                let theirs = other.new_events::<Unbounded>(stream, &[CounterEvent::Incremented {}]);
+                self.inner.append(stream, ExpectedVersion::Any, theirs).await?;
+            }
+            self.inner.append(stream, expected, events).await
+        }
+        async fn read_stream(
+            &self,
+            stream: &str,
+            from: u64,
+            direction: Direction,
+            limit: usize,
+        ) -> Result<Vec<store::RecordedEvent>, StoreError> {
+            self.inner.read_stream(stream, from, direction, limit).await
+        }
+        async fn read_all(&self, query: &store::ReadAll) -> Result<Vec<store::RecordedEvent>, StoreError> {
+            self.inner.read_all(query).await
+        }
+        async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
+            self.inner.stream_version(stream).await
+        }
+        async fn head(&self) -> Result<Option<Position>, StoreError> {
+            self.inner.head().await
+        }
+        async fn count_after(&self, after: Position, cap: u64) -> Result<u64, StoreError> {
+            self.inner.count_after(after, cap).await
+        }
+        fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+            self.inner.commits()
+        }
+    }
+
+    /// A counter without a limit.
+    #[derive(Clone, Default, Debug)]
+    struct Unbounded(u32);
+
+    impl Aggregate for Unbounded {
+        type Event = CounterEvent;
+        const CATEGORY: &'static str = "unbounded";
+        fn apply(&mut self, _: &CounterEvent) {
+            self.0 += 1;
+        }
+    }
+
+    fn always(_: &Unbounded) -> Result<Vec<CounterEvent>, &'static str> {
+        Ok(vec![CounterEvent::Incremented {}])
+    }
+
+    #[tokio::test]
+    async fn losing_to_another_node_many_times_in_a_row_still_writes_without_if_match() {
+        // Given another node that wins the next 12 races (more than any small attempt count)
+        let store = RacedStore { inner: MemoryEventStore::new(), losses: 12.into() };
+        // When this node writes, uncached and cached, without If-Match
+        let out = execute(&store, "unbounded-1", &ctx(), None, always).await.unwrap();
+        store.losses.store(12, std::sync::atomic::Ordering::SeqCst);
+        let cache = Cache::<Unbounded>::new(10);
+        let (cached, state) = execute_cached(&store, &cache, "unbounded-1", &ctx(), always).await.unwrap();
+        // Then each lands once, after the other node's writes
+        assert_eq!((out.version, out.written), (Some(12), 1));
+        assert_eq!((cached.version, state.0), (Some(25), 26));
+    }
+
+    #[tokio::test]
+    async fn a_conditional_write_that_loses_the_race_is_a_conflict_at_once() {
+        let store = RacedStore { inner: MemoryEventStore::new(), losses: 0.into() };
+        execute(&store, "unbounded-1", &ctx(), None, always).await.unwrap();
+        store.losses.store(1, std::sync::atomic::Ordering::SeqCst);
+        let lost = execute(&store, "unbounded-1", &ctx(), Some(0), always).await;
+        assert!(matches!(lost, Err(CommandError::Conflict { current: Some(1) })), "{lost:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_writers_of_one_stream_on_one_node_all_land() {
+        let store = Arc::new(MemoryEventStore::new());
+        let cache = Arc::new(Cache::<Unbounded>::new(10));
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let (store, cache) = (store.clone(), cache.clone());
+                tokio::spawn(async move {
+                    match i % 2 {
+                        0 => execute(store.as_ref(), "unbounded-1", &ctx(), None, always).await.map(|o| o.written),
+                        _ => execute_cached(store.as_ref(), &cache, "unbounded-1", &ctx(), always)
+                            .await
+                            .map(|(o, _)| o.written),
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), 1);
+        }
+        assert_eq!(store.stream_version("unbounded-1").await.unwrap(), Some(63));
     }
 
     #[tokio::test]

@@ -15,6 +15,10 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 pub const MAX_URL_CHARS: usize = 2000;
 /// The system message when the visitor leaves (Odoo's wording).
 pub const VISITOR_LEFT: &str = "Visitor left the conversation.";
+/// Longest visitor name, in characters.
+pub const MAX_VISITOR_NAME_CHARS: usize = 100;
+/// Most languages a visitor may give.
+pub const MAX_LANGUAGES: usize = 10;
 /// Longest rating feedback, in characters.
 pub const MAX_FEEDBACK_CHARS: usize = 4000;
 /// Rating values, as Odoo's livechat offers them (its faces).
@@ -576,6 +580,49 @@ pub fn page_url(url: &str) -> Result<String, Invalid> {
     Ok(if url.is_empty() { "/".to_string() } else { url.to_string() })
 }
 
+/// The visitor's name: absent or blank is anonymous ("Visitor #N"); else one line of at
+/// most 100 characters.
+pub fn visitor_name(raw: Option<&str>) -> Result<Option<String>, Invalid> {
+    match raw.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => crate::values::text("name", n, MAX_VISITOR_NAME_CHARS).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What a visitor gives to start a conversation, each part validated. Parsed whole before
+/// anything is routed or claimed, so that a refused start writes nothing anywhere.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VisitorInput {
+    pub name: Option<String>,
+    pub page_url: String,
+    /// Normalised language codes, best first (see `values::language`).
+    pub languages: Vec<String>,
+}
+
+impl VisitorInput {
+    /// Every invalid part, one entry each (`name`, `url`, `languages` or `languages[i]`).
+    pub fn parse(name: Option<&str>, url: Option<&str>, languages: &[String]) -> Result<VisitorInput, Vec<Invalid>> {
+        let mut errors = Vec::new();
+        let name = visitor_name(name).map_err(|e| errors.push(e)).ok().flatten();
+        let page_url = page_url(url.unwrap_or("/")).map_err(|e| errors.push(e)).unwrap_or_default();
+        if languages.len() > MAX_LANGUAGES {
+            errors.push(Invalid::new("languages", format!("has more than {MAX_LANGUAGES} entries")));
+        }
+        let languages: Vec<String> = languages
+            .iter()
+            .take(MAX_LANGUAGES)
+            .enumerate()
+            .filter_map(|(i, l)| {
+                crate::values::language(&format!("languages[{i}]"), l).map_err(|e| errors.push(e)).ok()
+            })
+            .collect();
+        match errors.is_empty() {
+            true => Ok(VisitorInput { name, page_url, languages }),
+            false => Err(errors),
+        }
+    }
+}
+
 /// A new conversation, as the caller prepared it (ids, token digest, routing result).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Start {
@@ -600,8 +647,8 @@ pub fn start(state: &Session, s: Start) -> Result<Vec<SessionEvent>, SessionErro
     if state.exists() {
         return Err(SessionError::AlreadyExists);
     }
-    let (visitor_name, anonymous) = match s.visitor_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-        Some(n) => (crate::values::text("visitor_name", n, 100)?, false),
+    let (visitor_name, anonymous) = match visitor_name(s.visitor_name.as_deref())? {
+        Some(n) => (n, false),
         None => (format!("Visitor #{}", s.visitor_number), true),
     };
     let mut events = vec![SessionEvent::SessionStarted {
@@ -1163,6 +1210,31 @@ mod tests {
         );
         let s = given(&h);
         assert_eq!((s.status, s.operator, s.handlers.clone()), (SessionStatus::Active, Some(ADA), vec![ADA]));
+    }
+
+    #[test]
+    fn a_start_input_is_parsed_whole_with_every_bad_field_named() {
+        // Given a visitor's name, page and languages
+        let ok = VisitorInput::parse(Some("  Marie "), None, &["FR-be".into(), "en".into()]).unwrap();
+        // Then they are normalised; no name is anonymous and no URL is the home page
+        assert_eq!(
+            ok,
+            VisitorInput {
+                name: Some("Marie".into()),
+                page_url: "/".into(),
+                languages: vec!["fr_BE".into(), "en".into()]
+            }
+        );
+        assert_eq!(VisitorInput::parse(Some("  "), Some(""), &[]).unwrap().name, None);
+        // When every part is wrong, then every part is named
+        let long_url = format!("/{}", "a".repeat(MAX_URL_CHARS));
+        let bad = VisitorInput::parse(Some("Ma\0rie"), Some(&long_url), &["english".into()]).unwrap_err();
+        let fields: Vec<&str> = bad.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "url", "languages[0]"]);
+        let too_long = VisitorInput::parse(Some(&"x".repeat(MAX_VISITOR_NAME_CHARS + 1)), None, &[]).unwrap_err();
+        assert_eq!(too_long[0].field, "name");
+        let many = vec!["en".to_string(); MAX_LANGUAGES + 1];
+        assert_eq!(VisitorInput::parse(None, None, &many).unwrap_err()[0].field, "languages");
     }
 
     #[test]

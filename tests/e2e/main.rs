@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod bootstrap;
 mod cli;
 mod replay;
 mod server;

@@ -299,7 +299,11 @@ pub async fn create(
         }
     }
     let sc = canned::shortcut(&new.shortcut).map_err(|e| invalid(vec![e]))?;
-    claim(&state, &ctx, owner, &sc, id).await?;
+    // A retry (same Idempotency-Key) whose response exists answers as the first request
+    // did, whatever its body: it must not claim another shortcut on the way.
+    if !read::<CannedResponse>(&state, id).await?.state.exists() {
+        claim(&state, &ctx, owner, &sc, id).await?;
+    }
     let created = write(&state, &ctx, id, None, |c| canned::create(c, editor(&caller), &new)).await;
     let (outcome, _, after) = match created {
         Ok(done) => done,
@@ -394,7 +398,11 @@ pub async fn update(
     let id = path_id(&id, "canned response")?;
     let patch = json_body(body)?;
     let expected = if_match(&headers)?;
-    let (now, _) = current(&state, id).await?;
+    let (now, version) = current(&state, id).await?;
+    // A stale edit is refused before a new shortcut is claimed (and given back).
+    if expected.is_some_and(|e| e != version) {
+        return Err(refused::<CannedError>(commands::CommandError::Conflict { current: Some(version) }));
+    }
     let by = editor(&caller);
     let decide = |c: &CannedResponse| -> Result<Vec<canned::CannedEvent>, CannedError> {
         let mut events = canned::edit(c, by, patch.shortcut.as_deref(), patch.text.as_deref())?;

@@ -397,6 +397,11 @@ pub async fn take(
         ));
     }
     let ctx = context(&state, caller.actor(), &headers);
+    let name = caller.user.display_name().to_string();
+    let take = |s: &Session| session::take(s, caller.user_id, &name, Assignment::Taken);
+    // Refused on the conversation as it is now (closed, already taken) before any slot is
+    // claimed; only a race lost meanwhile claims and gives back.
+    take(&s)?;
     let max = c.options.max_conversations_per_operator;
     if !conversation::claim(&state, &ctx, caller.user_id, session_id, max).await? {
         return Err(Problem::new(
@@ -405,11 +410,7 @@ pub async fn take(
             "you are at your maximum of conversations",
         ));
     }
-    let name = caller.user.display_name().to_string();
-    let taken = conversation::on_session(&state, &ctx, session_id, |s| {
-        session::take(s, caller.user_id, &name, Assignment::Taken)
-    })
-    .await;
+    let taken = conversation::on_session(&state, &ctx, session_id, take).await;
     if let Err(p) = taken {
         conversation::release(&state, &ctx, caller.user_id, session_id).await?;
         return Err(p);
@@ -455,6 +456,8 @@ pub(crate) async fn hand_over(
     let (before, _) = conversation::session(state, session_id).await?;
     let to_channel = t.channel_id.or(before.channel_id).unwrap_or_default();
     let c = conversation::channel(state, to_channel).await?;
+    let decide =
+        |s: &Session, to: Option<(Uuid, String)>| session::transfer(s, me(caller), caller.is_admin(), to_channel, to);
     let to = match t.operator_id {
         Some(op) => {
             let u = state.users.get(state.events.as_ref(), op).await?;
@@ -464,6 +467,9 @@ pub(crate) async fn hand_over(
                     "is not an active operator of the target channel",
                 )]));
             }
+            // Refused on the conversation as it is now (closed, not the caller's) before the
+            // new operator's slot is claimed.
+            decide(&before, Some((op, String::new())))?;
             if !conversation::claim(state, ctx, op, session_id, c.options.max_conversations_per_operator).await? {
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
@@ -475,10 +481,7 @@ pub(crate) async fn hand_over(
         }
         None => None,
     };
-    let moved = conversation::on_session(state, ctx, session_id, |s| {
-        session::transfer(s, me(caller), caller.is_admin(), to_channel, to.clone())
-    })
-    .await;
+    let moved = conversation::on_session(state, ctx, session_id, |s| decide(s, to.clone())).await;
     let outcome = match moved {
         Ok(outcome) => outcome,
         Err(p) => {
@@ -488,7 +491,8 @@ pub(crate) async fn hand_over(
             return Err(p);
         }
     };
-    if let Some(previous) = before.operator {
+    // The previous operator's slot is freed, unless they are also the new one.
+    if let Some(previous) = before.operator.filter(|p| to.as_ref().is_none_or(|(op, _)| op != p)) {
         conversation::release(state, ctx, previous, session_id).await?;
     }
     if to.is_none() {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Json, Router};
 use domain::routing::Visitor;
-use domain::session::{self, Party, SessionStatus, Start};
+use domain::session::{self, Party, SessionStatus, Start, VisitorInput};
 use domain::values::language;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -207,22 +207,21 @@ pub async fn start(
 ) -> Result<Response, Problem> {
     let req = json_body(body)?;
     let channel_id = path_id(&id, "channel")?;
+    // All of the input is checked before anything is routed or claimed: a refused start
+    // writes nothing, on the conversation's stream or on an operator's.
+    let languages = req.languages.unwrap_or_else(|| accepted_languages(&headers));
+    let input =
+        VisitorInput::parse(req.name.as_deref(), req.url.as_deref(), &languages).map_err(crate::commanding::invalid)?;
     let c = conversation::channel(&state, channel_id).await?;
     let country = state.geo.country(&headers, peer.map(|Extension(ConnectInfo(a))| a.ip()));
-    let languages = match &req.languages {
-        Some(ls) => {
-            let parsed: Result<Vec<String>, _> =
-                ls.iter().enumerate().map(|(i, l)| language(&format!("languages[{i}]"), l)).collect();
-            parsed.map_err(|e| crate::commanding::invalid(vec![e]))?
-        }
-        None => accepted_languages(&headers),
-    };
     let ctx = context(&state, visitor_actor(), &headers);
     let session_id = Uuid::now_v7();
-    let visitor =
-        Visitor { previous_operator: req.previous_operator_id, languages: languages.clone(), country: country.clone() };
-    let page_url = req.url.clone().unwrap_or_else(|| "/".into());
-    let script = crate::bot::for_start(&state, &c, &page_url, country.as_ref()).await?;
+    let visitor = Visitor {
+        previous_operator: req.previous_operator_id,
+        languages: input.languages.clone(),
+        country: country.clone(),
+    };
+    let script = crate::bot::for_start(&state, &c, &input.page_url, country.as_ref()).await?;
     // A chatbot answers first: routing waits for its forward step.
     let operator = match script {
         Some(_) => None,
@@ -233,11 +232,11 @@ pub async fn start(
     let start = Start {
         session_id,
         channel_id,
-        visitor_name: req.name.clone(),
+        visitor_name: input.name,
         visitor_number: number,
-        page_url,
+        page_url: input.page_url,
         country,
-        languages,
+        languages: input.languages,
         visitor_token_sha256: digest,
         operator: operator.clone(),
         welcome_message_id: Uuid::now_v7(),
@@ -249,6 +248,7 @@ pub async fn start(
     })
     .await;
     if let Err(problem) = written {
+        // Only a store failure gets here (the input was valid): give the slot back.
         if let Some((operator_id, _)) = operator {
             conversation::release(&state, &ctx, operator_id, session_id).await?;
         }

@@ -268,9 +268,15 @@ pub async fn create_user(state: &AppState, ctx: &Context, new: NewUser) -> Resul
     let (login, profile, role) = new.parse().map_err(invalid)?;
     let id = ctx.new_id("user");
     let hash = hash_password(new.password).await?;
-    execute::<Login, _>(state.events.as_ref(), &stream_id::<Login>(login.as_str()), ctx, None, |l| claim_login(l, id))
+    // A retry (same Idempotency-Key) whose user exists answers as the first request did,
+    // whatever its body: it must not claim another login on the way.
+    if !read::<User>(state, id).await?.state.exists() {
+        execute::<Login, _>(state.events.as_ref(), &stream_id::<Login>(login.as_str()), ctx, None, |l| {
+            claim_login(l, id)
+        })
         .await
         .map_err(refused)?;
+    }
     write(state, ctx, id, None, |u| user::create(u, id, login.clone(), profile.clone(), role, hash.clone())).await
 }
 
