@@ -54,7 +54,7 @@ fn migrate_is_idempotent_and_a_newer_schema_is_refused() {
         let out = run(cmd, "");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = stderr(&out);
-        assert!(err.contains("schema is at version 99, newer than this binary knows (3)"), "{args:?}: {err}");
+        assert!(err.contains("schema is at version 99, newer than this binary knows (4)"), "{args:?}: {err}");
     }
 }
 
