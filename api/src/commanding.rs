@@ -103,8 +103,8 @@ pub fn refused<E: Into<Problem>>(e: CommandError<E>) -> Problem {
         }
         // Only other nodes make a command lose its stream, and it kept losing for seconds:
         // not the caller's conflict (they sent no `If-Match`), so not a 409.
-        CommandError::Busy(tried) => {
-            tracing::warn!(?tried, "command gave up after losing its stream's races");
+        CommandError::Busy => {
+            tracing::warn!(tried = ?commands::RETRY_FOR, "command gave up after losing its stream's races");
             Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the resource is busy; retry in a moment")
         }
         CommandError::Decode(e) => {

@@ -149,13 +149,15 @@ async fn the_button_follows_the_channel_rules_on_another_site() {
     join(&env, &channel, &ada_token).await;
     let site = website(&env, &channel).await;
 
-    // No rule: the button, in the channel's colors and with its text, and nothing else.
+    // No rule: the button, in the channel's colors and with its text, and nothing else
+    // (read once the widget's stylesheet has loaded: it arrives after the button).
     browser.go(&format!("{site}/shop")).await;
     let button = browser
         .wait_for(
             "the button",
             &in_widget(
-                "const b = S && S.querySelector('.lc-button'); if (!shown(b)) return null; const c = getComputedStyle(b); \
+                "const b = S && S.querySelector('.lc-button'); if (!shown(b) || !S.querySelector('link').sheet) return null; \
+                 const c = getComputedStyle(b); \
                  return {bg: c.backgroundColor, fg: c.color, label: b.getAttribute('aria-label'), \
                  size: c.width, window: shown(S.querySelector('.lc-window')), bubble: shown(S.querySelector('.lc-bubble'))};",
             ),

@@ -99,8 +99,8 @@ pub enum CommandError<E> {
     Conflict { current: Option<u64> },
     /// Other nodes kept winning the race for the stream for [`RETRY_FOR`]: nothing was
     /// written, and trying again later is safe.
-    #[error("the resource is busy: other writers kept winning for {0:?}")]
-    Busy(Duration),
+    #[error("the resource is busy: other writers kept winning for {RETRY_FOR:?}")]
+    Busy,
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error(transparent)]
@@ -345,7 +345,7 @@ where
             Err(StoreError::WrongExpectedVersion { .. }) => {
                 tracing::debug!(stream, "concurrent write; deciding again");
                 if !retry.again().await {
-                    return Err(CommandError::Busy(RETRY_FOR));
+                    return Err(CommandError::Busy);
                 }
             }
             Err(e) => return Err(e.into()),
@@ -484,7 +484,7 @@ where
                 tracing::debug!(stream, "stream moved on; deciding again on its tail");
                 if !retry.again().await {
                     cache.forget(stream);
-                    return Err(CommandError::Busy(RETRY_FOR));
+                    return Err(CommandError::Busy);
                 }
                 fresh = true;
                 catch_up(events, stream, &mut loaded).await?;

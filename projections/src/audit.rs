@@ -6,7 +6,7 @@
 //! state in [`STATES`]; [`history`] folds one stream the same way at request time (that is
 //! also how conversations are audited: they are not in this view).
 
-use domain::aggregate::{decode_versioned, DecodeError};
+use domain::aggregate::{decode_versioned, Aggregate, DecodeError};
 use domain::audit::{apply, Audited};
 use domain::canned::CannedResponse;
 use domain::channel::Channel;
@@ -31,7 +31,7 @@ pub const STATES: &str = "audit_states";
 const RETIRED_FIELDS: &str = "audit_fields";
 
 /// Stream categories whose changes are audited.
-pub const AUDITED: &[&str] = &["channel", "user", "chatbot", "canned"];
+pub const AUDITED: &[&str] = &[Channel::CATEGORY, User::CATEGORY, Chatbot::CATEGORY, CannedResponse::CATEGORY];
 
 /// [`Change`] as the OpenAPI document describes it (the type itself lives in `domain`,
 /// which knows nothing of OpenAPI).
@@ -131,10 +131,10 @@ type Step = fn(Option<&Value>, &RecordedEvent) -> Result<(AuditEntry, Value), Pr
 
 /// The aggregate each audited category folds to (the categories of [`AUDITED`]).
 const STEPS: &[(&str, Step)] = &[
-    ("channel", step::<Channel>),
-    ("user", step::<User>),
-    ("chatbot", step::<Chatbot>),
-    ("canned", step::<CannedResponse>),
+    (Channel::CATEGORY, step::<Channel>),
+    (User::CATEGORY, step::<User>),
+    (Chatbot::CATEGORY, step::<Chatbot>),
+    (CannedResponse::CATEGORY, step::<CannedResponse>),
 ];
 
 fn step_of(category: &str) -> Option<Step> {
