@@ -1,5 +1,6 @@
 //! `livechat serve`: migrate, start the projector runners and the HTTP server; on SIGTERM
-//! or Ctrl-C stop accepting, drain requests, let projectors commit, exit 0.
+//! or Ctrl-C stop accepting, answer what was accepted (`api::server`), then let projectors
+//! commit, exit 0.
 
 use std::time::Duration;
 
@@ -79,7 +80,9 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         Err(e) => return Err(Failure::Usage(format!("cannot create the first admin: {e}"))),
     }
     tracing::info!(store = %url, "livechat listening on http://{address}");
-    let mut on_signal = stop.subscribe();
+    // The HTTP server drains first; projectors, sweeper and mailer stop once it is done, so
+    // that the last requests still see them run.
+    let (drain, mut on_signal) = watch::channel(false);
     let shutdown = async move {
         let _ = on_signal.wait_for(|s| *s).await;
     };
@@ -91,11 +94,14 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
             tokio::spawn(api::mailer::run(state.clone(), Duration::from_secs(5), stopped.clone())),
         ),
     };
-    let server = tokio::spawn(api::serve(listener, state, shutdown));
+    let linger = Duration::from_millis(args.shutdown_linger_ms);
+    let server = tokio::spawn(api::serve_with(listener, state, shutdown, linger));
     wait_for_signal().await;
     tracing::info!("shutting down: draining requests, committing projectors");
+    let _ = drain.send(true);
+    let drained = tokio::time::timeout(Duration::from_secs(30), server).await;
     let _ = stop.send(true);
-    match tokio::time::timeout(Duration::from_secs(30), server).await {
+    match drained {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => return Err(Failure::Runtime(format!("server failed: {e}"))),
         Ok(Err(e)) => return Err(Failure::Runtime(format!("server task failed: {e}"))),

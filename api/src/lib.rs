@@ -19,6 +19,7 @@ pub mod problem;
 pub mod query;
 pub mod reports;
 pub mod routes;
+pub mod server;
 pub mod signals;
 pub mod throttle;
 pub mod visitor;
@@ -120,6 +121,8 @@ pub struct AppState {
     pub sessions: Arc<commands::Cache<domain::session::Session>>,
     /// Report rows in memory, caught up with the `reports` view on each report request.
     pub reports: Arc<reports::Index>,
+    /// The server stopped accepting and is draining (`/readyz` answers 503).
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Conversations kept in memory per node (a few KB each).
@@ -142,6 +145,7 @@ impl AppState {
             signals: Arc::default(),
             sessions: Arc::new(commands::Cache::new(SESSION_CACHE)),
             reports: Arc::default(),
+            draining: Arc::default(),
         }
     }
 
@@ -240,18 +244,28 @@ pub fn router(state: AppState) -> Router {
         }))
 }
 
-/// Serves until `shutdown` completes, then stops accepting and drains in-flight requests.
+/// Serves until `shutdown` completes, then drains with the default linger (see [`serve_with`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, shutdown, server::DEFAULT_LINGER).await
+}
+
+/// Serves until `shutdown` completes, then stops accepting and answers every request of the
+/// connections it accepted (see [`server`]): idle ones stay open for `linger`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    linger: Duration,
+) -> std::io::Result<()> {
     // Typing signals from the other nodes sharing the store (PostgreSQL).
     let relay = signals::relay(state.signals.clone(), state.events.as_ref());
-    // Upgraded WebSockets are not tracked by axum's graceful shutdown: close them ourselves.
+    // Upgraded WebSockets are not HTTP connections any more: close them ourselves (1001).
     let signals = state.signals.clone();
-    let shutdown = async move {
-        shutdown.await;
+    let on_drain = move || {
         signals.shut_down();
         if let Some(relay) = relay {
             relay.abort();
@@ -264,7 +278,6 @@ pub async fn serve(
             tracing::warn!(%err, "could not read the report rows ahead of the first report");
         }
     });
-    // Connect info gives handlers the TCP peer (login throttling per address).
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let draining = state.draining.clone();
+    server::run(listener, router(state), shutdown, draining, linger, on_drain).await
 }

@@ -52,6 +52,11 @@ pub struct StoreReadiness {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    // Draining before exit: the balancer should send nothing more here.
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        let problem = crate::problem::Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "this server is shutting down");
+        return problem.into_response();
+    }
     let backend = format!("{:?}", state.events.backend()).to_lowercase();
     let unavailable = |backend: String, e: store::StoreError, projectors: Vec<ProjectorHealth>| {
         let store = StoreReadiness {
