@@ -7,5 +7,6 @@ mod bootstrap;
 mod cli;
 mod replay;
 mod server;
+mod shutdown;
 mod transfer;
 mod users;
