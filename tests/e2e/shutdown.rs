@@ -112,9 +112,11 @@ async fn start_visit(client: &mut Client, channel: &str) -> Visit {
 }
 
 /// A served store, its admin signed in, and the id of its default channel.
-async fn served(linger_ms: &str) -> (Server, String, String) {
+/// `linger_ms`: `--shutdown-linger-ms` (the default when `None`).
+async fn served(linger_ms: Option<&str>) -> (Server, String, String) {
     let url = sqlite_url(&scratch());
-    let mut server = Server::start_with(&url, &["--shutdown-linger-ms", linger_ms]);
+    let flags = linger_ms.map(|ms| vec!["--shutdown-linger-ms", ms]).unwrap_or_default();
+    let mut server = Server::start_with(&url, &flags);
     server.login().await;
     for _ in 0..200 {
         let (_, dashboard) = server.get("/api/v1/channels").await;
@@ -164,7 +166,7 @@ fn logged_messages(url: &str) -> HashSet<String> {
 async fn requests_sent_on_accepted_connections_right_after_sigterm_are_all_answered() {
     const IDLE: usize = 50;
     const FRESH: usize = 30;
-    let (server, url, channel) = served("2000").await;
+    let (server, url, channel) = served(Some("2000")).await;
     // Keep-alive connections, each with one request done.
     let mut idle = Vec::new();
     for _ in 0..IDLE {
@@ -236,7 +238,8 @@ async fn requests_sent_on_accepted_connections_right_after_sigterm_are_all_answe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_closes_no_request_without_an_answer() {
     const CLIENTS: usize = 40;
-    let (server, url, channel) = served("2000").await;
+    // The default linger: clients think for at most 12 ms between posts.
+    let (server, url, channel) = served(None).await;
     let mut visits = Vec::new();
     for _ in 0..CLIENTS {
         let mut setup = Client::connect(&server.base).await.unwrap();
@@ -306,4 +309,21 @@ async fn sigterm_under_load_closes_no_request_without_an_answer() {
         .filter(|(id, o)| matches!(o, Outcome::Answered { status: 201, .. }) && !logged.contains(&id.to_string()))
         .collect();
     assert!(missing.is_empty(), "answered 201 but not in the log: {missing:?}");
+}
+
+/// The accept loop still hands handlers the TCP peer: failed logins under different names
+/// from one address are throttled per address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_still_see_the_peer_address() {
+    let server = Server::start_with(&sqlite_url(&scratch()), &["--login-attempts-per-address", "2"]);
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let mut client = Client::connect(&server.base).await.unwrap();
+        let body = json!({ "login": format!("nobody{i}@example.com"), "password": "wrong" });
+        match client.request("POST", "/api/v1/auth/token", None, Some(&body)).await {
+            Outcome::Answered { status, .. } => statuses.push(status),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(statuses, vec![401, 401, 429]);
 }
