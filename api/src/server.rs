@@ -49,46 +49,55 @@ pub async fn run(
     };
     let mut shutdown = pin!(shutdown);
     loop {
-        tokio::select! {
+        let failed = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => serve(stream, peer),
-                Err(e) => accept_failed(e).await,
+                Ok((stream, peer)) => {
+                    serve(stream, peer);
+                    continue;
+                }
+                Err(e) => e,
             },
+        };
+        // The peer gave up (ignored), or the process is out of file descriptors: wait for
+        // some to close, as hyper did, but not past the signal.
+        if !is_connection_error(&failed) {
+            tracing::error!(e = %failed, "accept failed");
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
     }
     // The backlog: connections the kernel completed but nobody accepted yet. Without `accept`
     // they would be reset when the listener closes, after the client's connect succeeded.
-    let backlog = listener.into_std()?;
-    let mut late = 0usize;
-    loop {
-        match backlog.accept() {
-            Ok((stream, peer)) => match stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) {
-                Ok(stream) => {
-                    late += 1;
-                    serve(stream, peer);
-                }
-                Err(e) => tracing::warn!(%e, "could not serve a connection of the backlog"),
-            },
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if is_connection_error(&e) || e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                tracing::warn!(%e, "stopped accepting the backlog");
-                break;
-            }
+    let late = match listener.into_std() {
+        // Dropped at the end of the arm: the listener is closed, new connects are refused.
+        Ok(backlog) => accept_backlog(&backlog, serve),
+        Err(e) => {
+            tracing::warn!(%e, "could not accept the backlog");
+            0
         }
-    }
-    drop(backlog);
+    };
     // Only now: a response that closes its connection before the listener is closed would
     // let its client reconnect into a listener about to drop that connection.
     draining.store(true, Ordering::SeqCst);
     on_drain();
-    tracing::info!(backlog = late, connections = close.receiver_count() - 1, linger_ms = linger.as_millis() as u64,
-        "stopped accepting; answering what was accepted");
-    tokio::time::sleep(linger).await;
-    let _ = close.send(true);
+    tracing::info!(
+        backlog = late,
+        connections = close.receiver_count() - 1,
+        linger_ms = linger.as_millis() as u64,
+        "stopped accepting; answering what was accepted"
+    );
     drop(closing);
+    // Connections end by themselves once they answered with `Connection: close`: the linger
+    // is only as long as one stays idle.
+    tokio::select! {
+        () = tokio::time::sleep(linger) => {}
+        () = close.closed() => {}
+    }
+    let _ = close.send(true);
     close.closed().await;
     Ok(())
 }
@@ -118,9 +127,8 @@ async fn connection(
             Ok::<_, Infallible>(res)
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
     let mut conn = pin!(conn);
     tokio::select! {
         done = conn.as_mut() => return finished(done),
@@ -137,19 +145,31 @@ fn finished(done: Result<(), hyper::Error>) {
     }
 }
 
+/// Accepts until the backlog is empty, handing each connection to `serve`; returns how many.
+fn accept_backlog(backlog: &std::net::TcpListener, serve: impl Fn(TcpStream, SocketAddr)) -> usize {
+    let mut late = 0;
+    loop {
+        match backlog.accept() {
+            Ok((stream, peer)) => match stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) {
+                Ok(stream) => {
+                    late += 1;
+                    serve(stream, peer);
+                }
+                Err(e) => tracing::warn!(%e, "could not serve a connection of the backlog"),
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return late,
+            Err(e) if is_connection_error(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(%e, "stopped accepting the backlog");
+                return late;
+            }
+        }
+    }
+}
+
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
     )
-}
-
-/// A failed accept: the peer gave up (ignored), or the process is out of file descriptors
-/// (wait for some to close, as hyper did).
-async fn accept_failed(e: io::Error) {
-    if is_connection_error(&e) {
-        return;
-    }
-    tracing::error!(%e, "accept failed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }

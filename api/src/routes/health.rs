@@ -54,7 +54,11 @@ pub struct StoreReadiness {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     // Draining before exit: the balancer should send nothing more here.
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        let problem = crate::problem::Problem::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "this server is shutting down");
+        let problem = crate::problem::Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "this server is shutting down",
+        );
         return problem.into_response();
     }
     let backend = format!("{:?}", state.events.backend()).to_lowercase();
