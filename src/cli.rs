@@ -77,8 +77,9 @@ pub struct ServeArgs {
     #[arg(long, env = "LIVECHAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// On SIGTERM, how long connections kept alive stay open for a request already on its
-    /// way (answered, with Connection: close) before idle ones are closed.
-    #[arg(long, env = "LIVECHAT_SHUTDOWN_LINGER_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    /// way (answered, with Connection: close) before idle ones are closed (at most 10 s; the
+    /// whole drain is bounded by 30 s).
+    #[arg(long, env = "LIVECHAT_SHUTDOWN_LINGER_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub shutdown_linger_ms: u64,
     /// The address visitors reach this server at, like https://chat.example.com: the
     /// widget snippet and the direct link use it. Unset, they use the request's Host and
