@@ -27,7 +27,9 @@ pub enum Failure {
 impl From<store::StoreError> for Failure {
     fn from(e: store::StoreError) -> Self {
         match e {
-            store::StoreError::Database(_) | store::StoreError::Corrupt(_) => Failure::Runtime(e.to_string()),
+            store::StoreError::Database(_) | store::StoreError::Corrupt(_) | store::StoreError::Timeout { .. } => {
+                Failure::Runtime(e.to_string())
+            }
             _ => Failure::Usage(e.to_string()),
         }
     }
