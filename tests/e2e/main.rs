@@ -7,5 +7,6 @@ mod bootstrap;
 mod cli;
 mod replay;
 mod server;
+mod stuck_store;
 mod transfer;
 mod users;
