@@ -215,3 +215,38 @@ impl From<StoreError> for Problem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn body(res: Response) -> serde_json::Value {
+        serde_json::from_slice(&axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_says_what_became_of_the_request() {
+        let failed = || Problem::from(StoreError::Database("connection reset".into())).into_response();
+        let write = body(settle_outcome(failed(), true)).await;
+        assert_eq!((write["code"].as_str(), write["outcome"].as_str()), (Some("store-unavailable"), Some("unknown")));
+        assert_eq!(write["retry_safe"], true);
+        let read = settle_outcome(failed(), false);
+        assert_eq!(read.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(body(read).await["outcome"], "not-applied");
+
+        let timeout = |unknown| StoreError::Timeout { op: "x", after: Duration::from_secs(5), outcome_unknown: unknown };
+        // A read that timed out during a write that already appended something: unknown.
+        let mut res = Problem::from(timeout(false)).into_response();
+        res.headers_mut().insert(crate::commanding::POSITION_HEADER, HeaderValue::from_static("0:7"));
+        assert_eq!(body(settle_outcome(res, true)).await["outcome"], "unknown");
+        let res = Problem::from(timeout(false)).into_response();
+        assert_eq!(body(settle_outcome(res, true)).await["outcome"], "not-applied");
+        let res = Problem::from(timeout(true)).into_response();
+        assert_eq!(body(settle_outcome(res, false)).await["outcome"], "unknown", "never hidden");
+
+        // Other problems are left alone.
+        let res = settle_outcome(Problem::not_found("no such thing").into_response(), true);
+        assert!(body(res).await.get("outcome").is_none());
+    }
+}
