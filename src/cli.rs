@@ -35,7 +35,7 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP server and the projectors (migrates the schema first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the embedded schema migrations and exit.
     Migrate,
     /// Read the event log.

@@ -67,7 +67,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let url = cli.store.clone();
     match cli.command {
-        Command::Serve(args) => serve::serve(&url, args).await,
+        Command::Serve(args) => serve::serve(&url, *args).await,
         Command::Migrate => {
             let store = cli::open(&url).await?;
             let applied = store.migrate().await?;

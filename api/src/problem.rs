@@ -235,7 +235,8 @@ mod tests {
         assert_eq!(read.headers()[header::RETRY_AFTER], "2");
         assert_eq!(body(read).await["outcome"], "not-applied");
 
-        let timeout = |unknown| StoreError::Timeout { op: "x", after: Duration::from_secs(5), outcome_unknown: unknown };
+        let timeout =
+            |unknown| StoreError::Timeout { op: "x", after: Duration::from_secs(5), outcome_unknown: unknown };
         // A read that timed out during a write that already appended something: unknown.
         let mut res = Problem::from(timeout(false)).into_response();
         res.headers_mut().insert(crate::commanding::POSITION_HEADER, HeaderValue::from_static("0:7"));

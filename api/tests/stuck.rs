@@ -11,8 +11,8 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::{json, Value};
 use store::{
-    AppendResult, Backend, Bounded, Direction, EventStore, ExpectedVersion, NewEvent, Position, ReadAll,
-    RecordedEvent, Store, StoreError, StoreUrl, Timeouts,
+    AppendResult, Backend, Bounded, Direction, EventStore, ExpectedVersion, NewEvent, Position, ReadAll, RecordedEvent,
+    Store, StoreError, StoreUrl, Timeouts,
 };
 use tokio::sync::watch;
 use tower::ServiceExt;

@@ -127,11 +127,19 @@ impl Bounded<dyn ViewStore> {
 }
 
 impl<S: ?Sized> Bounded<S> {
-    async fn read<T>(&self, op: &'static str, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    async fn read<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         within(op, self.timeouts.call, false, call).await
     }
 
-    async fn write<T>(&self, op: &'static str, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    async fn write<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         within(op, self.timeouts.call, true, call).await
     }
 }

@@ -138,7 +138,9 @@ impl Store {
     pub async fn check_schema(&self) -> Result<(), StoreError> {
         match &self.opened {
             Opened::Memory(..) => Ok(()),
-            Opened::Sqlite(s) => crate::bounded::within("check_schema", self.timeouts.call, false, s.check_schema()).await,
+            Opened::Sqlite(s) => {
+                crate::bounded::within("check_schema", self.timeouts.call, false, s.check_schema()).await
+            }
             Opened::Postgres(p) => {
                 crate::bounded::within("check_schema", self.timeouts.call, false, p.check_schema()).await
             }

@@ -135,7 +135,8 @@ async fn a_stopped_database_gives_bounded_honest_503s_and_retries_land_once() {
     assert!(refused.len() >= 10, "posts while stopped are refused: {} of {}", refused.len(), answers.len());
     let slowest = answers.iter().map(|a| a.took).max().unwrap_or_default();
     let codes: std::collections::BTreeMap<String, usize> = answers.iter().fold(Default::default(), |mut m, a| {
-        let code = a.body["code"].as_str().map(|c| format!("{c}/{}", a.body["outcome"])).unwrap_or(a.status.to_string());
+        let code =
+            a.body["code"].as_str().map(|c| format!("{c}/{}", a.body["outcome"])).unwrap_or(a.status.to_string());
         *m.entry(code).or_default() += 1;
         m
     });
@@ -156,7 +157,8 @@ async fn a_stopped_database_gives_bounded_honest_503s_and_retries_land_once() {
     let history = http.get(format!("{messages}?limit=200")).bearer_auth(&visitor).send().await.unwrap();
     assert_eq!(history.status().as_u16(), 200);
     let history: Value = history.json().await.unwrap();
-    let ids: Vec<&str> = history["messages"].as_array().unwrap().iter().filter_map(|m| m["message_id"].as_str()).collect();
+    let ids: Vec<&str> =
+        history["messages"].as_array().unwrap().iter().filter_map(|m| m["message_id"].as_str()).collect();
     for id in refused.iter().chain(&acknowledged) {
         let id = id.to_string();
         assert_eq!(ids.iter().filter(|m| **m == id).count(), 1, "message {id} exactly once in {ids:?}");

@@ -437,8 +437,11 @@ impl PrivateCluster {
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
         self.thaw();
-        let stop: Vec<OsString> =
-            ["stop", "-m", "immediate", "-D"].map(OsString::from).into_iter().chain([self.data.clone().into()]).collect();
+        let stop: Vec<OsString> = ["stop", "-m", "immediate", "-D"]
+            .map(OsString::from)
+            .into_iter()
+            .chain([self.data.clone().into()])
+            .collect();
         let _ = run(&self.bin.join("pg_ctl"), &stop, self.as_postgres);
         if let Some(parent) = self.data.parent() {
             let _ = std::fs::remove_dir_all(parent);
