@@ -35,7 +35,7 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP server and the projectors (migrates the schema first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the embedded schema migrations and exit.
     Migrate,
     /// Read the event log.
@@ -118,6 +118,82 @@ pub struct ServeArgs {
     /// the SQLite file, or ./data/transcripts).
     #[arg(long, env = "LIVECHAT_TRANSCRIPTS_DIR")]
     pub transcripts_dir: Option<std::path::PathBuf>,
+    /// Longest a single store call may take (waiting for a connection, connecting and the
+    /// statement included); also PostgreSQL's statement_timeout and SQLite's busy timeout.
+    /// A request whose store call runs out answers 503 `store-timeout`, saying whether the
+    /// write may have been applied. Seconds (`5`) or with a unit (`500ms`, `5s`, `1m`).
+    #[arg(long, env = "LIVECHAT_STORE_TIMEOUT", default_value = "5s", value_name = "DURATION")]
+    pub store_timeout: String,
+    /// Longest opening a PostgreSQL connection may take (TCP and startup).
+    #[arg(long, env = "LIVECHAT_STORE_CONNECT_TIMEOUT", default_value = "5s", value_name = "DURATION")]
+    pub store_connect_timeout: String,
+    /// Longest a store call waits for a free pooled PostgreSQL connection when all are busy
+    /// (then 503 `store-timeout`, nothing written).
+    #[arg(long, env = "LIVECHAT_STORE_POOL_WAIT_TIMEOUT", default_value = "3s", value_name = "DURATION")]
+    pub store_pool_wait_timeout: String,
+    /// Longest any HTTP request may take before it is answered 503 `deadline-exceeded`
+    /// (outcome unknown for writes); must be longer than --store-timeout. WebSockets are
+    /// bounded until their upgrade only.
+    #[arg(long, env = "LIVECHAT_REQUEST_TIMEOUT", default_value = "10s", value_name = "DURATION")]
+    pub request_timeout: String,
+}
+
+impl ServeArgs {
+    /// The store's bounds and the request deadline; a malformed or inconsistent value is the
+    /// operator's mistake (exit 2, one line).
+    pub fn timeouts(&self) -> Result<(store::Timeouts, std::time::Duration), Failure> {
+        let parse = |flag: &str, raw: &str| {
+            parse_duration(raw).map_err(|e| Failure::Usage(format!("--{flag}: invalid duration '{raw}': {e}")))
+        };
+        let timeouts = store::Timeouts {
+            call: parse("store-timeout", &self.store_timeout)?,
+            connect: parse("store-connect-timeout", &self.store_connect_timeout)?,
+            pool_wait: parse("store-pool-wait-timeout", &self.store_pool_wait_timeout)?,
+        };
+        let request = parse("request-timeout", &self.request_timeout)?;
+        if request <= timeouts.call {
+            return Err(Failure::Usage(format!(
+                "--request-timeout ({}) must be longer than --store-timeout ({}), so that a stuck store answers first",
+                self.request_timeout, self.store_timeout
+            )));
+        }
+        Ok((timeouts, request))
+    }
+}
+
+/// `5` (seconds), `2.5s`, `500ms` or `1m`: more than zero, at most an hour.
+pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let value: f64 = number.parse().map_err(|_| "expected a number of seconds, or one with ms, s or m".to_string())?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        other => return Err(format!("unknown unit '{other}': use ms, s or m")),
+    };
+    if !(seconds > 0.0 && seconds <= 3600.0) {
+        return Err("must be more than zero and at most an hour".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_are_seconds_or_carry_a_unit() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration(" 1m "), Ok(Duration::from_secs(60)));
+        for bad in ["", "0", "-1", "5h", "ms", "1.2.3s", "2 hours", "7200"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,10 +250,14 @@ pub struct RebuildArgs {
     pub all: bool,
 }
 
-/// Opens the store and checks its schema; the store must exist and be migrated.
+/// Opens the store with the default bounds.
 pub async fn open(url: &StoreUrl) -> Result<Store, Failure> {
-    let store = Store::open(url).await.map_err(|e| Failure::Usage(format!("cannot open store {url}: {e}")))?;
-    Ok(store)
+    open_with(url, store::Timeouts::default()).await
+}
+
+/// Opens the store with these bounds on its calls.
+pub async fn open_with(url: &StoreUrl, timeouts: store::Timeouts) -> Result<Store, Failure> {
+    Store::open_with(url, timeouts).await.map_err(|e| Failure::Usage(format!("cannot open store {url}: {e}")))
 }
 
 /// Opens the store for a read or write that needs the schema in place.

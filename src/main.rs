@@ -27,7 +27,9 @@ pub enum Failure {
 impl From<store::StoreError> for Failure {
     fn from(e: store::StoreError) -> Self {
         match e {
-            store::StoreError::Database(_) | store::StoreError::Corrupt(_) => Failure::Runtime(e.to_string()),
+            store::StoreError::Database(_) | store::StoreError::Corrupt(_) | store::StoreError::Timeout { .. } => {
+                Failure::Runtime(e.to_string())
+            }
             _ => Failure::Usage(e.to_string()),
         }
     }
@@ -65,7 +67,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Failure> {
     let url = cli.store.clone();
     match cli.command {
-        Command::Serve(args) => serve::serve(&url, args).await,
+        Command::Serve(args) => serve::serve(&url, *args).await,
         Command::Migrate => {
             let store = cli::open(&url).await?;
             let applied = store.migrate().await?;

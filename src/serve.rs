@@ -13,18 +13,20 @@ use crate::cli::{self, ServeArgs};
 use crate::Failure;
 
 pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
+    let (timeouts, request_timeout) = args.timeouts()?;
     let geo = country_sources(&args)?;
     let mailer = mailer_settings(url, &args)?;
     // `--as-of`: a copy of the log up to that point, in memory, with its views rebuilt; the
     // live store is only read (another server may be running on it).
     let (store, _lock) = match args.as_of {
         Some(as_of) => {
-            let live = cli::open_migrated(url).await?;
+            let live = cli::open_with(url, timeouts).await?;
+            live.check_schema().await?;
             tracing::info!(?as_of, "rebuilding the views as of that point, in memory");
             (crate::replay::replayed(&live, as_of, &StoreUrl::Memory).await?, None)
         }
         None => {
-            let store = cli::open(url).await?;
+            let store = cli::open_with(url, timeouts).await?;
             let lock = store.lock_exclusive("serve")?;
             let applied = store.migrate().await?;
             for m in applied {
@@ -56,6 +58,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
             .unwrap_or_else(|| ApiConfig::default().address_key),
         read_only: args.read_only || args.as_of.is_some(),
         public_url: args.public_url.clone(),
+        request_timeout,
         ..ApiConfig::default()
     };
     let mut state = AppState::new(store.events(), store.views(), config).with_geo(geo);

@@ -36,7 +36,6 @@ use projections::Projector;
 use store::{EventStore, ViewStore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::problem::Problem;
@@ -60,11 +59,19 @@ pub fn parse_public_url(raw: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
+/// Default of [`ApiConfig::request_timeout`] (`serve --request-timeout`): twice the store's
+/// default call bound.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Settings of the API.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     /// `/readyz` fails when a projector's oldest unprocessed event is older than this.
     pub ready_max_lag: Duration,
+    /// A request that has not answered after this long is answered 503 `deadline-exceeded`
+    /// (its work is dropped). Keep it above the store's call bound, so that a stuck store
+    /// answers first with the more precise `store-timeout`. WebSockets are bounded only
+    /// until they are upgraded.
     pub request_timeout: Duration,
     /// Lifetime of a bearer token.
     pub token_ttl: Duration,
@@ -88,7 +95,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             ready_max_lag: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             token_ttl: Duration::from_secs(12 * 3600),
             inactivity: Duration::from_secs(30 * 60),
             abandon_after: Duration::from_secs(60 * 60),
@@ -204,6 +211,27 @@ async fn read_only_guard(
     .into_response()
 }
 
+/// Answers 503 `deadline-exceeded` when the request is not done within `bound` (dropping
+/// its work; store calls it had started are cancelled as their own bound would), and
+/// completes the problem documents of store failures with the request's outcome. Covers a
+/// WebSocket until its upgrade answer only: the socket lives on in a task of its own.
+async fn deadline(
+    axum::extract::State(bound): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    match tokio::time::timeout(bound, next.run(req)).await {
+        Ok(res) => problem::settle_outcome(res, writes),
+        Err(_) => {
+            tracing::warn!(bound_ms = bound.as_millis() as u64, "request past its deadline");
+            Problem::deadline(bound, writes).into_response()
+        }
+    }
+}
+
 /// The whole application as a `Router`, ready to serve or to test with `oneshot`.
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
@@ -233,10 +261,11 @@ pub fn router(state: AppState) -> Router {
         })
         .with_state(state)
         .layer(axum::middleware::from_fn(written::mark_written))
+        // Outside `mark_written`: it reads the position a failed write may have left.
+        .layer(axum::middleware::from_fn_with_state(timeout, deadline))
         .layer(axum::middleware::from_fn_with_state(read_only, read_only_guard))
         .layer(axum::middleware::map_request(client_address))
         .layer(CatchPanicLayer::custom(panic_to_problem))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(RequestBodyLimitLayer::new(1024 * 1024))
         // Spans name the path only: query strings may carry tokens (`?access_token=`).
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {

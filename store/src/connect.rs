@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::bounded::{Bounded, Timeouts};
 use crate::error::StoreError;
 use crate::events::EventStore;
 use crate::memory::MemoryEventStore;
@@ -63,68 +64,93 @@ fn redact_password(url: &str) -> String {
     }
 }
 
-/// An opened backend: the same object serves events and views.
+/// An opened backend: the same object serves events and views, every call of which is
+/// bounded by the store's [`Timeouts`].
 #[derive(Clone)]
-pub enum Store {
+pub struct Store {
+    opened: Opened,
+    timeouts: Timeouts,
+}
+
+#[derive(Clone)]
+enum Opened {
     Memory(Arc<MemoryEventStore>, Arc<MemoryViewStore>),
     Sqlite(SqliteStore),
     Postgres(PgStore),
 }
 
 impl Store {
-    /// Connects; does not migrate. An unreachable database is an error here, not later.
+    /// Connects with the default [`Timeouts`]; does not migrate. An unreachable database is
+    /// an error here, not later.
     pub async fn open(url: &StoreUrl) -> Result<Store, StoreError> {
-        Ok(match url {
-            StoreUrl::Memory => Store::Memory(Arc::default(), Arc::default()),
+        Store::open_with(url, Timeouts::default()).await
+    }
+
+    /// Connects with these bounds; does not migrate.
+    pub async fn open_with(url: &StoreUrl, timeouts: Timeouts) -> Result<Store, StoreError> {
+        let opened = match url {
+            StoreUrl::Memory => Opened::Memory(Arc::default(), Arc::default()),
             StoreUrl::Sqlite(path) => {
                 let durability = match std::env::var("LIVECHAT_SQLITE_SYNC").as_deref() {
                     Ok("normal") | Ok("NORMAL") => Durability::Normal,
                     _ => Durability::Full,
                 };
-                Store::Sqlite(SqliteStore::open(path, durability)?)
+                Opened::Sqlite(SqliteStore::open_with(path, durability, timeouts.call)?)
             }
-            StoreUrl::Postgres(url) => Store::Postgres(PgStore::connect(url).await?),
-        })
+            StoreUrl::Postgres(url) => Opened::Postgres(PgStore::connect_with(url, timeouts).await?),
+        };
+        Ok(Store { opened, timeouts })
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     pub fn events(&self) -> Arc<dyn EventStore> {
-        match self {
-            Store::Memory(e, _) => e.clone(),
-            Store::Sqlite(s) => Arc::new(s.clone()),
-            Store::Postgres(p) => Arc::new(p.clone()),
-        }
+        let raw: Arc<dyn EventStore> = match &self.opened {
+            Opened::Memory(e, _) => e.clone(),
+            Opened::Sqlite(s) => Arc::new(s.clone()),
+            Opened::Postgres(p) => Arc::new(p.clone()),
+        };
+        Bounded::events(raw, self.timeouts)
     }
 
     pub fn views(&self) -> Arc<dyn ViewStore> {
-        match self {
-            Store::Memory(_, v) => v.clone(),
-            Store::Sqlite(s) => Arc::new(s.clone()),
-            Store::Postgres(p) => Arc::new(p.clone()),
-        }
+        let raw: Arc<dyn ViewStore> = match &self.opened {
+            Opened::Memory(_, v) => v.clone(),
+            Opened::Sqlite(s) => Arc::new(s.clone()),
+            Opened::Postgres(p) => Arc::new(p.clone()),
+        };
+        Bounded::views(raw, self.timeouts)
     }
 
-    /// Applies missing migrations; returns those applied.
+    /// Applies missing migrations; returns those applied. Not bounded beyond connecting: a
+    /// migration may take long on a large database, and runs before anything is served.
     pub async fn migrate(&self) -> Result<Vec<&'static Migration>, StoreError> {
-        match self {
-            Store::Memory(..) => Ok(vec![]),
-            Store::Sqlite(s) => s.migrate().await,
-            Store::Postgres(p) => p.migrate().await,
+        match &self.opened {
+            Opened::Memory(..) => Ok(vec![]),
+            Opened::Sqlite(s) => s.migrate().await,
+            Opened::Postgres(p) => p.migrate().await,
         }
     }
 
     /// Refuses a schema that is newer than this binary, or not yet migrated.
     pub async fn check_schema(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Memory(..) => Ok(()),
-            Store::Sqlite(s) => s.check_schema().await,
-            Store::Postgres(p) => p.check_schema().await,
+        match &self.opened {
+            Opened::Memory(..) => Ok(()),
+            Opened::Sqlite(s) => {
+                crate::bounded::within("check_schema", self.timeouts.call, false, s.check_schema()).await
+            }
+            Opened::Postgres(p) => {
+                crate::bounded::within("check_schema", self.timeouts.call, false, p.check_schema()).await
+            }
         }
     }
 
     /// For a file database, a lock that keeps a second server away; `None` for shared databases.
     pub fn lock_exclusive(&self, what: &str) -> Result<Option<std::fs::File>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.lock_exclusive(what).map(Some),
+        match &self.opened {
+            Opened::Sqlite(s) => s.lock_exclusive(what).map(Some),
             _ => Ok(None),
         }
     }

@@ -33,6 +33,12 @@ pub enum StoreError {
     /// The database could not be reached or failed (HTTP 503/500).
     #[error("database error: {0}")]
     Database(String),
+    /// The store did not answer `op` within its bound (`crate::Timeouts`). A write that
+    /// timed out may still commit (`outcome_unknown`: the statement may have reached the
+    /// database); a read, or a write that never got a connection, wrote nothing.
+    #[error("the store did not answer {op} within {} ms{}", after.as_millis(),
+        if *outcome_unknown { " (it may still have been applied)" } else { " (nothing was written)" })]
+    Timeout { op: &'static str, after: std::time::Duration, outcome_unknown: bool },
 }
 
 impl StoreError {
@@ -44,6 +50,11 @@ impl StoreError {
     /// cannot succeed, leaving out the data at fault can.
     pub fn is_about_data(&self) -> bool {
         matches!(self, StoreError::Invalid(_) | StoreError::Rejected(_))
+    }
+
+    /// A write that failed this way may have been applied all the same.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, StoreError::Timeout { outcome_unknown: true, .. })
     }
 }
 
@@ -98,7 +109,11 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
+    /// Pool timeouts are mapped by the caller, which knows the bounds (`PgStore::client`).
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::db(e)
+        match &e {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::Database(describe_pg(e)),
+            _ => StoreError::db(e),
+        }
     }
 }

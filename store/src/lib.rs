@@ -4,6 +4,7 @@
 //! in streams and opaque JSON documents in views; the `domain` and `projections` crates give
 //! them meaning.
 
+pub mod bounded;
 pub mod connect;
 pub mod error;
 pub mod event;
@@ -19,6 +20,7 @@ pub mod views;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use bounded::{Bounded, Timeouts};
 pub use connect::{Store, StoreUrl};
 pub use error::StoreError;
 pub use event::{category_of, NewEvent, Position, RecordedEvent};

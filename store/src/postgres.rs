@@ -28,6 +28,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use crate::bounded::{self, Timeouts};
 use crate::connect::StoreUrl;
 use crate::error::{describe_pg, StoreError};
 use crate::event::{store_time, NewEvent, Position, RecordedEvent};
@@ -41,8 +42,6 @@ use crate::views::{
     ViewStore,
 };
 
-/// How long connecting may take before the database counts as unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pooled connections per store (dedicated ownership connections come on top).
 const POOL_SIZE: usize = 16;
 /// `pg_advisory_xact_lock` key serialising migrations: "livechat" in ASCII.
@@ -136,6 +135,7 @@ const OWN: &str = "SELECT pg_try_advisory_lock(hashtextextended('livechat:projec
 struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
+    timeouts: Timeouts,
     commits: watch::Sender<u64>,
     /// Notices from `LISTEN`, and whether the listening connection was started.
     notices: tokio::sync::broadcast::Sender<String>,
@@ -286,38 +286,93 @@ struct OwnerConnection {
     _task: tokio::task::JoinHandle<()>,
 }
 
+/// A pooled connection. Dropped during a call that was cut short ([`bounded::cancelling`]),
+/// it may still carry statements the database has not answered: it is closed instead of
+/// going back to the pool, so that no later call queues behind them. (A transaction dropped
+/// before its `COMMIT` is rolled back by tokio-postgres either way.)
+struct Pooled(Option<Object>);
+
+impl std::ops::Deref for Pooled {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Object {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take().filter(|_| bounded::cancelling()) {
+            tracing::debug!("discarding a PostgreSQL connection left in the middle of a call");
+            drop(Object::take(object));
+        }
+    }
+}
+
+/// `-c name=value` server settings for every connection, unless the URL's `options` set them.
+fn with_settings(options: Option<&str>, settings: &[(&str, String)]) -> String {
+    let mut out = options.unwrap_or_default().to_string();
+    for (name, value) in settings {
+        if !out.contains(name) {
+            out = format!("{out} -c {name}={value}").trim_start().to_string();
+        }
+    }
+    out
+}
+
 impl PgStore {
-    /// Connects to `url` (`postgres://user:password@host:port/db`), opening one connection now
-    /// so that an unreachable database is reported here, within a few seconds.
+    /// [`PgStore::connect_with`] the default [`Timeouts`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        PgStore::connect_with(url, Timeouts::default()).await
+    }
+
+    /// Connects to `url` (`postgres://user:password@host:port/db`), opening one connection now
+    /// so that an unreachable database is reported here, within the connect timeout.
+    pub async fn connect_with(url: &str, timeouts: Timeouts) -> Result<Self, StoreError> {
         let shown = StoreUrl::Postgres(url.to_string()).to_string();
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Invalid(format!("invalid PostgreSQL URL {shown}: {e}")))?;
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
+            config.connect_timeout(timeouts.connect);
         }
         if config.get_application_name().is_none() {
             config.application_name("livechat");
         }
-        if config.get_options().is_none() {
-            // A transaction of ours left idle would hold the read horizon of every reader in
-            // the cluster; the server ends it instead. Ours never idle: this is a guard.
-            config.options("-c idle_in_transaction_session_timeout=60000");
-        }
+        let millis = |d: Duration| d.as_millis().max(1).to_string();
+        let options = with_settings(
+            config.get_options(),
+            &[
+                // A transaction of ours left idle would hold the read horizon of every reader
+                // in the cluster; the server ends it instead. Ours never idle: a guard.
+                ("idle_in_transaction_session_timeout", "60000".to_string()),
+                // The server gives up on a statement about when the caller does (migrations
+                // and rebuild swaps set their own).
+                ("statement_timeout", millis(timeouts.call)),
+            ],
+        );
+        config.options(&options);
         let manager =
             Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            // The pool's own timeouts need a runtime to run on.
             .runtime(Runtime::Tokio1)
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(timeouts.connect))
+            .wait_timeout(Some(timeouts.pool_wait))
+            .recycle_timeout(Some(timeouts.connect))
             .build()
             .map_err(|e| StoreError::Database(format!("cannot set up a connection pool for {shown}: {e}")))?;
         let first = pool.get().await.map_err(|e| {
             let detail = match &e {
                 deadpool_postgres::PoolError::Backend(e) => describe_pg(e),
-                deadpool_postgres::PoolError::Timeout(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                deadpool_postgres::PoolError::Timeout(_) => {
+                    format!("no answer within {} ms", timeouts.connect.as_millis())
+                }
                 e => e.to_string(),
             };
             StoreError::Database(format!("cannot connect to PostgreSQL at {shown}: {detail}"))
@@ -327,6 +382,7 @@ impl PgStore {
             inner: Arc::new(Inner {
                 pool,
                 config,
+                timeouts,
                 commits: watch::channel(0).0,
                 notices: tokio::sync::broadcast::channel(1024).0,
                 listening: std::sync::Once::new(),
@@ -334,8 +390,27 @@ impl PgStore {
         })
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
-        Ok(self.inner.pool.get().await?)
+    /// A pooled connection; the pool's timeouts are timeouts that wrote nothing.
+    async fn client(&self) -> Result<Pooled, StoreError> {
+        use deadpool_postgres::{PoolError, TimeoutType};
+        let t = self.inner.timeouts;
+        match self.inner.pool.get().await {
+            Ok(object) => Ok(Pooled(Some(object))),
+            Err(PoolError::Timeout(kind)) => {
+                let (op, after) = match kind {
+                    TimeoutType::Wait => ("a free pooled connection", t.pool_wait),
+                    TimeoutType::Create => ("a new connection", t.connect),
+                    TimeoutType::Recycle => ("a connection check", t.connect),
+                };
+                Err(StoreError::Timeout { op, after, outcome_unknown: false })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whole views move in one statement: the bound of [`Timeouts::maintenance`].
+    fn maintenance_statement_timeout(&self) -> String {
+        format!("SET LOCAL statement_timeout = {}", self.inner.timeouts.maintenance().as_millis().max(1))
     }
 
     fn notify(&self) {
@@ -347,6 +422,8 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<Vec<&'static Migration>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // A migration may rewrite large tables: not bounded like a request's statement.
+        tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
         tx.batch_execute(SCHEMA_TABLE).await?;
         let current: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.get(0);
@@ -819,6 +896,7 @@ impl ViewStore for PgStore {
     async fn reset(&self, projector: &str, views: &[&str]) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.batch_execute(&self.maintenance_statement_timeout()).await?;
         tx.execute("DELETE FROM view_docs WHERE view = ANY($1)", &[&views]).await?;
         tx.execute("DELETE FROM projector_checkpoints WHERE projector = $1", &[&projector]).await?;
         tx.execute("DELETE FROM parked_events WHERE projector = $1", &[&projector]).await?;
@@ -829,6 +907,7 @@ impl ViewStore for PgStore {
     async fn swap_shadow(&self, projector: &str, views: &[&str]) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        tx.batch_execute(&self.maintenance_statement_timeout()).await?;
         for v in views {
             tx.execute("DELETE FROM view_docs WHERE view = $1", &[v]).await?;
             tx.execute("UPDATE view_docs SET view = $1 WHERE view = $2", &[v, &shadow_name(v)]).await?;
@@ -866,9 +945,10 @@ impl ViewStore for PgStore {
         // as long as the connection, and never holds back the xid horizon.
         let cannot =
             |why: String| StoreError::Database(format!("cannot open a connection to own '{projector}': {why}"));
-        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, self.inner.config.connect(NoTls))
+        let connect = self.inner.timeouts.connect;
+        let (client, connection) = tokio::time::timeout(connect, self.inner.config.connect(NoTls))
             .await
-            .map_err(|_| cannot(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+            .map_err(|_| cannot(format!("no answer within {} ms", connect.as_millis())))?
             .map_err(|e| cannot(describe_pg(&e)))?;
         let task = tokio::spawn(async move {
             if let Err(e) = connection.await {

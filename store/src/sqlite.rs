@@ -3,6 +3,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -36,6 +37,7 @@ pub enum Durability {
 struct Inner {
     path: PathBuf,
     durability: Durability,
+    busy: Duration,
     writer: Mutex<Connection>,
     /// Appends waiting for the writer (group commit).
     pending: Mutex<Vec<Pending>>,
@@ -61,7 +63,7 @@ fn json(s: String) -> Result<Value, StoreError> {
     serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("stored JSON does not parse: {e}")))
 }
 
-fn open_connection(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+fn open_connection(path: &Path, durability: Durability, busy: Duration) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Database(format!("cannot open SQLite database {}: {e}", path.display())))?;
@@ -69,7 +71,8 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection, St
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
     };
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Waiting for another process's lock ends about when the caller's bound does.
+    conn.busy_timeout(busy)?;
     conn.execute_batch(&format!("PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON;"))
         .map_err(|e| StoreError::Database(format!("cannot use SQLite database {}: {e}", path.display())))?;
     Ok(conn)
@@ -106,18 +109,25 @@ fn query_events(conn: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<Vec
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and its folder.
+    /// Opens (creating if needed) the database file and its folder, with the default busy
+    /// timeout ([`crate::Timeouts::DEFAULT`]'s call bound).
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
+        SqliteStore::open_with(path, durability, crate::Timeouts::DEFAULT.call)
+    }
+
+    /// [`SqliteStore::open`] waiting at most `busy` for a lock another process holds.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability, busy: Duration) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Database(format!("cannot create folder {}: {e}", dir.display())))?;
         }
-        let writer = open_connection(&path, durability)?;
+        let writer = open_connection(&path, durability, busy)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 durability,
+                busy,
                 writer: Mutex::new(writer),
                 pending: Mutex::new(Vec::new()),
                 readers: Mutex::new(Vec::new()),
@@ -160,7 +170,7 @@ impl SqliteStore {
             let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match pooled {
                 Some(c) => c,
-                None => open_connection(&inner.path, inner.durability)?,
+                None => open_connection(&inner.path, inner.durability, inner.busy)?,
             };
             let result = f(&conn);
             let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());

@@ -8,5 +8,6 @@ mod cli;
 mod replay;
 mod server;
 mod shutdown;
+mod stuck_store;
 mod transfer;
 mod users;

@@ -330,6 +330,125 @@ fn start_cluster(bin: &Path, port: u16, kind: &str, settings: &str) -> Result<St
     Ok(url)
 }
 
+/// A cluster of one test's own, in a scratch folder on a free port: for tests that stop or
+/// break the server, which must never touch the cluster the other tests share. Stopped and
+/// removed when dropped.
+pub struct PrivateCluster {
+    /// Admin URL (`postgres` database).
+    pub url: String,
+    data: PathBuf,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+impl PrivateCluster {
+    /// Starts one, or `None` (after saying so on stderr) without local PostgreSQL binaries;
+    /// panics when they are required (`LIVECHAT_REQUIRE_PG=1`) or the cluster cannot start.
+    pub fn start() -> Option<PrivateCluster> {
+        let Some(bin) = find_bin_dir() else {
+            if std::env::var("LIVECHAT_REQUIRE_PG").is_ok_and(|v| v == "1") {
+                panic!("PostgreSQL tests are required (LIVECHAT_REQUIRE_PG=1) but {NO_SERVER}");
+            }
+            let _ = writeln!(std::io::stderr(), "skipping a test on a private PostgreSQL cluster: {NO_SERVER}");
+            return None;
+        };
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port for a private cluster: {e}"));
+        let parent = crate::testkit::scratch_dir();
+        let as_postgres = running_as_root();
+        if as_postgres {
+            // `postgres` must reach the data folder inside the scratch folder.
+            let _ = std::fs::set_permissions(&parent, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        }
+        let data = parent.join("pg");
+        std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("cannot create {}: {e}", data.display()));
+        if as_postgres {
+            hand_to_postgres(&data).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let init: Vec<OsString> = ["-D".into(), data.clone().into_os_string(), "-U".into(), "postgres".into()]
+            .into_iter()
+            .chain(["--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"].map(OsString::from))
+            .collect();
+        run(&bin.join("initdb"), &init, as_postgres).unwrap_or_else(|e| panic!("{e}"));
+        let options = format!("-p {port} -c listen_addresses=127.0.0.1 -c fsync=off -k {}", data.display());
+        let log = data.join("server.log");
+        let start: Vec<OsString> = vec![
+            "start".into(),
+            "-w".into(),
+            "-t".into(),
+            "120".into(),
+            "-D".into(),
+            data.clone().into(),
+            "-l".into(),
+            log.into(),
+            "-o".into(),
+            options.into(),
+        ];
+        run(&bin.join("pg_ctl"), &start, as_postgres).unwrap_or_else(|e| panic!("{e}"));
+        Some(PrivateCluster { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), data, bin, as_postgres })
+    }
+
+    /// The postmaster and every process it started (from `postmaster.pid` and `/proc`).
+    fn processes(&self) -> Vec<u32> {
+        let pid = std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
+        let Some(pid) = pid else { return vec![] };
+        let mut all = vec![pid];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            // `/proc/<pid>/stat`: "pid (name) state ppid ...": the name may hold spaces.
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if ppid == Some(pid) {
+                all.push(child);
+            }
+        }
+        all
+    }
+
+    fn signal(&self, signal: &str, pids: &[u32]) {
+        if pids.is_empty() {
+            return;
+        }
+        let _ = Command::new("kill").arg(signal).args(pids.iter().map(u32::to_string)).status();
+    }
+
+    /// Stops (SIGSTOP) the postmaster and all its children: the server keeps accepting TCP
+    /// connections (the kernel does) but answers nothing, as a hung host would.
+    pub fn freeze(&self) {
+        let pids = self.processes();
+        assert!(!pids.is_empty(), "no running private cluster to stop");
+        // The postmaster first, so that it starts no child meanwhile.
+        self.signal("-STOP", &pids[..1]);
+        self.signal("-STOP", &self.processes());
+    }
+
+    /// Lets every process of the cluster run again (SIGCONT).
+    pub fn thaw(&self) {
+        let pids = self.processes();
+        self.signal("-CONT", &pids.iter().skip(1).copied().collect::<Vec<_>>());
+        self.signal("-CONT", &pids[..pids.len().min(1)]);
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        self.thaw();
+        let stop: Vec<OsString> = ["stop", "-m", "immediate", "-D"]
+            .map(OsString::from)
+            .into_iter()
+            .chain([self.data.clone().into()])
+            .collect();
+        let _ = run(&self.bin.join("pg_ctl"), &stop, self.as_postgres);
+        if let Some(parent) = self.data.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
