@@ -148,9 +148,10 @@ impl Projector for Audit {
     fn name(&self) -> &'static str {
         "audit"
     }
-    /// 2: changes computed from the folded state (1 compared event fields).
+    /// 2: changes computed from the folded state (1 compared event fields). 3: a user's
+    /// open conversations carry the time of their claim (stored states are rebuilt).
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn views(&self) -> &'static [&'static str] {
         &[VIEW, STATES, RETIRED_FIELDS]
@@ -325,7 +326,7 @@ mod tests {
         for (what, got, pinned) in shapes {
             assert_eq!(got.join(" "), pinned, "{what}'s state changed shape: bump Audit::version and this list");
         }
-        assert_eq!(Audit.version(), 2);
+        assert_eq!(Audit.version(), 3);
     }
 
     #[test]
