@@ -7,5 +7,6 @@ mod bootstrap;
 mod cli;
 mod replay;
 mod server;
+mod slots;
 mod transfer;
 mod users;
