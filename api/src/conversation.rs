@@ -127,11 +127,10 @@ async fn release_stale_of(
         return Ok(vec![]);
     }
     // Guarded by the stream's version; a slot freed meanwhile by another path is not freed twice.
-    let outcome = execute::<User, _>(state.events.as_ref(), &stream_id::<User>(user_id), ctx, None, |u| {
-        release_stale(u, &stale)
-    })
-    .await
-    .map_err(refused)?;
+    let outcome =
+        execute::<User, _>(state.events.as_ref(), &stream_id::<User>(user_id), ctx, None, |u| release_stale(u, &stale))
+            .await
+            .map_err(refused)?;
     if outcome.written == 0 {
         return Ok(vec![]);
     }

@@ -151,7 +151,10 @@ async fn the_sweeper_releases_an_unconfirmed_claim_and_routes_the_queue() {
     past_the_bound(&env);
     let freed = api::conversation::release_stale_claims(&env.state).await.unwrap();
     assert_eq!(freed, vec![(ada, ghost, domain::user::ReleaseReason::Unconfirmed)]);
-    assert_eq!(released(&user_events(&env, ada).await, ghost), vec![json!({"session_id": ghost, "reason": "unconfirmed"})]);
+    assert_eq!(
+        released(&user_events(&env, ada).await, ghost),
+        vec![json!({"session_id": ghost, "reason": "unconfirmed"})]
+    );
     // The freed slot went to the waiting visitor.
     let now = env.call(Method::GET, &format!("/api/v1/public/sessions/{id}"), Some(&token), None).await;
     assert_eq!(now.body["status"], "active", "{}", now.body);

@@ -223,8 +223,7 @@ impl Audited for User {
         if self.id.is_none() {
             return serde_json::Value::Null;
         }
-        let open: Vec<_> =
-            self.open_conversations.iter().map(|c| serde_json::json!({ "id": c.session_id })).collect();
+        let open: Vec<_> = self.open_conversations.iter().map(|c| serde_json::json!({ "id": c.session_id })).collect();
         serde_json::json!({
             "name": self.name,
             "login": self.login,
@@ -437,7 +436,9 @@ pub fn stale_reason(
 fn releases(state: &User, stale: &[(Uuid, ReleaseReason)]) -> Vec<UserEvent> {
     let mut events: Vec<UserEvent> = Vec::new();
     for &(session_id, reason) in stale {
-        let done = events.iter().any(|e| matches!(e, UserEvent::ConversationReleased { session_id: s, .. } if *s == session_id));
+        let done = events
+            .iter()
+            .any(|e| matches!(e, UserEvent::ConversationReleased { session_id: s, .. } if *s == session_id));
         if state.holds(session_id) && !done {
             events.push(UserEvent::ConversationReleased { session_id, reason: Some(reason) });
         }
@@ -459,9 +460,10 @@ pub fn claim_slot(
 ) -> Result<Vec<UserEvent>, UserError> {
     live(state)?;
     let mut events = releases(state, stale);
-    let freed = |s: Uuid| events.iter().any(|e| matches!(e, UserEvent::ConversationReleased { session_id, .. } if *session_id == s));
-    let held: Vec<Uuid> =
-        state.open_conversations.iter().map(|c| c.session_id).filter(|s| !freed(*s)).collect();
+    let freed = |s: Uuid| {
+        events.iter().any(|e| matches!(e, UserEvent::ConversationReleased { session_id, .. } if *session_id == s))
+    };
+    let held: Vec<Uuid> = state.open_conversations.iter().map(|c| c.session_id).filter(|s| !freed(*s)).collect();
     if held.contains(&session_id) {
         return Ok(events);
     }
@@ -485,7 +487,11 @@ pub fn release_slot(state: &User, session_id: Uuid) -> Result<Vec<UserEvent>, Us
     if !state.exists() {
         return Err(UserError::NotFound);
     }
-    Ok(if state.holds(session_id) { vec![UserEvent::ConversationReleased { session_id, reason: None }] } else { vec![] })
+    Ok(if state.holds(session_id) {
+        vec![UserEvent::ConversationReleased { session_id, reason: None }]
+    } else {
+        vec![]
+    })
 }
 
 /// Blanks secrets in an event's data before it is shown (API, CLI, stream): password hashes
@@ -722,7 +728,10 @@ mod tests {
         let (t, plain) = encode(&UserEvent::ConversationReleased { session_id: s, reason: None });
         assert_eq!(t, "ConversationReleased");
         assert_eq!(plain, serde_json::json!({ "session_id": s }), "old events are unchanged");
-        assert_eq!(decode::<UserEvent>(&t, &plain).unwrap(), UserEvent::ConversationReleased { session_id: s, reason: None });
+        assert_eq!(
+            decode::<UserEvent>(&t, &plain).unwrap(),
+            UserEvent::ConversationReleased { session_id: s, reason: None }
+        );
         let stale = UserEvent::ConversationReleased { session_id: s, reason: Some(ReleaseReason::Unconfirmed) };
         let (_, data) = encode(&stale);
         assert_eq!(data, serde_json::json!({ "session_id": s, "reason": "unconfirmed" }));

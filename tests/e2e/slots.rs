@@ -41,19 +41,23 @@ async fn post(server: &Server, token: Option<&str>, path: &str, body: Value) -> 
 }
 
 async fn login(server: &Server, login: &str) -> String {
-    let (status, body) = post(server, None, "/api/v1/auth/token", json!({"login": login, "password": ADMIN_PASSWORD})).await;
+    let (status, body) =
+        post(server, None, "/api/v1/auth/token", json!({"login": login, "password": ADMIN_PASSWORD})).await;
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_string()
 }
 
 /// The operator's stream, straight from the table: (event type, data).
 async fn user_stream(db: &tokio_postgres::Client, user_id: &str) -> Vec<(String, Value)> {
-    db.query("SELECT event_type, data FROM events WHERE stream_id = $1 ORDER BY stream_version", &[&format!("user-{user_id}")])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+    db.query(
+        "SELECT event_type, data FROM events WHERE stream_id = $1 ORDER BY stream_version",
+        &[&format!("user-{user_id}")],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
 }
 
 async fn eventually<T>(what: &str, within: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
@@ -77,13 +81,9 @@ async fn a_crash_between_the_claim_and_the_conversation_frees_the_slot_after_the
 
     // An operator with one conversation at most, joined (so online).
     let ada = "ada@example.com";
-    let (status, user) = post(
-        &server,
-        Some(&admin),
-        "/api/v1/users",
-        json!({"login": ada, "password": ADMIN_PASSWORD, "name": "Ada"}),
-    )
-    .await;
+    let (status, user) =
+        post(&server, Some(&admin), "/api/v1/users", json!({"login": ada, "password": ADMIN_PASSWORD, "name": "Ada"}))
+            .await;
     assert_eq!(status, 201, "{user}");
     let ada_id = user["user_id"].as_str().unwrap().to_string();
     let (status, channel) = post(&server, Some(&admin), "/api/v1/channels", json!({"name": "Help"})).await;
@@ -128,7 +128,10 @@ async fn a_crash_between_the_claim_and_the_conversation_frees_the_slot_after_the
     .await;
     eventually("the conversation's write sleeping", Duration::from_secs(20), async || {
         let sleeping: i64 = db
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()", &[])
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+                &[],
+            )
             .await
             .unwrap()
             .get(0);
@@ -148,7 +151,10 @@ async fn a_crash_between_the_claim_and_the_conversation_frees_the_slot_after_the
     .await
     .unwrap();
     let started: i64 = db
-        .query_one("SELECT count(*) FROM events WHERE stream_id = $1", &[&format!("session-{}", ghost.as_str().unwrap())])
+        .query_one(
+            "SELECT count(*) FROM events WHERE stream_id = $1",
+            &[&format!("session-{}", ghost.as_str().unwrap())],
+        )
         .await
         .unwrap()
         .get(0);
@@ -173,7 +179,8 @@ async fn a_crash_between_the_claim_and_the_conversation_frees_the_slot_after_the
     // Once that one is closed, the operator takes a queued conversation herself.
     let ada_token = login(&server, ada).await;
     let routed_id = routed["session_id"].as_str().unwrap();
-    let (status, body) = post(&server, Some(&ada_token), &format!("/api/v1/conversations/{routed_id}/close"), json!({})).await;
+    let (status, body) =
+        post(&server, Some(&ada_token), &format!("/api/v1/conversations/{routed_id}/close"), json!({})).await;
     assert_eq!(status, 204, "{body}");
     let (status, body) = post(&server, Some(&ada_token), &format!("/api/v1/channels/{channel}/leave"), json!({})).await;
     assert_eq!(status, 200, "{body}");
@@ -181,7 +188,8 @@ async fn a_crash_between_the_claim_and_the_conversation_frees_the_slot_after_the
     assert_eq!(status, 201, "{queued}");
     assert_eq!(queued["status"], "waiting", "{queued}");
     let queued_id = queued["session_id"].as_str().unwrap();
-    let (status, taken) = post(&server, Some(&ada_token), &format!("/api/v1/conversations/{queued_id}/take"), json!({})).await;
+    let (status, taken) =
+        post(&server, Some(&ada_token), &format!("/api/v1/conversations/{queued_id}/take"), json!({})).await;
     assert_eq!(status, 200, "{taken}");
     assert_eq!(taken["operator_id"], ada_id.as_str());
     assert_eq!(server.terminate().0, Some(0));
