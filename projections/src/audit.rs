@@ -326,6 +326,10 @@ mod tests {
         for (what, got, pinned) in shapes {
             assert_eq!(got.join(" "), pinned, "{what}'s state changed shape: bump Audit::version and this list");
         }
+        // A user's open conversations (version 3: each with the time of its claim).
+        let claim = domain::user::Claim { session_id: uuid::Uuid::nil(), at: chrono::Utc::now() };
+        let keys: Vec<String> = serde_json::to_value(claim).unwrap().as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.join(" "), "at session_id", "a claim changed shape: bump Audit::version and this list");
         assert_eq!(Audit.version(), 3);
     }
 
