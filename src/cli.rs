@@ -102,6 +102,12 @@ pub struct ServeArgs {
     /// Minutes after which a conversation in which the visitor never wrote is abandoned.
     #[arg(long, env = "LIVECHAT_ABANDON_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=10080))]
     pub abandon_minutes: u64,
+    /// Seconds after which an operator's slot claimed for a conversation that never got
+    /// written (a crash between the claim and the conversation) is freed. Routing and takes
+    /// ignore such a slot at once; the sweeper releases it. Keep it above the longest
+    /// claim-to-write time and the clock skew between nodes.
+    #[arg(long, env = "LIVECHAT_CLAIM_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub claim_timeout_seconds: u64,
     /// Failed logins allowed per client address in 15 minutes (0: no per-address limit, for
     /// servers behind a proxy where every client shares one address).
     #[arg(long, env = "LIVECHAT_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 20)]

@@ -51,6 +51,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let config = ApiConfig {
         inactivity: Duration::from_secs(args.inactivity_minutes * 60),
         abandon_after: Duration::from_secs(args.abandon_minutes * 60),
+        claim_timeout: Duration::from_secs(args.claim_timeout_seconds),
         mailer,
         address_key: std::env::var("LIVECHAT_ADDRESS_KEY")
             .ok()

@@ -78,13 +78,15 @@ pub async fn settle(state: &AppState, ctx: &Context, session_id: Uuid) -> Result
         let c = conversation::channel(state, s.channel_id.unwrap_or_default()).await?;
         let visitor = Visitor { previous_operator: None, languages: s.languages.clone(), country: s.country.clone() };
         let operator = conversation::route(state, ctx, &c, &visitor, session_id).await?;
+        let assignee = operator.as_ref().map(conversation::Routed::assignee);
         let seed = Uuid::now_v7();
         let settled =
-            decide(state, ctx, session_id, |s| session::bot_forwarded(s, step_id, operator.clone(), seed)).await;
-        if let Some((operator_id, _)) = &operator {
-            // Settled meanwhile by another request: give the slot back.
-            if !matches!(&settled, Ok((_, after)) if after.operator == Some(*operator_id)) {
-                conversation::release(state, ctx, *operator_id, session_id).await?;
+            decide(state, ctx, session_id, |s| session::bot_forwarded(s, step_id, assignee.clone(), seed)).await;
+        if let Some(to) = &operator {
+            // Settled meanwhile by another request: give the slot back (if this one took it
+            // and the conversation is not the operator's anyway).
+            if !matches!(&settled, Ok((_, after)) if after.operator == Some(to.operator)) {
+                conversation::give_back(state, ctx, to.operator, session_id, to.claimed).await?;
             }
         }
         settled?;

@@ -7,7 +7,9 @@ use commands::{execute, execute_cached, stream_id, CommandError, Context, Outcom
 use domain::channel::Channel;
 use domain::routing::{choose, Candidate, Visitor};
 use domain::session::{self, Assignment, Session, SessionStatus};
-use domain::user::{claim_slot, release_slot, Status, User, UserError};
+use domain::user::{
+    claim_slot, release_slot, release_stale, stale_reason, ReleaseReason, Status, User, UserError, UserEvent,
+};
 use projections::conversations::{ConversationSummary, QUEUE, VIEW};
 use uuid::Uuid;
 
@@ -26,6 +28,7 @@ pub async fn channel(state: &AppState, channel_id: Uuid) -> Result<Channel, Prob
 
 /// The joined, online, active operators of a channel with their load.
 pub async fn candidates(state: &AppState, c: &Channel, now: DateTime<Utc>) -> Result<Vec<Candidate>, Problem> {
+    let max = c.options.max_conversations_per_operator;
     let mut out = Vec::new();
     for &user_id in &c.joined {
         let u = state.users.get(state.events.as_ref(), user_id).await?;
@@ -33,16 +36,107 @@ pub async fn candidates(state: &AppState, c: &Channel, now: DateTime<Utc>) -> Re
             continue;
         }
         let recent = recent_conversations(state, user_id, now).await?;
+        let mut open = u.open_conversations.len();
+        // The load only decides against a maximum: the claims are checked when they reach it.
+        if may_be_full(&u, max) {
+            open -= stale_claims(state, user_id, &u, now).await?.len();
+        }
         out.push(Candidate {
             user_id,
             languages: u.languages.clone(),
             country: u.country.clone(),
             active_conversations: recent,
-            open_conversations: u.open_conversations.len() as u32,
+            open_conversations: open as u32,
             last_assigned_at: u.last_assigned_at,
         });
     }
     Ok(out)
+}
+
+/// Whether the operator's claims, stale ones included, reach `max`.
+fn may_be_full(u: &User, max: Option<u32>) -> bool {
+    max.is_some_and(|m| u.open_conversations.len() as u32 >= m)
+}
+
+/// How long a claim not (yet) named by its conversation still counts.
+fn claim_bound(state: &AppState) -> chrono::Duration {
+    chrono::Duration::from_std(state.config.claim_timeout).unwrap_or(chrono::Duration::seconds(10))
+}
+
+/// The conversation as its stream holds it now, `None` when there is no such stream.
+async fn current_session(state: &AppState, session_id: Uuid) -> Result<Option<Session>, Problem> {
+    let loaded = state
+        .sessions
+        .current(state.events.as_ref(), &stream_id::<Session>(session_id))
+        .await
+        .map_err(|e| refused::<Problem>(e.into()))?;
+    Ok(loaded.version.map(|_| loaded.state))
+}
+
+/// The claims of `operator` (state `u`) that hold no slot any more at `now`, with why: their
+/// conversation is closed, or does not name them `claim_timeout` after the claim (see
+/// `domain::user::stale_reason`). Each is checked against its conversation's stream.
+pub async fn stale_claims(
+    state: &AppState,
+    operator: Uuid,
+    u: &User,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Uuid, ReleaseReason)>, Problem> {
+    let bound = claim_bound(state);
+    let mut out = Vec::new();
+    for claim in &u.open_conversations {
+        let conversation = current_session(state, claim.session_id).await?;
+        if let Some(reason) = stale_reason(claim, operator, conversation.as_ref(), now, bound) {
+            out.push((claim.session_id, reason));
+        }
+    }
+    Ok(out)
+}
+
+/// Frees every operator's stale slots (the sweeper's pass), each with its reason, then
+/// routes the queues of the channels of whoever got a slot back. Returns the slots freed
+/// (operator, conversation, reason).
+pub async fn release_stale_claims(state: &AppState) -> Result<Vec<(Uuid, Uuid, ReleaseReason)>, Problem> {
+    let now = state.clock.now();
+    let ctx = Context::new(domain::metadata::Actor::system(), now);
+    let mut freed = Vec::new();
+    for d in store::views::list_all(state.views.as_ref(), projections::users::VIEW, None).await? {
+        let Ok(summary) = serde_json::from_value::<projections::users::UserSummary>(d.body) else { continue };
+        let user_id = summary.user_id;
+        // One operator's failure does not keep the others' slots leaked.
+        match release_stale_of(state, &ctx, user_id).await {
+            Ok(stale) => freed.extend(stale.into_iter().map(|(s, r)| (user_id, s, r))),
+            Err(e) => tracing::warn!(%user_id, error = %e.detail, "cannot free stale conversation slots"),
+        }
+    }
+    Ok(freed)
+}
+
+/// Frees one operator's stale slots; the slots freed.
+async fn release_stale_of(
+    state: &AppState,
+    ctx: &Context,
+    user_id: Uuid,
+) -> Result<Vec<(Uuid, ReleaseReason)>, Problem> {
+    let u = state.users.get(state.events.as_ref(), user_id).await?;
+    if u.open_conversations.is_empty() {
+        return Ok(vec![]);
+    }
+    let stale = stale_claims(state, user_id, &u, ctx.now).await?;
+    if stale.is_empty() {
+        return Ok(vec![]);
+    }
+    // Guarded by the stream's version; a slot freed meanwhile by another path is not freed twice.
+    let outcome =
+        execute::<User, _>(state.events.as_ref(), &stream_id::<User>(user_id), ctx, None, |u| release_stale(u, &stale))
+            .await
+            .map_err(refused)?;
+    if outcome.written == 0 {
+        return Ok(vec![]);
+    }
+    tracing::info!(%user_id, slots = ?stale, "freed stale conversation slots");
+    dispatch_for(state, ctx, user_id).await?;
+    Ok(stale)
 }
 
 /// Odoo's "active" count: conversations open, or with a message in the last 30 minutes.
@@ -62,22 +156,48 @@ async fn recent_conversations(state: &AppState, operator: Uuid, now: DateTime<Ut
     Ok(n)
 }
 
-/// Takes a slot on the operator's stream for `session_id`.
+/// What a claim did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claimed {
+    /// This call took the slot: a path that then loses gives it back ([`give_back`]).
+    Took,
+    /// The operator already held it (another path for the same conversation is in flight):
+    /// not this call's to give back.
+    Held,
+    /// The operator is at their maximum, or deactivated.
+    Full,
+}
+
+/// Takes a slot on the operator's stream for `session_id`. Stale claims are freed in the same
+/// append (reason given) and never count against `max`.
 pub async fn claim(
     state: &AppState,
     ctx: &Context,
     operator: Uuid,
     session_id: Uuid,
     max: Option<u32>,
-) -> Result<bool, Problem> {
+) -> Result<Claimed, Problem> {
+    let u = state.users.get(state.events.as_ref(), operator).await?;
+    // Stale claims matter here only against a maximum (the sweeper frees the others), and
+    // for this very conversation (a stale claim for it is taken anew, to count again).
+    let stale = match may_be_full(&u, max) || u.holds(session_id) {
+        true => stale_claims(state, operator, &u, ctx.now).await?,
+        false => vec![],
+    };
+    let took = std::sync::atomic::AtomicBool::new(false);
     let result = execute::<User, _>(state.events.as_ref(), &stream_id::<User>(operator), ctx, None, |u| {
-        claim_slot(u, session_id, ctx.now, max)
+        let events = claim_slot(u, session_id, ctx.now, max, &stale)?;
+        // The last decision is the one written.
+        let assigned = events.iter().any(|e| matches!(e, UserEvent::ConversationAssigned { .. }));
+        took.store(assigned, std::sync::atomic::Ordering::Relaxed);
+        Ok(events)
     })
     .await;
     match result {
-        Ok(_) => Ok(true),
+        Ok(_) if took.load(std::sync::atomic::Ordering::Relaxed) => Ok(Claimed::Took),
+        Ok(_) => Ok(Claimed::Held),
         Err(CommandError::Domain(UserError::AtCapacity)) | Err(CommandError::Domain(UserError::Deactivated)) => {
-            Ok(false)
+            Ok(Claimed::Full)
         }
         Err(e) => Err(refused(e)),
     }
@@ -91,21 +211,62 @@ pub async fn release(state: &AppState, ctx: &Context, operator: Uuid, session_id
     Ok(())
 }
 
+/// After a path that claimed a slot failed to write the conversation: gives the slot back
+/// only if this path took it (`Took`), and not if the conversation is now the operator's
+/// anyway (another path for it won with this very claim: the claim is confirmed). A path
+/// never frees a slot it did not take; one it took and that confirms nothing is freed here
+/// or, if this fails, by the sweeper after `claim_timeout`.
+pub async fn give_back(
+    state: &AppState,
+    ctx: &Context,
+    operator: Uuid,
+    session_id: Uuid,
+    claimed: Claimed,
+) -> Result<(), Problem> {
+    if claimed != Claimed::Took {
+        return Ok(());
+    }
+    let confirmed = current_session(state, session_id)
+        .await?
+        .is_some_and(|s| s.status != SessionStatus::Closed && s.operator == Some(operator));
+    if confirmed {
+        return Ok(());
+    }
+    release(state, ctx, operator, session_id).await
+}
+
+/// The operator a conversation was routed to.
+#[derive(Clone, Debug)]
+pub struct Routed {
+    pub operator: Uuid,
+    /// The name visitors see.
+    pub name: String,
+    pub claimed: Claimed,
+}
+
+impl Routed {
+    /// The operator and their name, as a conversation's assignment takes them.
+    pub fn assignee(&self) -> (Uuid, String) {
+        (self.operator, self.name.clone())
+    }
+}
+
 /// Routes to an operator with a free slot, trying the next best when one fills up meanwhile.
-/// Returns the operator and the name visitors see, or `None` when nobody is available.
+/// Returns the operator with their slot, or `None` when nobody is available.
 pub async fn route(
     state: &AppState,
     ctx: &Context,
     c: &Channel,
     visitor: &Visitor,
     session_id: Uuid,
-) -> Result<Option<(Uuid, String)>, Problem> {
+) -> Result<Option<Routed>, Problem> {
     let max = c.options.max_conversations_per_operator;
     let mut pool = candidates(state, c, ctx.now).await?;
     while let Some(chosen) = choose(&pool, visitor, max) {
-        if claim(state, ctx, chosen, session_id, max).await? {
+        let claimed = claim(state, ctx, chosen, session_id, max).await?;
+        if claimed != Claimed::Full {
             let u = state.users.get(state.events.as_ref(), chosen).await?;
-            return Ok(Some((chosen, u.display_name().to_string())));
+            return Ok(Some(Routed { operator: chosen, name: u.display_name().to_string(), claimed }));
         }
         pool.retain(|p| p.user_id != chosen);
     }
@@ -127,13 +288,14 @@ pub async fn dispatch(state: &AppState, ctx: &Context, channel_id: Uuid) -> Resu
             continue;
         }
         let visitor = Visitor { previous_operator: None, languages: s.languages.clone(), country: s.country.clone() };
-        let Some((operator, name)) = route(state, ctx, &c, &visitor, session_id).await? else { break };
+        let Some(to) = route(state, ctx, &c, &visitor, session_id).await? else { break };
         let assigned =
-            on_session(state, ctx, session_id, |s| session::take(s, operator, &name, Assignment::FromQueue)).await;
+            on_session(state, ctx, session_id, |s| session::take(s, to.operator, &to.name, Assignment::FromQueue))
+                .await;
         match assigned {
             Ok(_) => routed += 1,
-            // Someone took it meanwhile: give the slot back.
-            Err(_) => release(state, ctx, operator, session_id).await?,
+            // Someone took it meanwhile: give the slot back (if this pass took it).
+            Err(_) => give_back(state, ctx, to.operator, session_id, to.claimed).await?,
         }
     }
     Ok(routed)
@@ -408,12 +570,13 @@ pub async fn abandon_idle(state: &AppState) -> Result<usize, Problem> {
         if c.status == SessionStatus::Closed || visitor_wrote || now - c.started_at < limit {
             continue;
         }
-        let (before, _) = session(state, c.session_id).await?;
-        let outcome = on_session(state, &ctx, c.session_id, session::abandon).await?;
+        // The operator whose slot is freed is the one at the close that wrote (not one read
+        // before it: a transfer may land in between).
+        let (outcome, after) = decide_on_session(state, &ctx, c.session_id, session::abandon).await?;
         if outcome.written > 0 {
-            if let Some(operator) = before.operator {
+            if let Some(operator) = after.operator {
                 release(state, &ctx, operator, c.session_id).await?;
-                if let Some(channel) = before.channel_id {
+                if let Some(channel) = after.channel_id {
                     dispatch(state, &ctx, channel).await?;
                 }
             }

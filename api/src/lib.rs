@@ -79,6 +79,11 @@ pub struct ApiConfig {
     pub inactivity: Duration,
     /// A conversation in which the visitor never wrote is abandoned after this long.
     pub abandon_after: Duration,
+    /// An operator's slot claimed for a conversation that does not name them within this
+    /// long (a crash between the claim and the conversation's write) is freed: routing and
+    /// takes ignore it at once, the sweeper releases it (`--claim-timeout-seconds`). It must
+    /// exceed the longest claim-to-write time plus the clock skew between nodes.
+    pub claim_timeout: Duration,
     /// Where transcripts go (SMTP or `.eml` files).
     pub mailer: mailer::MailerConfig,
     /// Serve views as of a past point: no writes but logins (`serve --as-of`).
@@ -99,6 +104,7 @@ impl Default for ApiConfig {
             token_ttl: Duration::from_secs(12 * 3600),
             inactivity: Duration::from_secs(30 * 60),
             abandon_after: Duration::from_secs(60 * 60),
+            claim_timeout: Duration::from_secs(10),
             mailer: mailer::MailerConfig::default(),
             read_only: false,
             address_key: uuid::Uuid::new_v4().to_string(),

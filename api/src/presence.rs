@@ -92,33 +92,30 @@ pub async fn sweep(state: &AppState) -> Result<Vec<Uuid>, Problem> {
     Ok(gone)
 }
 
-/// Runs [`sweep`] every `every` on the one node that owns the sweeper, until `shutdown`.
+/// Runs [`sweep`] (and abandons idle conversations, and routes the queues) every `every`,
+/// and frees stale conversation slots every quarter of `claim_timeout` (at most `every`), on
+/// the one node that owns the sweeper, until `shutdown`.
 pub async fn run_sweeper(
     state: AppState,
     every: std::time::Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     const OWNER: &str = "presence_sweeper";
+    // A leaked slot is freed within seconds of the bound, not of the presence period.
+    let claims_every = (state.config.claim_timeout / 4).max(std::time::Duration::from_millis(250)).min(every);
     while !*shutdown.borrow() {
         match state.views.try_own(OWNER).await {
             Ok(Some(ownership)) => {
+                let mut presence_due = tokio::time::Instant::now();
                 while !*shutdown.borrow() && ownership.is_alive() {
-                    if let Err(e) = sweep(&state).await {
-                        tracing::warn!(error = %e.detail, "presence sweep failed");
+                    if tokio::time::Instant::now() >= presence_due {
+                        presence_pass(&state).await;
+                        presence_due = tokio::time::Instant::now() + every;
                     }
-                    if let Err(e) = crate::conversation::abandon_idle(&state).await {
-                        tracing::warn!(error = %e.detail, "abandoning idle conversations failed");
+                    if let Err(e) = crate::conversation::release_stale_claims(&state).await {
+                        tracing::warn!(error = %e.detail, "freeing stale conversation slots failed");
                     }
-                    // Queues whose conversations a live update missed get routed here.
-                    let ctx = Context::new(Actor::system(), state.clock.now());
-                    if let Ok(channels) = active_channels(&state).await {
-                        for c in channels.iter().filter(|c| !c.joined.is_empty()) {
-                            if let Err(e) = crate::conversation::dispatch(&state, &ctx, c.channel_id).await {
-                                tracing::warn!(error = %e.detail, channel = %c.channel_id, "queue dispatch failed");
-                            }
-                        }
-                    }
-                    let _ = tokio::time::timeout(every, shutdown.changed()).await;
+                    let _ = tokio::time::timeout(claims_every, shutdown.changed()).await;
                 }
             }
             Ok(None) => {
@@ -127,6 +124,25 @@ pub async fn run_sweeper(
             Err(e) => {
                 tracing::warn!(error = %e, "cannot own the presence sweeper");
                 let _ = tokio::time::timeout(every, shutdown.changed()).await;
+            }
+        }
+    }
+}
+
+/// The inactivity rule, abandoned conversations, then the queues.
+async fn presence_pass(state: &AppState) {
+    if let Err(e) = sweep(state).await {
+        tracing::warn!(error = %e.detail, "presence sweep failed");
+    }
+    if let Err(e) = crate::conversation::abandon_idle(state).await {
+        tracing::warn!(error = %e.detail, "abandoning idle conversations failed");
+    }
+    // Queues whose conversations a live update missed get routed here.
+    let ctx = Context::new(Actor::system(), state.clock.now());
+    if let Ok(channels) = active_channels(state).await {
+        for c in channels.iter().filter(|c| !c.joined.is_empty()) {
+            if let Err(e) = crate::conversation::dispatch(state, &ctx, c.channel_id).await {
+                tracing::warn!(error = %e.detail, channel = %c.channel_id, "queue dispatch failed");
             }
         }
     }

@@ -1,11 +1,12 @@
 //! Users: operators and admins, their profile, credentials, tokens and status.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::audit::Audited;
+use crate::session::{Session, SessionStatus};
 use crate::values::{language, optional_text, text, Country, Email, Invalid};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -84,10 +85,33 @@ pub enum UserEvent {
         session_id: Uuid,
         at: DateTime<Utc>,
     },
-    /// The conversation ended or moved on: the slot is free.
+    /// The conversation ended or moved on: the slot is free. `reason` is set when the slot
+    /// was found stale (see [`stale_reason`]); absent, the path that ended it freed it.
     ConversationReleased {
         session_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<ReleaseReason>,
     },
+}
+
+/// Why a stale slot was freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    /// No conversation confirmed the claim within the bound (a crash between the claim and
+    /// the conversation's write, or a claim given back by nobody).
+    Unconfirmed,
+    /// The conversation is closed or abandoned.
+    Closed,
+    /// The conversation belongs to another operator now, or went back to a queue.
+    Moved,
+}
+
+/// A slot taken for a conversation, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub session_id: Uuid,
+    pub at: DateTime<Utc>,
 }
 
 /// A user as rebuilt from their stream (serialized by the audit projector: a change of
@@ -106,14 +130,19 @@ pub struct User {
     pub status: Status,
     /// Tokens issued since the last password change or deactivation.
     pub tokens: Vec<(String, DateTime<Utc>)>,
-    /// Conversations assigned and not yet released.
-    pub open_conversations: Vec<Uuid>,
+    /// Conversations assigned and not yet released, with the time of each claim.
+    pub open_conversations: Vec<Claim>,
     pub last_assigned_at: Option<DateTime<Utc>>,
 }
 
 impl User {
     pub fn exists(&self) -> bool {
         self.id.is_some()
+    }
+
+    /// Whether a slot is taken for `session_id`.
+    pub fn holds(&self, session_id: Uuid) -> bool {
+        self.open_conversations.iter().any(|c| c.session_id == session_id)
     }
 
     /// The name visitors see: the online chat name, else the name.
@@ -172,12 +201,14 @@ impl Aggregate for User {
             }
             UserEvent::StatusChanged { status, .. } => self.status = *status,
             UserEvent::ConversationAssigned { session_id, at } => {
-                if !self.open_conversations.contains(session_id) {
-                    self.open_conversations.push(*session_id);
+                if !self.holds(*session_id) {
+                    self.open_conversations.push(Claim { session_id: *session_id, at: *at });
                 }
                 self.last_assigned_at = Some(*at);
             }
-            UserEvent::ConversationReleased { session_id } => self.open_conversations.retain(|s| s != session_id),
+            UserEvent::ConversationReleased { session_id, .. } => {
+                self.open_conversations.retain(|c| c.session_id != *session_id)
+            }
         }
     }
 }
@@ -192,7 +223,7 @@ impl Audited for User {
         if self.id.is_none() {
             return serde_json::Value::Null;
         }
-        let open: Vec<_> = self.open_conversations.iter().map(|s| serde_json::json!({ "id": s })).collect();
+        let open: Vec<_> = self.open_conversations.iter().map(|c| serde_json::json!({ "id": c.session_id })).collect();
         serde_json::json!({
             "name": self.name,
             "login": self.login,
@@ -376,22 +407,79 @@ pub fn set_status(state: &User, status: Status, reason: StatusReason) -> Result<
     Ok(if state.status == status { vec![] } else { vec![UserEvent::StatusChanged { status, reason }] })
 }
 
+/// Whether `claim`, held by `operator`, no longer holds a slot at `now`, and why, given its
+/// conversation as read now (`None`: no such stream). A closed conversation never takes an
+/// operator again, so its claim is stale at once; a claim its conversation does not (yet)
+/// name is counted for `bound` after it was taken, since the write confirming it may be in
+/// flight, and is stale after that.
+pub fn stale_reason(
+    claim: &Claim,
+    operator: Uuid,
+    conversation: Option<&Session>,
+    now: DateTime<Utc>,
+    bound: Duration,
+) -> Option<ReleaseReason> {
+    let conversation = conversation.filter(|s| s.exists());
+    match conversation {
+        Some(s) if s.status == SessionStatus::Closed => return Some(ReleaseReason::Closed),
+        Some(s) if s.operator == Some(operator) => return None,
+        _ if now - claim.at < bound => return None,
+        _ => {}
+    }
+    Some(match conversation {
+        Some(s) if s.operator.is_some() || s.handlers.contains(&operator) => ReleaseReason::Moved,
+        _ => ReleaseReason::Unconfirmed,
+    })
+}
+
+/// The releases of the `stale` slots `state` still holds (each once).
+fn releases(state: &User, stale: &[(Uuid, ReleaseReason)]) -> Vec<UserEvent> {
+    let mut events: Vec<UserEvent> = Vec::new();
+    for &(session_id, reason) in stale {
+        let done = events
+            .iter()
+            .any(|e| matches!(e, UserEvent::ConversationReleased { session_id: s, .. } if *s == session_id));
+        if state.holds(session_id) && !done {
+            events.push(UserEvent::ConversationReleased { session_id, reason: Some(reason) });
+        }
+    }
+    events
+}
+
 /// Takes a conversation slot for `session_id` (at most `max` open at once); taking the same
-/// one again changes nothing.
+/// one again changes nothing. The `stale` slots (found by the caller with [`stale_reason`])
+/// are freed first, in the same append, and do not count: an operator is never at their
+/// maximum because of a conversation that is gone. A stale claim for `session_id` itself is
+/// taken anew (with `at`), so that it counts for the full bound again.
 pub fn claim_slot(
     state: &User,
     session_id: Uuid,
     at: DateTime<Utc>,
     max: Option<u32>,
+    stale: &[(Uuid, ReleaseReason)],
 ) -> Result<Vec<UserEvent>, UserError> {
     live(state)?;
-    if state.open_conversations.contains(&session_id) {
-        return Ok(vec![]);
+    let mut events = releases(state, stale);
+    let freed = |s: Uuid| {
+        events.iter().any(|e| matches!(e, UserEvent::ConversationReleased { session_id, .. } if *session_id == s))
+    };
+    let held: Vec<Uuid> = state.open_conversations.iter().map(|c| c.session_id).filter(|s| !freed(*s)).collect();
+    if held.contains(&session_id) {
+        return Ok(events);
     }
-    if max.is_some_and(|m| state.open_conversations.len() as u32 >= m) {
+    if max.is_some_and(|m| held.len() as u32 >= m) {
         return Err(UserError::AtCapacity);
     }
-    Ok(vec![UserEvent::ConversationAssigned { session_id, at }])
+    events.push(UserEvent::ConversationAssigned { session_id, at });
+    Ok(events)
+}
+
+/// Frees the `stale` slots (also for deactivated users): the sweeper's decision.
+pub fn release_stale(state: &User, stale: &[(Uuid, ReleaseReason)]) -> Result<Vec<UserEvent>, UserError> {
+    if !state.exists() {
+        return Err(UserError::NotFound);
+    }
+    Ok(releases(state, stale))
 }
 
 /// Frees the slot of `session_id`, if it holds one (also for deactivated users).
@@ -399,8 +487,8 @@ pub fn release_slot(state: &User, session_id: Uuid) -> Result<Vec<UserEvent>, Us
     if !state.exists() {
         return Err(UserError::NotFound);
     }
-    Ok(if state.open_conversations.contains(&session_id) {
-        vec![UserEvent::ConversationReleased { session_id }]
+    Ok(if state.holds(session_id) {
+        vec![UserEvent::ConversationReleased { session_id, reason: None }]
     } else {
         vec![]
     })
@@ -517,15 +605,137 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let (s1, s2) = (Uuid::from_u128(71), Uuid::from_u128(72));
         let mut history = ada();
-        history.extend(claim_slot(&given(&history), s1, now, Some(1)).unwrap());
-        assert_eq!(claim_slot(&given(&history), s1, now, Some(1)), Ok(vec![]), "the same one again");
-        assert_eq!(claim_slot(&given(&history), s2, now, Some(1)), Err(UserError::AtCapacity));
-        assert!(claim_slot(&given(&history), s2, now, None).is_ok(), "no maximum");
+        history.extend(claim_slot(&given(&history), s1, now, Some(1), &[]).unwrap());
+        assert_eq!(claim_slot(&given(&history), s1, now, Some(1), &[]), Ok(vec![]), "the same one again");
+        assert_eq!(claim_slot(&given(&history), s2, now, Some(1), &[]), Err(UserError::AtCapacity));
+        assert!(claim_slot(&given(&history), s2, now, None, &[]).is_ok(), "no maximum");
         history.extend(release_slot(&given(&history), s1).unwrap());
         assert!(given(&history).open_conversations.is_empty());
         assert_eq!(given(&history).last_assigned_at, Some(now));
-        assert!(claim_slot(&given(&history), s2, now, Some(1)).is_ok());
+        assert!(claim_slot(&given(&history), s2, now, Some(1), &[]).is_ok());
         assert_eq!(release_slot(&given(&history), s2), Ok(vec![]));
+    }
+
+    const BOUND: i64 = 10;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap() + Duration::seconds(seconds)
+    }
+
+    /// A conversation as its stream would fold: started, then `operator` assigned if any,
+    /// then closed if `closed`.
+    fn conversation(id: Uuid, handlers: &[Uuid], operator: Option<Uuid>, closed: bool) -> Session {
+        Session {
+            id: Some(id),
+            status: match (closed, operator) {
+                (true, _) => SessionStatus::Closed,
+                (false, Some(_)) => SessionStatus::Active,
+                (false, None) => SessionStatus::Waiting,
+            },
+            operator,
+            handlers: handlers.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_claim_is_stale_once_its_conversation_is_closed_gone_or_someone_elses() {
+        let (me, other, s) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(71));
+        let claim = Claim { session_id: s, at: at(0) };
+        let bound = Duration::seconds(BOUND);
+        let reason = |c: Option<&Session>, now| stale_reason(&claim, me, c, now, bound);
+        let mine = conversation(s, &[me], Some(me), false);
+        assert_eq!(reason(Some(&mine), at(3600)), None, "confirmed: counts however old");
+        let closed = conversation(s, &[me], Some(me), true);
+        assert_eq!(reason(Some(&closed), at(1)), Some(ReleaseReason::Closed), "closed: at once");
+        // Not (yet) named by its conversation: in flight within the bound, stale after it.
+        assert_eq!(reason(None, at(BOUND - 1)), None);
+        assert_eq!(reason(None, at(BOUND)), Some(ReleaseReason::Unconfirmed));
+        let waiting = conversation(s, &[], None, false);
+        assert_eq!(reason(Some(&waiting), at(BOUND - 1)), None, "a take in flight");
+        assert_eq!(reason(Some(&waiting), at(BOUND)), Some(ReleaseReason::Unconfirmed));
+        let theirs = conversation(s, &[other], Some(other), false);
+        assert_eq!(reason(Some(&theirs), at(BOUND - 1)), None, "a transfer to me in flight");
+        assert_eq!(reason(Some(&theirs), at(BOUND)), Some(ReleaseReason::Moved));
+        let queued_again = conversation(s, &[me], None, false);
+        assert_eq!(reason(Some(&queued_again), at(BOUND)), Some(ReleaseReason::Moved));
+        assert_eq!(reason(Some(&Session::default()), at(BOUND)), Some(ReleaseReason::Unconfirmed), "no stream");
+    }
+
+    #[test]
+    fn stale_slots_are_freed_in_the_claim_and_do_not_count() {
+        let (leaked, closed, new) = (Uuid::from_u128(71), Uuid::from_u128(72), Uuid::from_u128(73));
+        let mut history = ada();
+        history.extend(claim_slot(&given(&history), leaked, at(0), None, &[]).unwrap());
+        history.extend(claim_slot(&given(&history), closed, at(0), None, &[]).unwrap());
+        assert_eq!(claim_slot(&given(&history), new, at(20), Some(2), &[]), Err(UserError::AtCapacity));
+        let stale = [(leaked, ReleaseReason::Unconfirmed), (closed, ReleaseReason::Closed)];
+        let events = claim_slot(&given(&history), new, at(20), Some(1), &stale).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                UserEvent::ConversationReleased { session_id: leaked, reason: Some(ReleaseReason::Unconfirmed) },
+                UserEvent::ConversationReleased { session_id: closed, reason: Some(ReleaseReason::Closed) },
+                UserEvent::ConversationAssigned { session_id: new, at: at(20) },
+            ]
+        );
+        history.extend(events);
+        let user = given(&history);
+        assert_eq!(user.open_conversations, vec![Claim { session_id: new, at: at(20) }]);
+        // A stale entry the state no longer holds (freed by another node meanwhile) writes nothing.
+        assert_eq!(claim_slot(&user, new, at(21), Some(1), &stale), Ok(vec![]));
+        assert_eq!(release_stale(&user, &stale), Ok(vec![]));
+        // Only stale slots are freed: a full operator stays full.
+        let other = Uuid::from_u128(74);
+        assert_eq!(claim_slot(&user, other, at(21), Some(1), &stale), Err(UserError::AtCapacity));
+    }
+
+    #[test]
+    fn a_stale_claim_for_the_same_conversation_is_taken_anew() {
+        let s = Uuid::from_u128(71);
+        let mut history = ada();
+        history.extend(claim_slot(&given(&history), s, at(0), Some(1), &[]).unwrap());
+        let events = claim_slot(&given(&history), s, at(30), Some(1), &[(s, ReleaseReason::Moved)]).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                UserEvent::ConversationReleased { session_id: s, reason: Some(ReleaseReason::Moved) },
+                UserEvent::ConversationAssigned { session_id: s, at: at(30) },
+            ]
+        );
+        history.extend(events);
+        assert_eq!(given(&history).open_conversations, vec![Claim { session_id: s, at: at(30) }]);
+    }
+
+    #[test]
+    fn the_sweeper_frees_stale_slots_of_deactivated_users_too() {
+        let s = Uuid::from_u128(71);
+        let mut history = ada();
+        history.extend(claim_slot(&given(&history), s, at(0), Some(1), &[]).unwrap());
+        history.extend(deactivate(&given(&history)).unwrap());
+        let stale = [(s, ReleaseReason::Unconfirmed), (s, ReleaseReason::Unconfirmed)];
+        assert_eq!(
+            release_stale(&given(&history), &stale),
+            Ok(vec![UserEvent::ConversationReleased { session_id: s, reason: Some(ReleaseReason::Unconfirmed) }]),
+            "once, even if listed twice"
+        );
+        assert_eq!(release_stale(&User::default(), &stale), Err(UserError::NotFound));
+    }
+
+    #[test]
+    fn a_release_reason_is_stored_only_when_there_is_one() {
+        let s = Uuid::from_u128(71);
+        let (t, plain) = encode(&UserEvent::ConversationReleased { session_id: s, reason: None });
+        assert_eq!(t, "ConversationReleased");
+        assert_eq!(plain, serde_json::json!({ "session_id": s }), "old events are unchanged");
+        assert_eq!(
+            decode::<UserEvent>(&t, &plain).unwrap(),
+            UserEvent::ConversationReleased { session_id: s, reason: None }
+        );
+        let stale = UserEvent::ConversationReleased { session_id: s, reason: Some(ReleaseReason::Unconfirmed) };
+        let (_, data) = encode(&stale);
+        assert_eq!(data, serde_json::json!({ "session_id": s, "reason": "unconfirmed" }));
+        assert_eq!(decode::<UserEvent>(&t, &data).unwrap(), stale);
     }
 
     #[test]

@@ -375,7 +375,7 @@ fn user_events() {
         Row {
             name: "a conversation released",
             given: ada(),
-            when: UserEvent::ConversationReleased { session_id: SUPPORT },
+            when: UserEvent::ConversationReleased { session_id: SUPPORT, reason: None },
             then: vec![it("open_conversations", SUPPORT, json!({"id": SUPPORT}), NULL)],
         },
     ];

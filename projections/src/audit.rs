@@ -148,9 +148,10 @@ impl Projector for Audit {
     fn name(&self) -> &'static str {
         "audit"
     }
-    /// 2: changes computed from the folded state (1 compared event fields).
+    /// 2: changes computed from the folded state (1 compared event fields). 3: a user's
+    /// open conversations carry the time of their claim (stored states are rebuilt).
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn views(&self) -> &'static [&'static str] {
         &[VIEW, STATES, RETIRED_FIELDS]
@@ -325,7 +326,11 @@ mod tests {
         for (what, got, pinned) in shapes {
             assert_eq!(got.join(" "), pinned, "{what}'s state changed shape: bump Audit::version and this list");
         }
-        assert_eq!(Audit.version(), 2);
+        // A user's open conversations (version 3: each with the time of its claim).
+        let claim = domain::user::Claim { session_id: uuid::Uuid::nil(), at: chrono::Utc::now() };
+        let keys: Vec<String> = serde_json::to_value(claim).unwrap().as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.join(" "), "at session_id", "a claim changed shape: bump Audit::version and this list");
+        assert_eq!(Audit.version(), 3);
     }
 
     #[test]

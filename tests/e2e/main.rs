@@ -8,6 +8,7 @@ mod cli;
 mod replay;
 mod server;
 mod shutdown;
+mod slots;
 mod stuck_store;
 mod transfer;
 mod users;

@@ -58,13 +58,16 @@ pub(crate) async fn readable(state: &AppState, caller: &Caller, raw: &str) -> Re
     Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"))
 }
 
-/// After a conversation closed or moved on: free the slot it held and route the queue.
-pub async fn after_close(state: &AppState, ctx: &Context, before: &Session) -> Result<(), Problem> {
-    let Some(id) = before.id else { return Ok(()) };
-    if let Some(operator) = before.operator {
+/// After a close that wrote: free the slot the conversation held and route the queue.
+/// `closed` is the conversation as that close left it (its operator is the one at the close,
+/// not one read before it: a transfer may have landed in between). A close that wrote
+/// nothing (already closed) must not come here: that close's own call freed the slot.
+pub async fn after_close(state: &AppState, ctx: &Context, closed: &Session) -> Result<(), Problem> {
+    let Some(id) = closed.id else { return Ok(()) };
+    if let Some(operator) = closed.operator {
         conversation::release(state, ctx, operator, id).await?;
     }
-    if let Some(channel) = before.channel_id {
+    if let Some(channel) = closed.channel_id {
         conversation::dispatch(state, ctx, channel).await?;
     }
     Ok(())
@@ -403,7 +406,8 @@ pub async fn take(
     // claimed; only a race lost meanwhile claims and gives back.
     take(&s)?;
     let max = c.options.max_conversations_per_operator;
-    if !conversation::claim(&state, &ctx, caller.user_id, session_id, max).await? {
+    let claimed = conversation::claim(&state, &ctx, caller.user_id, session_id, max).await?;
+    if claimed == conversation::Claimed::Full {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "operator-at-capacity",
@@ -412,7 +416,7 @@ pub async fn take(
     }
     let taken = conversation::on_session(&state, &ctx, session_id, take).await;
     if let Err(p) = taken {
-        conversation::release(&state, &ctx, caller.user_id, session_id).await?;
+        conversation::give_back(&state, &ctx, caller.user_id, session_id, claimed).await?;
         return Err(p);
     }
     show(State(state), caller, Path(id)).await
@@ -470,29 +474,40 @@ pub(crate) async fn hand_over(
             // Refused on the conversation as it is now (closed, not the caller's) before the
             // new operator's slot is claimed.
             decide(&before, Some((op, String::new())))?;
-            if !conversation::claim(state, ctx, op, session_id, c.options.max_conversations_per_operator).await? {
+            let claimed =
+                conversation::claim(state, ctx, op, session_id, c.options.max_conversations_per_operator).await?;
+            if claimed == conversation::Claimed::Full {
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
                     "operator-at-capacity",
                     "that operator is at their maximum",
                 ));
             }
-            Some((op, u.display_name().to_string()))
+            Some((op, u.display_name().to_string(), claimed))
         }
         None => None,
     };
-    let moved = conversation::on_session(state, ctx, session_id, |s| decide(s, to.clone())).await;
+    let assignee = to.as_ref().map(|(op, name, _)| (*op, name.clone()));
+    // The operator the transfer that wrote took it from (not `before`'s: another transfer
+    // may land in between); the last decision is the one written.
+    let from = std::sync::Mutex::new(None);
+    let moved = conversation::on_session(state, ctx, session_id, |s| {
+        *from.lock().unwrap_or_else(|p| p.into_inner()) = s.operator;
+        decide(s, assignee.clone())
+    })
+    .await;
     let outcome = match moved {
         Ok(outcome) => outcome,
         Err(p) => {
-            if let Some((op, _)) = &to {
-                conversation::release(state, ctx, *op, session_id).await?;
+            if let Some((op, _, claimed)) = to {
+                conversation::give_back(state, ctx, op, session_id, claimed).await?;
             }
             return Err(p);
         }
     };
     // The previous operator's slot is freed, unless they are also the new one.
-    if let Some(previous) = before.operator.filter(|p| to.as_ref().is_none_or(|(op, _)| op != p)) {
+    let previous = from.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(previous) = previous.filter(|p| assignee.as_ref().is_none_or(|(op, _)| op != p)) {
         conversation::release(state, ctx, previous, session_id).await?;
     }
     if to.is_none() {
@@ -523,11 +538,12 @@ pub(crate) async fn end(
     caller: &Caller,
     session_id: Uuid,
 ) -> Result<commands::Outcome, Problem> {
-    let (before, _) = conversation::session(state, session_id).await?;
-    let outcome = conversation::on_session(state, ctx, session_id, |s| {
+    let (outcome, closed) = conversation::decide_on_session(state, ctx, session_id, |s| {
         session::close(s, me(caller), caller.is_admin(), Uuid::now_v7())
     })
     .await?;
-    after_close(state, ctx, &before).await?;
+    if outcome.written > 0 {
+        after_close(state, ctx, &closed).await?;
+    }
     Ok(outcome)
 }

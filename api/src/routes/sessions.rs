@@ -227,6 +227,7 @@ pub async fn start(
         Some(_) => None,
         None => conversation::route(&state, &ctx, &c, &visitor, session_id).await?,
     };
+    let assignee = operator.as_ref().map(conversation::Routed::assignee);
     let (token, digest) = mint(session_id);
     let number = state.events.count_after(store::Position::START, u64::MAX).await.unwrap_or(0) % 100_000;
     let start = Start {
@@ -238,7 +239,7 @@ pub async fn start(
         country,
         languages: input.languages,
         visitor_token_sha256: digest,
-        operator: operator.clone(),
+        operator: assignee,
         welcome_message_id: Uuid::now_v7(),
         welcome_text: c.options.welcome_message.clone(),
     };
@@ -249,8 +250,8 @@ pub async fn start(
     .await;
     if let Err(problem) = written {
         // Only a store failure gets here (the input was valid): give the slot back.
-        if let Some((operator_id, _)) = operator {
-            conversation::release(&state, &ctx, operator_id, session_id).await?;
+        if let Some(to) = operator {
+            conversation::give_back(&state, &ctx, to.operator, session_id, to.claimed).await?;
         }
         return Err(problem);
     }
@@ -424,9 +425,13 @@ pub async fn leave(
 ) -> Result<StatusCode, Problem> {
     let id = caller.own(&id)?;
     let ctx = context(&state, visitor_actor(), &headers);
-    let (before, _) = conversation::session(&state, id).await?;
-    conversation::on_session(&state, &ctx, id, |s| session::close(s, Party::Visitor, false, Uuid::now_v7())).await?;
-    crate::routes::conversations::after_close(&state, &ctx, &before).await?;
+    let (outcome, closed) =
+        conversation::decide_on_session(&state, &ctx, id, |s| session::close(s, Party::Visitor, false, Uuid::now_v7()))
+            .await?;
+    // Leaving twice frees nothing the second time.
+    if outcome.written > 0 {
+        crate::routes::conversations::after_close(&state, &ctx, &closed).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
