@@ -105,8 +105,10 @@ pub struct ServeArgs {
     /// Seconds after which an operator's slot claimed for a conversation that never got
     /// written (a crash between the claim and the conversation) is freed. Routing and takes
     /// ignore such a slot at once; the sweeper releases it. Keep it above the longest
-    /// claim-to-write time and the clock skew between nodes.
-    #[arg(long, env = "LIVECHAT_CLAIM_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    /// claim-to-write time (--request-timeout plus --store-timeout: a write cut off by the
+    /// request's deadline may still commit within the store's bound) and the clock skew
+    /// between nodes.
+    #[arg(long, env = "LIVECHAT_CLAIM_TIMEOUT_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub claim_timeout_seconds: u64,
     /// Failed logins allowed per client address in 15 minutes (0: no per-address limit, for
     /// servers behind a proxy where every client shares one address).

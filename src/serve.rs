@@ -14,6 +14,13 @@ use crate::Failure;
 
 pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let (timeouts, request_timeout) = args.timeouts()?;
+    let claim_timeout = Duration::from_secs(args.claim_timeout_seconds);
+    if claim_timeout < request_timeout + timeouts.call {
+        // A conversation write cut off by the deadline can still commit within the store's
+        // bound: a claim freed before that may leave its operator one over their maximum.
+        tracing::warn!(?claim_timeout, ?request_timeout, store_timeout = ?timeouts.call,
+            "--claim-timeout-seconds is shorter than --request-timeout plus --store-timeout");
+    }
     let geo = country_sources(&args)?;
     let mailer = mailer_settings(url, &args)?;
     // `--as-of`: a copy of the log up to that point, in memory, with its views rebuilt; the
@@ -51,7 +58,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let config = ApiConfig {
         inactivity: Duration::from_secs(args.inactivity_minutes * 60),
         abandon_after: Duration::from_secs(args.abandon_minutes * 60),
-        claim_timeout: Duration::from_secs(args.claim_timeout_seconds),
+        claim_timeout,
         mailer,
         address_key: std::env::var("LIVECHAT_ADDRESS_KEY")
             .ok()

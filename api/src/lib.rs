@@ -104,7 +104,7 @@ impl Default for ApiConfig {
             token_ttl: Duration::from_secs(12 * 3600),
             inactivity: Duration::from_secs(30 * 60),
             abandon_after: Duration::from_secs(60 * 60),
-            claim_timeout: Duration::from_secs(10),
+            claim_timeout: Duration::from_secs(15),
             mailer: mailer::MailerConfig::default(),
             read_only: false,
             address_key: uuid::Uuid::new_v4().to_string(),

@@ -92,9 +92,10 @@ async fn queued(env: &Env, channel: &str, id: &str) {
     panic!("{id} never showed in the queue");
 }
 
-/// Past the claim timeout (10 s by default).
+/// Past the claim timeout (its default).
 fn past_the_bound(env: &Env) {
-    env.clock.advance(Duration::seconds(11));
+    let bound = Duration::from_std(api::ApiConfig::default().claim_timeout).unwrap();
+    env.clock.advance(bound + Duration::seconds(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -205,5 +205,5 @@ fn the_claim_timeout_is_a_serve_flag_with_an_environment_variable() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(help.contains("--claim-timeout-seconds"), "{help}");
     assert!(help.contains("LIVECHAT_CLAIM_TIMEOUT_SECONDS"), "{help}");
-    assert!(help.contains("[default: 10]"), "{help}");
+    assert!(help.contains("[default: 15]"), "{help}");
 }
