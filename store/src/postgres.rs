@@ -1,18 +1,34 @@
 //! PostgreSQL backend: tokio-postgres through a deadpool pool, no TLS.
 //!
-//! Global order is `(tx_id xid8, global_position)`. Global reads (`read_all`, `head`,
-//! `count_after`) only return rows whose transaction id is below the oldest transaction still
-//! running in the cluster (`pg_snapshot_xmin(pg_current_snapshot())`): every such transaction
-//! has finished, so no commit still in flight can ever land before what a reader has seen.
-//! A slow append is waited for, never overtaken and skipped. `global_position` is a unique id,
-//! not the delivery order.
+//! Global order is `(tx_id xid8, global_position)`; `global_position` is a unique id, not the
+//! delivery order. Global reads (`read_all`, `head`, `count_after`) only return rows below a
+//! horizon that no append still in flight can land under: a slow append is waited for, never
+//! overtaken and skipped. Only appends hold it back, not the other transactions of the cluster.
+//!
+//! # The horizon
+//!
+//! * Every transaction inserting into `events` holds the shared advisory lock [`APPEND_LOCK`]
+//!   from before it has a transaction id until after its commit is visible: a `BEFORE INSERT
+//!   FOR EACH STATEMENT` trigger takes it (migration 0005) before the first row's `DEFAULT
+//!   pg_current_xact_id()` assigns the id, and refuses a transaction that got an id without it.
+//!   PostgreSQL removes a transaction from the proc array (its commit becomes visible) before
+//!   it releases its locks.
+//! * [`HORIZON`] is a statement of its own: from its snapshot S1, the smallest running xid of
+//!   S1 whose transaction holds the lock in this database (`pg_locks`: the advisory lock and
+//!   the `transactionid` lock of the same virtual transaction), else `xmax(S1)`.
+//! * The read is the NEXT statement (snapshot S2, taken after `pg_locks` was read), with
+//!   `tx_id < horizon`. An appender below the horizon had finished at S1, or was running at
+//!   S1 but no longer held its lock when `pg_locks` was read: finished before S2 either way,
+//!   so S2 sees all its rows or none ever exist. In one statement the second case would be
+//!   invisible to the read yet not counted, and skipped forever. An appender that gets its
+//!   id after S1 gets one `>= xmax(S1) >= horizon`.
 //!
 //! An append is one round trip: a single `INSERT ... SELECT` ([`APPEND`]) that checks the
 //! expected version against the stream's current version and inserts the batch; the unique
 //! `(stream_id, stream_version)` index makes a racing writer of the same stream fail instead
-//! of both winning. No lock beyond that index entry, no counter row. Nothing is NOTIFYed
-//! inside the transaction; local readers are woken through the `commits` channel after the
-//! commit, other processes poll.
+//! of both winning. No lock beyond that index entry and the shared appenders' lock, no counter
+//! row. Nothing is NOTIFYed inside the transaction; local readers are woken through the
+//! `commits` channel after the commit, other processes poll.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,14 +63,55 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_SIZE: usize = 16;
 /// `pg_advisory_xact_lock` key serialising migrations: "livechat" in ASCII.
 const MIGRATION_LOCK: i64 = 0x6c69_7665_6368_6174;
+/// Shared `pg_advisory_xact_lock_shared` key every appending transaction holds from before it
+/// has an xid until its commit is visible ("lc:event" in ASCII; taken by the trigger of
+/// migration 0005, which spells the same number). A transaction that must write something
+/// else before appending takes it first.
+pub const APPEND_LOCK: i64 = 0x6c63_3a65_7665_6e74;
 
-/// Transactions below this one have all finished: the visibility horizon of global reads.
-const HORIZON: &str = "pg_snapshot_xmin(pg_current_snapshot())";
+/// The advisory locks [`APPEND_LOCK`] in this database, of the locks' CTE `l`, as `pg_locks`
+/// shows a bigint key: high half in `classid`, low half in `objid`, `objsubid` 1.
+macro_rules! appenders {
+    () => {
+        "l.locktype = 'advisory' AND l.granted
+           AND l.classid = 1818442341 AND l.objid = 1986358900 AND l.objsubid = 1
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    };
+}
 
-/// Age of the oldest transaction holding an xid anywhere in the cluster: what holds the
-/// horizon back (sessions of other roles count only with `pg_read_all_stats`).
-const HORIZON_AGE: &str = "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
-     FROM pg_stat_activity WHERE backend_xid IS NOT NULL";
+/// The horizon of global reads (as text): the smallest xid of this statement's snapshot that
+/// belongs to a running appender, else the snapshot's xmax (see the module docs). A statement
+/// of its own, before the read. `pg_locks` is read once (`MATERIALIZED`): each scan of it
+/// takes every lock-manager partition lock. Only the holder's own `transactionid` lock
+/// (`ExclusiveLock`) counts, not one it waits for; xids are matched on their low 32 bits.
+const HORIZON: &str = concat!(
+    "WITH s AS (SELECT pg_current_snapshot() AS snap),
+     l AS MATERIALIZED (SELECT locktype, database, classid, objid, objsubid, virtualtransaction,
+                               transactionid, mode, granted FROM pg_locks),
+     appenders AS (
+         SELECT t.transactionid::text::bigint AS xid32 FROM l
+         JOIN l AS t ON t.virtualtransaction = l.virtualtransaction
+             AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted
+         WHERE ",
+    appenders!(),
+    ")
+     SELECT coalesce(
+         (SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x
+          WHERE (x::text::bigint & 4294967295) IN (SELECT xid32 FROM appenders)),
+         pg_snapshot_xmax(s.snap))::text
+     FROM s"
+);
+
+/// Age of the oldest append in flight (holding [`APPEND_LOCK`] and an xid): what holds the
+/// horizon back. Transactions that do not append never do.
+const HORIZON_AGE: &str = concat!(
+    "WITH l AS MATERIALIZED (SELECT locktype, database, classid, objid, objsubid, pid, granted FROM pg_locks)
+     SELECT coalesce(extract(epoch FROM clock_timestamp() - min(a.xact_start)), 0)::float8
+     FROM l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE ",
+    appenders!(),
+    " AND a.backend_xid IS NOT NULL"
+);
 
 const EVENT_COLUMNS: &str = "events.tx_id::text AS tx, events.global_position, events.event_id, events.stream_id, \
      events.stream_version, events.event_type, events.schema_version, events.data, events.metadata, events.recorded_at";
@@ -244,10 +301,11 @@ fn param(params: &mut Params, value: impl ToSql + Sync + Send + 'static) -> Stri
     format!("${}", params.len())
 }
 
-/// SQL and parameters of a global read: below the horizon, in `(tx_id, global_position)` order.
-fn read_all_sql(q: &ReadAll) -> (String, Params) {
+/// SQL and parameters of a global read: below `horizon` (from [`HORIZON`], read in an earlier
+/// statement), in `(tx_id, global_position)` order.
+fn read_all_sql(q: &ReadAll, horizon: String) -> (String, Params) {
     let mut params: Params = Vec::new();
-    let mut conds = vec![format!("events.tx_id < {HORIZON}")];
+    let mut conds = vec![format!("events.tx_id < {}::text::xid8", param(&mut params, horizon))];
     let bound = |op: &str, p: Position, params: &mut Params| {
         let tx = param(params, p.tx.to_string());
         let pos = param(params, big(p.pos));
@@ -403,6 +461,13 @@ impl PgStore {
     }
 }
 
+/// The horizon of global reads, in a statement of its own: the caller reads in a later one
+/// on the same connection, outside any transaction (a new snapshot; see the module docs).
+async fn horizon(client: &Object) -> Result<String, StoreError> {
+    let stmt = client.prepare_cached(HORIZON).await?;
+    get(&client.query_one(&stmt, &[]).await?, 0)
+}
+
 async fn stored_ids(client: &Object, ids: &[Uuid]) -> Result<Vec<StoredId>, StoreError> {
     let stmt = client.prepare_cached(STORED_IDS).await?;
     client
@@ -530,8 +595,10 @@ impl EventStore for PgStore {
     }
 
     async fn read_all(&self, q: &ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
-        let (sql, params) = read_all_sql(q);
-        self.query_events(&sql, &refs(&params)).await
+        let client = self.client().await?;
+        let (sql, params) = read_all_sql(q, horizon(&client).await?);
+        let stmt = client.prepare_cached(&sql).await?;
+        client.query(&stmt, &refs(&params)).await?.iter().map(decode_event).collect()
     }
 
     async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
@@ -543,27 +610,29 @@ impl EventStore for PgStore {
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         let client = self.client().await?;
+        let below = horizon(&client).await?;
         let stmt = client
-            .prepare_cached(&format!(
-                "SELECT tx_id::text, global_position FROM events WHERE events.tx_id < {HORIZON}
-                 ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1"
-            ))
+            .prepare_cached(
+                "SELECT tx_id::text, global_position FROM events WHERE events.tx_id < $1::text::xid8
+                 ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1",
+            )
             .await?;
-        let row = client.query_opt(&stmt, &[]).await?;
+        let row = client.query_opt(&stmt, &[&below]).await?;
         row.map(|r| Ok(Position::new(parse_tx(&get::<String>(&r, 0)?)?, get::<i64>(&r, 1)? as u64))).transpose()
     }
 
     async fn count_after(&self, after: Position, cap: u64) -> Result<u64, StoreError> {
         let client = self.client().await?;
+        let below = horizon(&client).await?;
         let stmt = client
-            .prepare_cached(&format!(
+            .prepare_cached(
                 "SELECT count(*) FROM (SELECT 1 FROM events
                      WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)
-                       AND events.tx_id < {HORIZON}
-                     LIMIT $3) AS visible"
-            ))
+                       AND events.tx_id < $4::text::xid8
+                     LIMIT $3) AS visible",
+            )
             .await?;
-        let row = client.query_one(&stmt, &[&after.tx.to_string(), &big(after.pos), &big(cap)]).await?;
+        let row = client.query_one(&stmt, &[&after.tx.to_string(), &big(after.pos), &big(cap), &below]).await?;
         Ok(get::<i64>(&row, 0)? as u64)
     }
 
@@ -889,41 +958,56 @@ mod tests {
     use crate::events::EventFilter;
 
     #[test]
+    fn the_trigger_and_the_readers_name_the_same_lock() {
+        let sql = migrate::POSTGRES.iter().find(|m| m.name == "append_lock").expect("migration").sql;
+        let (high, low) = (APPEND_LOCK >> 32, APPEND_LOCK & 0xffff_ffff);
+        assert!(sql.contains(&format!("pg_advisory_xact_lock_shared({APPEND_LOCK})")), "{sql}");
+        for text in [sql, HORIZON, HORIZON_AGE] {
+            assert!(text.contains(&format!("classid = {high} AND")), "{text}");
+            assert!(text.contains(&format!("objid = {low} AND")), "{text}");
+        }
+    }
+
+    #[test]
     fn global_reads_are_gated_and_ordered_by_transaction_then_position() {
-        let (sql, params) = read_all_sql(&ReadAll {
-            from: Some(Position::new(7, 3)),
-            direction: Direction::Forward,
-            limit: 10,
-            filter: EventFilter {
-                stream: Some("s-1".into()),
-                category: Some("s".into()),
-                event_types: vec!["A".into(), "B".into()],
+        let (sql, params) = read_all_sql(
+            &ReadAll {
+                from: Some(Position::new(7, 3)),
+                direction: Direction::Forward,
+                limit: 10,
+                filter: EventFilter {
+                    stream: Some("s-1".into()),
+                    category: Some("s".into()),
+                    event_types: vec!["A".into(), "B".into()],
+                },
             },
-        });
-        assert!(sql.contains("events.tx_id < pg_snapshot_xmin(pg_current_snapshot())"), "{sql}");
-        assert!(sql.contains("(events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)"), "{sql}");
-        assert!(sql.contains("events.stream_id = $3 AND events.category = $4 AND events.event_type = ANY($5)"));
-        assert!(sql.ends_with("ORDER BY events.tx_id ASC, events.global_position ASC LIMIT $6"), "{sql}");
-        assert_eq!(params.len(), 6);
+            "42".into(),
+        );
+        assert!(sql.contains("WHERE events.tx_id < $1::text::xid8 AND"), "{sql}");
+        assert!(sql.contains("(events.tx_id, events.global_position) > ($2::text::xid8, $3::bigint)"), "{sql}");
+        assert!(sql.contains("events.stream_id = $4 AND events.category = $5 AND events.event_type = ANY($6)"));
+        assert!(sql.ends_with("ORDER BY events.tx_id ASC, events.global_position ASC LIMIT $7"), "{sql}");
+        assert_eq!(params.len(), 7);
 
-        let (sql, params) = read_all_sql(&ReadAll {
-            from: None,
-            direction: Direction::Backward,
-            limit: 5,
-            filter: EventFilter::default(),
-        });
-        assert!(sql.contains("events.tx_id < pg_snapshot_xmin"), "{sql}");
+        let (sql, params) = read_all_sql(
+            &ReadAll { from: None, direction: Direction::Backward, limit: 5, filter: EventFilter::default() },
+            "42".into(),
+        );
+        assert!(sql.contains("events.tx_id < $1::text::xid8"), "{sql}");
         assert!(!sql.contains("global_position) <"), "{sql}");
-        assert!(sql.ends_with("ORDER BY events.tx_id DESC, events.global_position DESC LIMIT $1"), "{sql}");
-        assert_eq!(params.len(), 1);
+        assert!(sql.ends_with("ORDER BY events.tx_id DESC, events.global_position DESC LIMIT $2"), "{sql}");
+        assert_eq!(params.len(), 2);
 
-        let (sql, _) = read_all_sql(&ReadAll {
-            from: Some(Position::new(9, 0)),
-            direction: Direction::Backward,
-            limit: 5,
-            filter: EventFilter::default(),
-        });
-        assert!(sql.contains("(events.tx_id, events.global_position) < ($1::text::xid8, $2::bigint)"), "{sql}");
+        let (sql, _) = read_all_sql(
+            &ReadAll {
+                from: Some(Position::new(9, 0)),
+                direction: Direction::Backward,
+                limit: 5,
+                filter: EventFilter::default(),
+            },
+            "42".into(),
+        );
+        assert!(sql.contains("(events.tx_id, events.global_position) < ($2::text::xid8, $3::bigint)"), "{sql}");
     }
 
     #[tokio::test]
