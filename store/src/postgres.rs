@@ -79,13 +79,16 @@ macro_rules! appenders {
     };
 }
 
-/// The horizon of global reads (as text): the smallest xid of this statement's snapshot that
-/// belongs to a running appender, else the snapshot's xmax (see the module docs). A statement
-/// of its own, before the read. `pg_locks` is read once (`MATERIALIZED`): each scan of it
-/// takes every lock-manager partition lock. Only the holder's own `transactionid` lock
-/// (`ExclusiveLock`) counts, not one it waits for; xids are matched on their low 32 bits.
-const HORIZON: &str = concat!(
-    "WITH s AS (SELECT pg_current_snapshot() AS snap),
+/// Sets the session's `livechat.horizon` to the horizon of global reads: the smallest xid of
+/// this statement's snapshot that belongs to a running appender, else the snapshot's xmax
+/// (see the module docs). A statement of its own; the read that follows it on the same
+/// connection compares with [`BELOW_HORIZON`]. `pg_locks` is read once (`MATERIALIZED`):
+/// each scan of it takes every lock-manager partition lock. Only the holder's own
+/// `transactionid` lock (`ExclusiveLock`) counts, not one it waits for; xids are matched on
+/// their low 32 bits.
+const SET_HORIZON: &str = concat!(
+    "SELECT set_config('livechat.horizon', (
+     WITH s AS (SELECT pg_current_snapshot() AS snap),
      l AS MATERIALIZED (SELECT locktype, database, classid, objid, objsubid, virtualtransaction,
                                transactionid, mode, granted FROM pg_locks),
      appenders AS (
@@ -99,8 +102,12 @@ const HORIZON: &str = concat!(
          (SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x
           WHERE (x::text::bigint & 4294967295) IN (SELECT xid32 FROM appenders)),
          pg_snapshot_xmax(s.snap))::text
-     FROM s"
+     FROM s), false)"
 );
+
+/// The gate of a global read, after [`SET_HORIZON`] on the same connection. Unset (never on
+/// a connection that ran it) it is NULL: nothing passes.
+const BELOW_HORIZON: &str = "events.tx_id < current_setting('livechat.horizon', true)::xid8";
 
 /// Age of the oldest append in flight (holding [`APPEND_LOCK`] and an xid): what holds the
 /// horizon back. Transactions that do not append never do.
@@ -301,11 +308,10 @@ fn param(params: &mut Params, value: impl ToSql + Sync + Send + 'static) -> Stri
     format!("${}", params.len())
 }
 
-/// SQL and parameters of a global read: below `horizon` (from [`HORIZON`], read in an earlier
-/// statement), in `(tx_id, global_position)` order.
-fn read_all_sql(q: &ReadAll, horizon: String) -> (String, Params) {
+/// SQL and parameters of a global read: below the horizon, in `(tx_id, global_position)` order.
+fn read_all_sql(q: &ReadAll) -> (String, Params) {
     let mut params: Params = Vec::new();
-    let mut conds = vec![format!("events.tx_id < {}::text::xid8", param(&mut params, horizon))];
+    let mut conds = vec![BELOW_HORIZON.to_string()];
     let bound = |op: &str, p: Position, params: &mut Params| {
         let tx = param(params, p.tx.to_string());
         let pos = param(params, big(p.pos));
@@ -461,11 +467,14 @@ impl PgStore {
     }
 }
 
-/// The horizon of global reads, in a statement of its own: the caller reads in a later one
-/// on the same connection, outside any transaction (a new snapshot; see the module docs).
-async fn horizon(client: &Object) -> Result<String, StoreError> {
-    let stmt = client.prepare_cached(HORIZON).await?;
-    get(&client.query_one(&stmt, &[]).await?, 0)
+/// Runs the global read `sql` (gated by [`BELOW_HORIZON`]) right after [`SET_HORIZON`], in
+/// one round trip: both are sent at once (tokio-postgres pipelines futures polled together,
+/// in the order first polled), each in its own implicit transaction, and the server only
+/// starts the read, taking its snapshot, once the horizon statement has finished.
+async fn below_horizon(client: &Object, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+    let (set, read) = tokio::try_join!(client.prepare_cached(SET_HORIZON), client.prepare_cached(sql))?;
+    let (_, rows) = tokio::try_join!(client.query_one(&set, &[]), client.query(&read, params))?;
+    Ok(rows)
 }
 
 async fn stored_ids(client: &Object, ids: &[Uuid]) -> Result<Vec<StoredId>, StoreError> {
@@ -595,10 +604,9 @@ impl EventStore for PgStore {
     }
 
     async fn read_all(&self, q: &ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (sql, params) = read_all_sql(q);
         let client = self.client().await?;
-        let (sql, params) = read_all_sql(q, horizon(&client).await?);
-        let stmt = client.prepare_cached(&sql).await?;
-        client.query(&stmt, &refs(&params)).await?.iter().map(decode_event).collect()
+        below_horizon(&client, &sql, &refs(&params)).await?.iter().map(decode_event).collect()
     }
 
     async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
@@ -610,30 +618,25 @@ impl EventStore for PgStore {
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         let client = self.client().await?;
-        let below = horizon(&client).await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT tx_id::text, global_position FROM events WHERE events.tx_id < $1::text::xid8
-                 ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1",
-            )
-            .await?;
-        let row = client.query_opt(&stmt, &[&below]).await?;
+        let sql = format!(
+            "SELECT tx_id::text, global_position FROM events WHERE {BELOW_HORIZON}
+             ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1"
+        );
+        let row = below_horizon(&client, &sql, &[]).await?.into_iter().next();
         row.map(|r| Ok(Position::new(parse_tx(&get::<String>(&r, 0)?)?, get::<i64>(&r, 1)? as u64))).transpose()
     }
 
     async fn count_after(&self, after: Position, cap: u64) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let below = horizon(&client).await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT count(*) FROM (SELECT 1 FROM events
-                     WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)
-                       AND events.tx_id < $4::text::xid8
-                     LIMIT $3) AS visible",
-            )
-            .await?;
-        let row = client.query_one(&stmt, &[&after.tx.to_string(), &big(after.pos), &big(cap), &below]).await?;
-        Ok(get::<i64>(&row, 0)? as u64)
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM events
+                 WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)
+                   AND {BELOW_HORIZON}
+                 LIMIT $3) AS visible"
+        );
+        let rows = below_horizon(&client, &sql, &[&after.tx.to_string(), &big(after.pos), &big(cap)]).await?;
+        let row = rows.first().ok_or_else(|| corrupt("count(*) returned no row"))?;
+        Ok(get::<i64>(row, 0)? as u64)
     }
 
     async fn horizon_age(&self) -> Result<Option<f64>, StoreError> {
@@ -962,7 +965,7 @@ mod tests {
         let sql = migrate::POSTGRES.iter().find(|m| m.name == "append_lock").expect("migration").sql;
         let (high, low) = (APPEND_LOCK >> 32, APPEND_LOCK & 0xffff_ffff);
         assert!(sql.contains(&format!("pg_advisory_xact_lock_shared({APPEND_LOCK})")), "{sql}");
-        for text in [sql, HORIZON, HORIZON_AGE] {
+        for text in [sql, SET_HORIZON, HORIZON_AGE] {
             assert!(text.contains(&format!("classid = {high} AND")), "{text}");
             assert!(text.contains(&format!("objid = {low} AND")), "{text}");
         }
@@ -970,44 +973,40 @@ mod tests {
 
     #[test]
     fn global_reads_are_gated_and_ordered_by_transaction_then_position() {
-        let (sql, params) = read_all_sql(
-            &ReadAll {
-                from: Some(Position::new(7, 3)),
-                direction: Direction::Forward,
-                limit: 10,
-                filter: EventFilter {
-                    stream: Some("s-1".into()),
-                    category: Some("s".into()),
-                    event_types: vec!["A".into(), "B".into()],
-                },
+        let (sql, params) = read_all_sql(&ReadAll {
+            from: Some(Position::new(7, 3)),
+            direction: Direction::Forward,
+            limit: 10,
+            filter: EventFilter {
+                stream: Some("s-1".into()),
+                category: Some("s".into()),
+                event_types: vec!["A".into(), "B".into()],
             },
-            "42".into(),
-        );
-        assert!(sql.contains("WHERE events.tx_id < $1::text::xid8 AND"), "{sql}");
-        assert!(sql.contains("(events.tx_id, events.global_position) > ($2::text::xid8, $3::bigint)"), "{sql}");
-        assert!(sql.contains("events.stream_id = $4 AND events.category = $5 AND events.event_type = ANY($6)"));
-        assert!(sql.ends_with("ORDER BY events.tx_id ASC, events.global_position ASC LIMIT $7"), "{sql}");
-        assert_eq!(params.len(), 7);
+        });
+        assert!(sql.contains("WHERE events.tx_id < current_setting('livechat.horizon', true)::xid8 AND"), "{sql}");
+        assert!(sql.contains("(events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)"), "{sql}");
+        assert!(sql.contains("events.stream_id = $3 AND events.category = $4 AND events.event_type = ANY($5)"));
+        assert!(sql.ends_with("ORDER BY events.tx_id ASC, events.global_position ASC LIMIT $6"), "{sql}");
+        assert_eq!(params.len(), 6);
 
-        let (sql, params) = read_all_sql(
-            &ReadAll { from: None, direction: Direction::Backward, limit: 5, filter: EventFilter::default() },
-            "42".into(),
-        );
-        assert!(sql.contains("events.tx_id < $1::text::xid8"), "{sql}");
+        let (sql, params) = read_all_sql(&ReadAll {
+            from: None,
+            direction: Direction::Backward,
+            limit: 5,
+            filter: EventFilter::default(),
+        });
+        assert!(sql.contains(BELOW_HORIZON), "{sql}");
         assert!(!sql.contains("global_position) <"), "{sql}");
-        assert!(sql.ends_with("ORDER BY events.tx_id DESC, events.global_position DESC LIMIT $2"), "{sql}");
-        assert_eq!(params.len(), 2);
+        assert!(sql.ends_with("ORDER BY events.tx_id DESC, events.global_position DESC LIMIT $1"), "{sql}");
+        assert_eq!(params.len(), 1);
 
-        let (sql, _) = read_all_sql(
-            &ReadAll {
-                from: Some(Position::new(9, 0)),
-                direction: Direction::Backward,
-                limit: 5,
-                filter: EventFilter::default(),
-            },
-            "42".into(),
-        );
-        assert!(sql.contains("(events.tx_id, events.global_position) < ($2::text::xid8, $3::bigint)"), "{sql}");
+        let (sql, _) = read_all_sql(&ReadAll {
+            from: Some(Position::new(9, 0)),
+            direction: Direction::Backward,
+            limit: 5,
+            filter: EventFilter::default(),
+        });
+        assert!(sql.contains("(events.tx_id, events.global_position) < ($1::text::xid8, $2::bigint)"), "{sql}");
     }
 
     #[tokio::test]
