@@ -13,15 +13,20 @@
 //!   pg_current_xact_id()` assigns the id, and refuses a transaction that got an id without it.
 //!   PostgreSQL removes a transaction from the proc array (its commit becomes visible) before
 //!   it releases its locks.
-//! * [`HORIZON`] is a statement of its own: from its snapshot S1, the smallest running xid of
-//!   S1 whose transaction holds the lock in this database (`pg_locks`: the advisory lock and
-//!   the `transactionid` lock of the same virtual transaction), else `xmax(S1)`.
+//! * `SET_HORIZON` is a statement of its own: from its snapshot S1, the smallest running xid
+//!   of S1 whose transaction holds the lock in this database (`pg_locks`: the advisory lock
+//!   and the `transactionid` lock of the same virtual transaction), else `xmax(S1)`.
 //! * The read is the NEXT statement (snapshot S2, taken after `pg_locks` was read), with
 //!   `tx_id < horizon`. An appender below the horizon had finished at S1, or was running at
-//!   S1 but no longer held its lock when `pg_locks` was read: finished before S2 either way,
+//!   S1 but no longer held its locks when `pg_locks` was read: finished before S2 either way,
 //!   so S2 sees all its rows or none ever exist. In one statement the second case would be
 //!   invisible to the read yet not counted, and skipped forever. An appender that gets its
-//!   id after S1 gets one `>= xmax(S1) >= horizon`.
+//!   id after S1 gets one `>= xmax(S1) >= horizon`. A horizon stays safe once computed.
+//! * Both statements go in one round trip (`below_horizon`); the horizon passes through
+//!   the session setting `livechat.horizon`.
+//! * Transactions that do not append (another database, another table, a report) are in S1
+//!   but hold no lock: they hold back nothing. `horizon_age` is the age of the oldest append
+//!   in flight.
 //!
 //! An append is one round trip: a single `INSERT ... SELECT` ([`APPEND`]) that checks the
 //! expected version against the stream's current version and inserts the batch; the unique
