@@ -90,7 +90,8 @@ macro_rules! appenders {
 /// connection compares with [`BELOW_HORIZON`]. `pg_locks` is read once (`MATERIALIZED`):
 /// each scan of it takes every lock-manager partition lock. Only the holder's own
 /// `transactionid` lock (`ExclusiveLock`) counts, not one it waits for; xids are matched on
-/// their low 32 bits.
+/// their low 32 bits. A hot standby does not see the primary's advisory locks: read there,
+/// the horizon falls back to the snapshot's xmin (waits for every transaction, as before).
 const SET_HORIZON: &str = concat!(
     "SELECT set_config('livechat.horizon', (
      WITH s AS (SELECT pg_current_snapshot() AS snap),
@@ -103,10 +104,10 @@ const SET_HORIZON: &str = concat!(
          WHERE ",
     appenders!(),
     ")
-     SELECT coalesce(
+     SELECT CASE WHEN pg_is_in_recovery() THEN pg_snapshot_xmin(s.snap) ELSE coalesce(
          (SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x
           WHERE (x::text::bigint & 4294967295) IN (SELECT xid32 FROM appenders)),
-         pg_snapshot_xmax(s.snap))::text
+         pg_snapshot_xmax(s.snap)) END::text
      FROM s), false)"
 );
 
@@ -115,7 +116,8 @@ const SET_HORIZON: &str = concat!(
 const BELOW_HORIZON: &str = "events.tx_id < current_setting('livechat.horizon', true)::xid8";
 
 /// Age of the oldest append in flight (holding [`APPEND_LOCK`] and an xid): what holds the
-/// horizon back. Transactions that do not append never do.
+/// horizon back. Transactions that do not append never do. Appenders of other roles count
+/// only with `pg_read_all_stats` (`pg_stat_activity` hides their transactions otherwise).
 const HORIZON_AGE: &str = concat!(
     "WITH l AS MATERIALIZED (SELECT locktype, database, classid, objid, objsubid, pid, granted FROM pg_locks)
      SELECT coalesce(extract(epoch FROM clock_timestamp() - min(a.xact_start)), 0)::float8
