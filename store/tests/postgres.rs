@@ -863,3 +863,76 @@ async fn a_failure_between_documents_and_checkpoint_leaves_neither() {
     store.commit(commit(Some(p1), Position::new(6, 2), vec![put("b", json!({"n": 2}))])).await.unwrap();
     assert!(store.get("things", "b").await.unwrap().is_some());
 }
+
+/// Appends that linger between insert and commit, plain appends and unrelated writers, all
+/// at once: a subscription gets every committed event exactly once, in position order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_appends_are_each_delivered_once_in_order() {
+    let Some(url) = fresh_database().await else { return };
+    let _serial = HORIZON.lock().await;
+    let store = open(&url).await;
+    let mut sub = subscribe(&store).poll_interval(Duration::from_millis(1));
+    raw(&url).await.batch_execute("CREATE TABLE unrelated (x int)").await.unwrap();
+    let until = Instant::now() + Duration::from_secs(3);
+    // Reads while they write, until a second passes without news after they stopped.
+    let reader = tokio::spawn(async move {
+        let mut delivered = Vec::new();
+        loop {
+            match timeout(Duration::from_secs(1), sub.next()).await {
+                Ok(e) => delivered.push(e.unwrap()),
+                Err(_) if Instant::now() > until => return delivered,
+                Err(_) => {}
+            }
+        }
+    });
+    let mut writers = Vec::new();
+    for w in 0..6 {
+        let (store, url) = (store.clone(), url.clone());
+        writers.push(tokio::spawn(async move {
+            let mut client = raw(&url).await;
+            let mut committed = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < until {
+                n += 1;
+                let id = Uuid::now_v7();
+                match (w + n) % 3 {
+                    // Lingers between its insert and its commit.
+                    0 => {
+                        let tx = client.transaction().await.unwrap();
+                        append_held(&tx, &format!("slow-{w}-{n}"), id).await;
+                        tx.execute("SELECT pg_sleep(random() * 0.005)", &[]).await.unwrap();
+                        if n % 5 == 0 {
+                            tx.rollback().await.unwrap();
+                            continue;
+                        }
+                        tx.commit().await.unwrap();
+                    }
+                    // Writes elsewhere, never appends.
+                    1 => {
+                        let tx = client.transaction().await.unwrap();
+                        tx.execute("INSERT INTO unrelated VALUES (1)", &[]).await.unwrap();
+                        tx.execute("SELECT pg_sleep(random() * 0.005)", &[]).await.unwrap();
+                        tx.commit().await.unwrap();
+                        continue;
+                    }
+                    _ => {
+                        let e = NewEvent { event_id: id, ..ev("Quick") };
+                        store.append(&format!("quick-{w}-{n}"), ExpectedVersion::NoStream, vec![e]).await.unwrap();
+                    }
+                }
+                committed.push(id);
+            }
+            committed
+        }));
+    }
+    let mut expected = std::collections::HashSet::new();
+    for w in writers {
+        expected.extend(w.await.unwrap());
+    }
+    let delivered = reader.await.unwrap();
+    assert!(delivered.windows(2).all(|w| w[0].position < w[1].position), "out of order");
+    let got: std::collections::HashSet<Uuid> = delivered.iter().map(|e| e.event_id).collect();
+    assert_eq!(got.len(), delivered.len(), "delivered twice");
+    assert_eq!(got, expected, "skipped or invented");
+    eprintln!("racing appends: {} delivered once, in order", delivered.len());
+}
