@@ -901,7 +901,7 @@ async fn racing_appends_are_each_delivered_once_in_order() {
                         let tx = client.transaction().await.unwrap();
                         append_held(&tx, &format!("slow-{w}-{n}"), id).await;
                         tx.execute("SELECT pg_sleep(random() * 0.005)", &[]).await.unwrap();
-                        if n % 5 == 0 {
+                        if n.is_multiple_of(5) {
                             tx.rollback().await.unwrap();
                             continue;
                         }
