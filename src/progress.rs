@@ -97,7 +97,7 @@ pub async fn status(url: &StoreUrl, json: bool) -> Result<(), Failure> {
         println!("\n{}: last attempt failed{ago}: {}", h.projector, h.last_error.as_deref().unwrap_or_default());
     }
     if let Some(age) = horizon.filter(|a| *a >= 1.0) {
-        println!("\nA write transaction has been running for {age:.0} s: events committed since stay invisible to projectors until it ends.");
+        println!("\nAn append has been in flight for {age:.0} s: events committed since stay invisible to projectors until it ends.");
     }
     Ok(())
 }

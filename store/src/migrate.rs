@@ -33,6 +33,8 @@ pub const POSTGRES: &[Migration] = &[
         name: "projector_errors",
         sql: include_str!("../../migrations/postgres/0004_projector_errors.sql"),
     },
+    // PostgreSQL only: its horizon needs appenders to announce themselves.
+    Migration { version: 5, name: "append_lock", sql: include_str!("../../migrations/postgres/0005_append_lock.sql") },
 ];
 
 /// Highest version this binary knows.

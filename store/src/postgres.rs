@@ -1,18 +1,39 @@
 //! PostgreSQL backend: tokio-postgres through a deadpool pool, no TLS.
 //!
-//! Global order is `(tx_id xid8, global_position)`. Global reads (`read_all`, `head`,
-//! `count_after`) only return rows whose transaction id is below the oldest transaction still
-//! running in the cluster (`pg_snapshot_xmin(pg_current_snapshot())`): every such transaction
-//! has finished, so no commit still in flight can ever land before what a reader has seen.
-//! A slow append is waited for, never overtaken and skipped. `global_position` is a unique id,
-//! not the delivery order.
+//! Global order is `(tx_id xid8, global_position)`; `global_position` is a unique id, not the
+//! delivery order. Global reads (`read_all`, `head`, `count_after`) only return rows below a
+//! horizon that no append still in flight can land under: a slow append is waited for, never
+//! overtaken and skipped. Only appends hold it back, not the other transactions of the cluster.
+//!
+//! # The horizon
+//!
+//! * Every transaction inserting into `events` holds the shared advisory lock [`APPEND_LOCK`]
+//!   from before it has a transaction id until after its commit is visible: a `BEFORE INSERT
+//!   FOR EACH STATEMENT` trigger takes it (migration 0005) before the first row's `DEFAULT
+//!   pg_current_xact_id()` assigns the id, and refuses a transaction that got an id without it.
+//!   PostgreSQL removes a transaction from the proc array (its commit becomes visible) before
+//!   it releases its locks.
+//! * `SET_HORIZON` is a statement of its own: from its snapshot S1, the smallest running xid
+//!   of S1 whose transaction holds the lock in this database (`pg_locks`: the advisory lock
+//!   and the `transactionid` lock of the same virtual transaction), else `xmax(S1)`.
+//! * The read is the NEXT statement (snapshot S2, taken after `pg_locks` was read), with
+//!   `tx_id < horizon`. An appender below the horizon had finished at S1, or was running at
+//!   S1 but no longer held its locks when `pg_locks` was read: finished before S2 either way,
+//!   so S2 sees all its rows or none ever exist. In one statement the second case would be
+//!   invisible to the read yet not counted, and skipped forever. An appender that gets its
+//!   id after S1 gets one `>= xmax(S1) >= horizon`. A horizon stays safe once computed.
+//! * Both statements go in one round trip (`below_horizon`); the horizon passes through
+//!   the session setting `livechat.horizon`.
+//! * Transactions that do not append (another database, another table, a report) are in S1
+//!   but hold no lock: they hold back nothing. `horizon_age` is the age of the oldest append
+//!   in flight.
 //!
 //! An append is one round trip: a single `INSERT ... SELECT` ([`APPEND`]) that checks the
 //! expected version against the stream's current version and inserts the batch; the unique
 //! `(stream_id, stream_version)` index makes a racing writer of the same stream fail instead
-//! of both winning. No lock beyond that index entry, no counter row. Nothing is NOTIFYed
-//! inside the transaction; local readers are woken through the `commits` channel after the
-//! commit, other processes poll.
+//! of both winning. No lock beyond that index entry and the shared appenders' lock, no counter
+//! row. Nothing is NOTIFYed inside the transaction; local readers are woken through the
+//! `commits` channel after the commit, other processes poll.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,14 +67,64 @@ use crate::views::{
 const POOL_SIZE: usize = 16;
 /// `pg_advisory_xact_lock` key serialising migrations: "livechat" in ASCII.
 const MIGRATION_LOCK: i64 = 0x6c69_7665_6368_6174;
+/// Shared `pg_advisory_xact_lock_shared` key every appending transaction holds from before it
+/// has an xid until its commit is visible ("lc:event" in ASCII; taken by the trigger of
+/// migration 0005, which spells the same number). A transaction that must write something
+/// else before appending takes it first.
+pub const APPEND_LOCK: i64 = 0x6c63_3a65_7665_6e74;
 
-/// Transactions below this one have all finished: the visibility horizon of global reads.
-const HORIZON: &str = "pg_snapshot_xmin(pg_current_snapshot())";
+/// The advisory locks [`APPEND_LOCK`] in this database, of the locks' CTE `l`, as `pg_locks`
+/// shows a bigint key: high half in `classid`, low half in `objid`, `objsubid` 1.
+macro_rules! appenders {
+    () => {
+        "l.locktype = 'advisory' AND l.granted
+           AND l.classid = 1818442341 AND l.objid = 1986358900 AND l.objsubid = 1
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    };
+}
 
-/// Age of the oldest transaction holding an xid anywhere in the cluster: what holds the
-/// horizon back (sessions of other roles count only with `pg_read_all_stats`).
-const HORIZON_AGE: &str = "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
-     FROM pg_stat_activity WHERE backend_xid IS NOT NULL";
+/// Sets the session's `livechat.horizon` to the horizon of global reads: the smallest xid of
+/// this statement's snapshot that belongs to a running appender, else the snapshot's xmax
+/// (see the module docs). A statement of its own; the read that follows it on the same
+/// connection compares with [`BELOW_HORIZON`]. `pg_locks` is read once (`MATERIALIZED`):
+/// each scan of it takes every lock-manager partition lock. Only the holder's own
+/// `transactionid` lock (`ExclusiveLock`) counts, not one it waits for; xids are matched on
+/// their low 32 bits. A hot standby does not see the primary's advisory locks: read there,
+/// the horizon falls back to the snapshot's xmin (waits for every transaction, as before).
+const SET_HORIZON: &str = concat!(
+    "SELECT set_config('livechat.horizon', (
+     WITH s AS (SELECT pg_current_snapshot() AS snap),
+     l AS MATERIALIZED (SELECT locktype, database, classid, objid, objsubid, virtualtransaction,
+                               transactionid, mode, granted FROM pg_locks),
+     appenders AS (
+         SELECT t.transactionid::text::bigint AS xid32 FROM l
+         JOIN l AS t ON t.virtualtransaction = l.virtualtransaction
+             AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted
+         WHERE ",
+    appenders!(),
+    ")
+     SELECT CASE WHEN pg_is_in_recovery() THEN pg_snapshot_xmin(s.snap) ELSE coalesce(
+         (SELECT min(x) FROM pg_snapshot_xip(s.snap) AS x
+          WHERE (x::text::bigint & 4294967295) IN (SELECT xid32 FROM appenders)),
+         pg_snapshot_xmax(s.snap)) END::text
+     FROM s), false)"
+);
+
+/// The gate of a global read, after [`SET_HORIZON`] on the same connection. Unset (never on
+/// a connection that ran it) it is NULL: nothing passes.
+const BELOW_HORIZON: &str = "events.tx_id < current_setting('livechat.horizon', true)::xid8";
+
+/// Age of the oldest append in flight (holding [`APPEND_LOCK`] and an xid): what holds the
+/// horizon back. Transactions that do not append never do. Appenders of other roles count
+/// only with `pg_read_all_stats` (`pg_stat_activity` hides their transactions otherwise).
+const HORIZON_AGE: &str = concat!(
+    "WITH l AS MATERIALIZED (SELECT locktype, database, classid, objid, objsubid, pid, granted FROM pg_locks)
+     SELECT coalesce(extract(epoch FROM clock_timestamp() - min(a.xact_start)), 0)::float8
+     FROM l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE ",
+    appenders!(),
+    " AND a.backend_xid IS NOT NULL"
+);
 
 const EVENT_COLUMNS: &str = "events.tx_id::text AS tx, events.global_position, events.event_id, events.stream_id, \
      events.stream_version, events.event_type, events.schema_version, events.data, events.metadata, events.recorded_at";
@@ -247,7 +318,7 @@ fn param(params: &mut Params, value: impl ToSql + Sync + Send + 'static) -> Stri
 /// SQL and parameters of a global read: below the horizon, in `(tx_id, global_position)` order.
 fn read_all_sql(q: &ReadAll) -> (String, Params) {
     let mut params: Params = Vec::new();
-    let mut conds = vec![format!("events.tx_id < {HORIZON}")];
+    let mut conds = vec![BELOW_HORIZON.to_string()];
     let bound = |op: &str, p: Position, params: &mut Params| {
         let tx = param(params, p.tx.to_string());
         let pos = param(params, big(p.pos));
@@ -480,6 +551,16 @@ impl PgStore {
     }
 }
 
+/// Runs the global read `sql` (gated by [`BELOW_HORIZON`]) right after [`SET_HORIZON`], in
+/// one round trip: both are sent at once (tokio-postgres pipelines futures polled together,
+/// in the order first polled), each in its own implicit transaction, and the server only
+/// starts the read, taking its snapshot, once the horizon statement has finished.
+async fn below_horizon(client: &Object, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+    let (set, read) = tokio::try_join!(client.prepare_cached(SET_HORIZON), client.prepare_cached(sql))?;
+    let (_, rows) = tokio::try_join!(client.query_one(&set, &[]), client.query(&read, params))?;
+    Ok(rows)
+}
+
 async fn stored_ids(client: &Object, ids: &[Uuid]) -> Result<Vec<StoredId>, StoreError> {
     let stmt = client.prepare_cached(STORED_IDS).await?;
     client
@@ -608,7 +689,8 @@ impl EventStore for PgStore {
 
     async fn read_all(&self, q: &ReadAll) -> Result<Vec<RecordedEvent>, StoreError> {
         let (sql, params) = read_all_sql(q);
-        self.query_events(&sql, &refs(&params)).await
+        let client = self.client().await?;
+        below_horizon(&client, &sql, &refs(&params)).await?.iter().map(decode_event).collect()
     }
 
     async fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
@@ -620,28 +702,25 @@ impl EventStore for PgStore {
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT tx_id::text, global_position FROM events WHERE events.tx_id < {HORIZON}
-                 ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1"
-            ))
-            .await?;
-        let row = client.query_opt(&stmt, &[]).await?;
+        let sql = format!(
+            "SELECT tx_id::text, global_position FROM events WHERE {BELOW_HORIZON}
+             ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1"
+        );
+        let row = below_horizon(&client, &sql, &[]).await?.into_iter().next();
         row.map(|r| Ok(Position::new(parse_tx(&get::<String>(&r, 0)?)?, get::<i64>(&r, 1)? as u64))).transpose()
     }
 
     async fn count_after(&self, after: Position, cap: u64) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT count(*) FROM (SELECT 1 FROM events
-                     WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)
-                       AND events.tx_id < {HORIZON}
-                     LIMIT $3) AS visible"
-            ))
-            .await?;
-        let row = client.query_one(&stmt, &[&after.tx.to_string(), &big(after.pos), &big(cap)]).await?;
-        Ok(get::<i64>(&row, 0)? as u64)
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM events
+                 WHERE (events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)
+                   AND {BELOW_HORIZON}
+                 LIMIT $3) AS visible"
+        );
+        let rows = below_horizon(&client, &sql, &[&after.tx.to_string(), &big(after.pos), &big(cap)]).await?;
+        let row = rows.first().ok_or_else(|| corrupt("count(*) returned no row"))?;
+        Ok(get::<i64>(row, 0)? as u64)
     }
 
     async fn horizon_age(&self) -> Result<Option<f64>, StoreError> {
@@ -969,6 +1048,17 @@ mod tests {
     use crate::events::EventFilter;
 
     #[test]
+    fn the_trigger_and_the_readers_name_the_same_lock() {
+        let sql = migrate::POSTGRES.iter().find(|m| m.name == "append_lock").expect("migration").sql;
+        let (high, low) = (APPEND_LOCK >> 32, APPEND_LOCK & 0xffff_ffff);
+        assert!(sql.contains(&format!("pg_advisory_xact_lock_shared({APPEND_LOCK})")), "{sql}");
+        for text in [sql, SET_HORIZON, HORIZON_AGE] {
+            assert!(text.contains(&format!("classid = {high} AND")), "{text}");
+            assert!(text.contains(&format!("objid = {low} AND")), "{text}");
+        }
+    }
+
+    #[test]
     fn global_reads_are_gated_and_ordered_by_transaction_then_position() {
         let (sql, params) = read_all_sql(&ReadAll {
             from: Some(Position::new(7, 3)),
@@ -980,7 +1070,7 @@ mod tests {
                 event_types: vec!["A".into(), "B".into()],
             },
         });
-        assert!(sql.contains("events.tx_id < pg_snapshot_xmin(pg_current_snapshot())"), "{sql}");
+        assert!(sql.contains("WHERE events.tx_id < current_setting('livechat.horizon', true)::xid8 AND"), "{sql}");
         assert!(sql.contains("(events.tx_id, events.global_position) > ($1::text::xid8, $2::bigint)"), "{sql}");
         assert!(sql.contains("events.stream_id = $3 AND events.category = $4 AND events.event_type = ANY($5)"));
         assert!(sql.ends_with("ORDER BY events.tx_id ASC, events.global_position ASC LIMIT $6"), "{sql}");
@@ -992,7 +1082,7 @@ mod tests {
             limit: 5,
             filter: EventFilter::default(),
         });
-        assert!(sql.contains("events.tx_id < pg_snapshot_xmin"), "{sql}");
+        assert!(sql.contains(BELOW_HORIZON), "{sql}");
         assert!(!sql.contains("global_position) <"), "{sql}");
         assert!(sql.ends_with("ORDER BY events.tx_id DESC, events.global_position DESC LIMIT $1"), "{sql}");
         assert_eq!(params.len(), 1);
