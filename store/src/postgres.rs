@@ -418,8 +418,8 @@ impl PgStore {
         let options = with_settings(
             config.get_options(),
             &[
-                // A transaction of ours left idle would hold the read horizon of every reader
-                // in the cluster; the server ends it instead. Ours never idle: a guard.
+                // An appending transaction of ours left idle would hold the read horizon of
+                // every reader; the server ends it instead. Ours never idle: a guard.
                 ("idle_in_transaction_session_timeout", "60000".to_string()),
                 // The server gives up on a statement about when the caller does (migrations
                 // and rebuild swaps set their own).
