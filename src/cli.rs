@@ -1,11 +1,12 @@
-//! Flags and subcommands.
+//! Flags and subcommands: the clap definitions only (and the parsers of their values).
+//! `main.rs` parses them and hands each subcommand's arguments to its module.
 
 use std::net::SocketAddr;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use store::{Position, Store, StoreUrl};
-
-use crate::Failure;
+use commands::AsOf;
+use store::{Position, StoreUrl};
 
 /// Event-sourced live-chat backend.
 ///
@@ -47,28 +48,28 @@ pub enum Command {
     /// Write the whole event log to stdout as JSON lines (one event per line, in log order).
     Export {
         /// Stop at this point of the log: an RFC 3339 time or a position TX:POS.
-        #[arg(long, value_parser = crate::replay::parse_as_of)]
-        until: Option<commands::AsOf>,
+        #[arg(long, value_parser = parse_as_of)]
+        until: Option<AsOf>,
     },
     /// Read a log written by `export` from stdin into an empty store (any backend).
     Import,
     /// Manage operator and admin accounts directly in the store.
     #[command(subcommand)]
-    User(crate::user::UserCommand),
+    User(UserCommand),
     /// Print the conversations or operators report (table, CSV or JSON), as the HTTP API
     /// computes it: `livechat report conversations --group-by channel,week --from 2026-11-01`.
-    Report(crate::report::ReportArgs),
+    Report(ReportArgs),
     /// Rebuild the views as they were at a point of the log into a separate store (the live
     /// views are untouched) and print them: `livechat replay --until 2026-11-01T12:00:00Z --view channels`.
-    Replay(crate::replay::ReplayArgs),
+    Replay(ReplayArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Serve the views as they were at this point of the log (an RFC 3339 time or a position
     /// TX:POS), rebuilt in memory; implies --read-only.
-    #[arg(long, value_parser = crate::replay::parse_as_of)]
-    pub as_of: Option<commands::AsOf>,
+    #[arg(long, value_parser = parse_as_of)]
+    pub as_of: Option<AsOf>,
     /// Take no writes (405 problem documents), except logins; needs --as-of, since logging in
     /// writes a token event (into the in-memory copy, never the live log).
     #[arg(long, requires = "as_of")]
@@ -146,64 +147,6 @@ pub struct ServeArgs {
     pub request_timeout: String,
 }
 
-impl ServeArgs {
-    /// The store's bounds and the request deadline; a malformed or inconsistent value is the
-    /// operator's mistake (exit 2, one line).
-    pub fn timeouts(&self) -> Result<(store::Timeouts, std::time::Duration), Failure> {
-        let parse = |flag: &str, raw: &str| {
-            parse_duration(raw).map_err(|e| Failure::Usage(format!("--{flag}: invalid duration '{raw}': {e}")))
-        };
-        let timeouts = store::Timeouts {
-            call: parse("store-timeout", &self.store_timeout)?,
-            connect: parse("store-connect-timeout", &self.store_connect_timeout)?,
-            pool_wait: parse("store-pool-wait-timeout", &self.store_pool_wait_timeout)?,
-        };
-        let request = parse("request-timeout", &self.request_timeout)?;
-        if request <= timeouts.call {
-            return Err(Failure::Usage(format!(
-                "--request-timeout ({}) must be longer than --store-timeout ({}), so that a stuck store answers first",
-                self.request_timeout, self.store_timeout
-            )));
-        }
-        Ok((timeouts, request))
-    }
-}
-
-/// `5` (seconds), `2.5s`, `500ms` or `1m`: more than zero, at most an hour.
-pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
-    let raw = raw.trim();
-    let split = raw.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let value: f64 = number.parse().map_err(|_| "expected a number of seconds, or one with ms, s or m".to_string())?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        other => return Err(format!("unknown unit '{other}': use ms, s or m")),
-    };
-    if !(seconds > 0.0 && seconds <= 3600.0) {
-        return Err("must be more than zero and at most an hour".into());
-    }
-    Ok(std::time::Duration::from_secs_f64(seconds))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_are_seconds_or_carry_a_unit() {
-        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration(" 1m "), Ok(Duration::from_secs(60)));
-        for bad in ["", "0", "-1", "5h", "ms", "1.2.3s", "2 hours", "7200"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 #[derive(Subcommand, Debug)]
 pub enum EventsCommand {
     /// Print events as JSON lines, oldest first.
@@ -258,19 +201,177 @@ pub struct RebuildArgs {
     pub all: bool,
 }
 
-/// Opens the store with the default bounds.
-pub async fn open(url: &StoreUrl) -> Result<Store, Failure> {
-    open_with(url, store::Timeouts::default()).await
+// `livechat user ...`
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user. The password comes from --password, LIVECHAT_USER_PASSWORD or the
+    /// first line of stdin.
+    Create(CreateArgs),
+    /// Set a user's password; every token of the user is revoked.
+    Passwd {
+        /// The user's login (email).
+        login: String,
+        #[command(flatten)]
+        password: PasswordArg,
+    },
+    /// Deactivate a user: their tokens are revoked, they cannot log in, they leave every
+    /// channel.
+    Deactivate {
+        /// The user's login (email).
+        login: String,
+    },
+    /// Let a deactivated user log in again.
+    Reactivate {
+        /// The user's login (email).
+        login: String,
+    },
+    /// List every user, by login, as read from the event log.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-/// Opens the store with these bounds on its calls.
-pub async fn open_with(url: &StoreUrl, timeouts: store::Timeouts) -> Result<Store, Failure> {
-    Store::open_with(url, timeouts).await.map_err(|e| Failure::Usage(format!("cannot open store {url}: {e}")))
+#[derive(Args, Debug)]
+pub struct PasswordArg {
+    /// The password, 10 to 200 characters. Other local users can see command lines: prefer
+    /// LIVECHAT_USER_PASSWORD or stdin.
+    #[arg(long, env = "LIVECHAT_USER_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
-/// Opens the store for a read or write that needs the schema in place.
-pub async fn open_migrated(url: &StoreUrl) -> Result<Store, Failure> {
-    let store = open(url).await?;
-    store.check_schema().await?;
-    Ok(store)
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum RoleArg {
+    Admin,
+    Operator,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Login: an email address, unique among users.
+    #[arg(long)]
+    pub login: String,
+    /// Full name.
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_enum, default_value_t = RoleArg::Operator)]
+    pub role: RoleArg,
+    /// The name visitors see.
+    #[arg(long)]
+    pub chat_name: Option<String>,
+    /// A language the user speaks (en, fr_BE...); repeat for several.
+    #[arg(long = "language")]
+    pub languages: Vec<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    #[arg(long)]
+    pub country: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArg,
+}
+
+// `livechat report ...`
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ReportKind {
+    /// One count per conversation (Odoo's "Sessions").
+    Conversations,
+    /// One count per operator who handled a conversation (Odoo's "Operator Analysis"); its
+    /// total leaves out conversations no operator ever had.
+    Operators,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Shown by `livechat report --help`.
+const MORE_HELP: &str = "\
+Groupings: channel (where it started), operator (the last one; in the operators report every
+operator who handled it), day, week (ISO), month, hour, weekday (of the start, UTC), country,
+rating (Happy, Neutral, Unhappy, none).
+
+Measures: count, messages_avg, duration_avg, time_to_answer_avg, time_to_answer_p50,
+time_to_answer_p90, unanswered, unanswered_percent, satisfaction_percent, rating_avg, abandoned.
+Averages and percentages are rounded to 2 decimals, half away from zero, from exact sums.
+Conversations in which the visitor never wrote are left out unless --include-empty; `abandoned`
+counts them either way. Without --group-by there is one row, the total. The operators report
+counts a conversation once per operator who handled it; its total counts each conversation
+once and leaves out those no operator ever had (a chatbot's alone, abandoned in the queue).
+An empty list or name (--measures \"\", --group-by a,,b), an unknown name or one given twice is
+a usage error. Exact definitions: docs/reports.md.
+
+The numbers are those of GET /api/v1/reports/..., computed by the same code from the store's
+report view as the projectors last wrote it (the view of a stopped server may lag the log).
+
+Example: livechat report operators --group-by operator,week --from 2026-11-01 --format csv";
+
+#[derive(Args, Debug)]
+#[command(after_long_help = MORE_HELP)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    pub kind: ReportKind,
+    /// One or two groupings, comma-separated (e.g. `channel,week`); left out: one total row.
+    #[arg(long, value_name = "NAMES")]
+    pub group_by: Option<String>,
+    /// Measures to print, comma-separated (left out: all).
+    #[arg(long, value_name = "NAMES")]
+    pub measures: Option<String>,
+    /// Conversations started at or after: RFC 3339 time or YYYY-MM-DD (UTC midnight).
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<DateTime<Utc>>,
+    /// Conversations started before: RFC 3339 time or YYYY-MM-DD (UTC midnight).
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<DateTime<Utc>>,
+    /// Only conversations that started in this channel (id).
+    #[arg(long, value_name = "ID")]
+    pub channel: Option<String>,
+    /// Only conversations this operator (user id) handled.
+    #[arg(long, value_name = "ID")]
+    pub operator: Option<String>,
+    /// Only visitors from this country (ISO code), or `none` for unknown.
+    #[arg(long)]
+    pub country: Option<String>,
+    /// Also count conversations in which the visitor never wrote.
+    #[arg(long)]
+    pub include_empty: bool,
+    /// Output: an aligned table, CSV or the JSON the API answers.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = s.parse::<DateTime<Utc>>() {
+        return Ok(t);
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        .map_err(|_| format!("'{s}' is neither an RFC 3339 time nor YYYY-MM-DD"))
+}
+
+// `livechat replay ...`
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The point in the log: an RFC 3339 time (`2026-11-01T12:00:00Z`) or a position
+    /// (`TX:POS`, as in `events tail`); the events after it are left out.
+    #[arg(long, value_parser = parse_as_of)]
+    pub until: AsOf,
+    /// Print this view's documents as JSON lines (`{view, id, partition, sort_key, body}`);
+    /// without it, the number of documents of each view.
+    #[arg(long)]
+    pub view: Option<String>,
+    /// Where to rebuild: `memory:` (gone when the command ends) or a new `sqlite:PATH` to keep.
+    #[arg(long, default_value = "memory:")]
+    pub into: StoreUrl,
+}
+
+/// `--until`/`--as-of`: an RFC 3339 time or a position `TX:POS`.
+pub fn parse_as_of(raw: &str) -> Result<AsOf, String> {
+    raw.parse()
 }

@@ -1,45 +1,28 @@
-//! `livechat`: the command line. A thin layer over the library crates.
+//! `livechat`: the command line. A thin layer over the library crates: this file parses the
+//! flags (`cli`), dispatches to one subcommand module and turns its `Failure` into the exit code.
 
-mod cli;
-mod logs;
-mod progress;
+// The subcommands: only `run` below uses them.
+mod projectors;
 mod replay;
 mod report;
 mod serve;
 mod transfer;
 mod user;
 
+// What the subcommands share; none of these imports a subcommand.
+mod as_of;
+mod cli;
+mod failure;
+mod logs;
+mod progress;
+mod store_open;
+
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command, EventsCommand, ProjectionsCommand};
-
-/// A failure, split by who can fix it.
-#[derive(Debug)]
-pub enum Failure {
-    /// The operator's mistake (bad flag, unreachable store, file in use): exit code 2.
-    Usage(String),
-    /// Something broke while working: exit code 1.
-    Runtime(String),
-}
-
-impl From<store::StoreError> for Failure {
-    fn from(e: store::StoreError) -> Self {
-        match e {
-            store::StoreError::Database(_) | store::StoreError::Corrupt(_) | store::StoreError::Timeout { .. } => {
-                Failure::Runtime(e.to_string())
-            }
-            _ => Failure::Usage(e.to_string()),
-        }
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        Failure::Runtime(e.to_string())
-    }
-}
+use crate::failure::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -69,7 +52,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve(args) => serve::serve(&url, *args).await,
         Command::Migrate => {
-            let store = cli::open(&url).await?;
+            let store = store_open::open(&url).await?;
             let applied = store.migrate().await?;
             if applied.is_empty() {
                 println!("{url}: schema is up to date");
@@ -81,9 +64,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Events(EventsCommand::Tail(args)) => transfer::tail(&url, args).await,
         Command::Events(EventsCommand::Show { stream }) => transfer::show(&url, &stream).await,
-        Command::Projections(ProjectionsCommand::Status { json }) => progress::status(&url, json).await,
-        Command::Projections(ProjectionsCommand::Rebuild(args)) => progress::rebuild(&url, args).await,
-        Command::Projections(ProjectionsCommand::Parked { name, limit }) => progress::parked(&url, &name, limit).await,
+        Command::Projections(ProjectionsCommand::Status { json }) => projectors::status(&url, json).await,
+        Command::Projections(ProjectionsCommand::Rebuild(args)) => projectors::rebuild(&url, args).await,
+        Command::Projections(ProjectionsCommand::Parked { name, limit }) => {
+            projectors::parked(&url, &name, limit).await
+        }
         Command::Export { until } => transfer::export(&url, until).await,
         Command::Import => transfer::import(&url).await,
         Command::User(cmd) => user::run(&url, cmd).await,

@@ -2,93 +2,11 @@
 //! (`api::reports`) from the `report_conversations` view in the store.
 
 use api::reports::{Facts, Kind, Query};
-use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, ValueEnum};
 use store::StoreUrl;
 
-use crate::cli::open_migrated;
-use crate::Failure;
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum ReportKind {
-    /// One count per conversation (Odoo's "Sessions").
-    Conversations,
-    /// One count per operator who handled a conversation (Odoo's "Operator Analysis"); its
-    /// total leaves out conversations no operator ever had.
-    Operators,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Format {
-    Table,
-    Csv,
-    Json,
-}
-
-/// Shown by `livechat report --help`.
-const MORE_HELP: &str = "\
-Groupings: channel (where it started), operator (the last one; in the operators report every
-operator who handled it), day, week (ISO), month, hour, weekday (of the start, UTC), country,
-rating (Happy, Neutral, Unhappy, none).
-
-Measures: count, messages_avg, duration_avg, time_to_answer_avg, time_to_answer_p50,
-time_to_answer_p90, unanswered, unanswered_percent, satisfaction_percent, rating_avg, abandoned.
-Averages and percentages are rounded to 2 decimals, half away from zero, from exact sums.
-Conversations in which the visitor never wrote are left out unless --include-empty; `abandoned`
-counts them either way. Without --group-by there is one row, the total. The operators report
-counts a conversation once per operator who handled it; its total counts each conversation
-once and leaves out those no operator ever had (a chatbot's alone, abandoned in the queue).
-An empty list or name (--measures \"\", --group-by a,,b), an unknown name or one given twice is
-a usage error. Exact definitions: docs/reports.md.
-
-The numbers are those of GET /api/v1/reports/..., computed by the same code from the store's
-report view as the projectors last wrote it (the view of a stopped server may lag the log).
-
-Example: livechat report operators --group-by operator,week --from 2026-11-01 --format csv";
-
-#[derive(Args, Debug)]
-#[command(after_long_help = MORE_HELP)]
-pub struct ReportArgs {
-    /// Which report.
-    #[arg(value_enum)]
-    pub kind: ReportKind,
-    /// One or two groupings, comma-separated (e.g. `channel,week`); left out: one total row.
-    #[arg(long, value_name = "NAMES")]
-    pub group_by: Option<String>,
-    /// Measures to print, comma-separated (left out: all).
-    #[arg(long, value_name = "NAMES")]
-    pub measures: Option<String>,
-    /// Conversations started at or after: RFC 3339 time or YYYY-MM-DD (UTC midnight).
-    #[arg(long, value_parser = parse_time)]
-    pub from: Option<DateTime<Utc>>,
-    /// Conversations started before: RFC 3339 time or YYYY-MM-DD (UTC midnight).
-    #[arg(long, value_parser = parse_time)]
-    pub to: Option<DateTime<Utc>>,
-    /// Only conversations that started in this channel (id).
-    #[arg(long, value_name = "ID")]
-    pub channel: Option<String>,
-    /// Only conversations this operator (user id) handled.
-    #[arg(long, value_name = "ID")]
-    pub operator: Option<String>,
-    /// Only visitors from this country (ISO code), or `none` for unknown.
-    #[arg(long)]
-    pub country: Option<String>,
-    /// Also count conversations in which the visitor never wrote.
-    #[arg(long)]
-    pub include_empty: bool,
-    /// Output: an aligned table, CSV or the JSON the API answers.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
-
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = s.parse::<DateTime<Utc>>() {
-        return Ok(t);
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-        .map_err(|_| format!("'{s}' is neither an RFC 3339 time nor YYYY-MM-DD"))
-}
+use crate::cli::{Format, ReportArgs, ReportKind};
+use crate::failure::Failure;
+use crate::store_open::open_migrated;
 
 /// The query the arguments describe, or every mistake in one message.
 pub fn query(args: &ReportArgs) -> Result<Query, Failure> {

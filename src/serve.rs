@@ -9,8 +9,10 @@ use projections::{Runner, RunnerConfig};
 use store::StoreUrl;
 use tokio::sync::watch;
 
-use crate::cli::{self, ServeArgs};
-use crate::Failure;
+use crate::as_of::replayed;
+use crate::cli::ServeArgs;
+use crate::failure::Failure;
+use crate::store_open::open_with;
 
 pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let (timeouts, request_timeout) = args.timeouts()?;
@@ -27,13 +29,13 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     // live store is only read (another server may be running on it).
     let (store, _lock) = match args.as_of {
         Some(as_of) => {
-            let live = cli::open_with(url, timeouts).await?;
+            let live = open_with(url, timeouts).await?;
             live.check_schema().await?;
             tracing::info!(?as_of, "rebuilding the views as of that point, in memory");
-            (crate::replay::replayed(&live, as_of, &StoreUrl::Memory).await?, None)
+            (replayed(&live, as_of, &StoreUrl::Memory).await?, None)
         }
         None => {
-            let store = cli::open_with(url, timeouts).await?;
+            let store = open_with(url, timeouts).await?;
             let lock = store.lock_exclusive("serve")?;
             let applied = store.migrate().await?;
             for m in applied {
@@ -192,4 +194,63 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+// Here rather than in `cli.rs`, which holds only the flags: reading them is serving's business.
+impl ServeArgs {
+    /// The store's bounds and the request deadline; a malformed or inconsistent value is the
+    /// operator's mistake (exit 2, one line).
+    pub fn timeouts(&self) -> Result<(store::Timeouts, std::time::Duration), Failure> {
+        let parse = |flag: &str, raw: &str| {
+            parse_duration(raw).map_err(|e| Failure::Usage(format!("--{flag}: invalid duration '{raw}': {e}")))
+        };
+        let timeouts = store::Timeouts {
+            call: parse("store-timeout", &self.store_timeout)?,
+            connect: parse("store-connect-timeout", &self.store_connect_timeout)?,
+            pool_wait: parse("store-pool-wait-timeout", &self.store_pool_wait_timeout)?,
+        };
+        let request = parse("request-timeout", &self.request_timeout)?;
+        if request <= timeouts.call {
+            return Err(Failure::Usage(format!(
+                "--request-timeout ({}) must be longer than --store-timeout ({}), so that a stuck store answers first",
+                self.request_timeout, self.store_timeout
+            )));
+        }
+        Ok((timeouts, request))
+    }
+}
+
+/// `5` (seconds), `2.5s`, `500ms` or `1m`: more than zero, at most an hour.
+fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let value: f64 = number.parse().map_err(|_| "expected a number of seconds, or one with ms, s or m".to_string())?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        other => return Err(format!("unknown unit '{other}': use ms, s or m")),
+    };
+    if !(seconds > 0.0 && seconds <= 3600.0) {
+        return Err("must be more than zero and at most an hour".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_are_seconds_or_carry_a_unit() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration(" 1m "), Ok(Duration::from_secs(60)));
+        for bad in ["", "0", "-1", "5h", "ms", "1.2.3s", "2 hours", "7200"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

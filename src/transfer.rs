@@ -7,9 +7,10 @@ use store::{
     Direction, EventFilter, ExpectedVersion, NewEvent, Position, ReadAll, RecordedEvent, StoreUrl, Subscription,
 };
 
-use crate::cli::{open_migrated, TailArgs};
+use crate::cli::TailArgs;
+use crate::failure::Failure;
 use crate::progress::Bar;
-use crate::Failure;
+use crate::store_open::{open, open_migrated};
 
 /// Writes one JSON line, secrets redacted; a closed stdout (as with `| head`) ends the
 /// command quietly.
@@ -143,7 +144,7 @@ fn read_log(input: impl BufRead) -> Result<Vec<RecordedEvent>, Failure> {
 
 /// Imports into an empty store, creating its schema first as `serve` does.
 pub async fn import(url: &StoreUrl) -> Result<(), Failure> {
-    let store = crate::cli::open(url).await?;
+    let store = open(url).await?;
     let _lock = store.lock_exclusive("import")?;
     for m in store.migrate().await? {
         tracing::info!(version = m.version, name = m.name, "applied migration");

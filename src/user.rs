@@ -6,79 +6,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use api::problem::Problem;
 use api::routes::users::{self, NewUser};
 use api::{ApiConfig, AppState};
-use clap::{Args, Subcommand, ValueEnum};
 use store::StoreUrl;
 
-use crate::cli::open_migrated;
-use crate::Failure;
-
-#[derive(Subcommand, Debug)]
-pub enum UserCommand {
-    /// Create a user. The password comes from --password, LIVECHAT_USER_PASSWORD or the
-    /// first line of stdin.
-    Create(CreateArgs),
-    /// Set a user's password; every token of the user is revoked.
-    Passwd {
-        /// The user's login (email).
-        login: String,
-        #[command(flatten)]
-        password: PasswordArg,
-    },
-    /// Deactivate a user: their tokens are revoked, they cannot log in, they leave every
-    /// channel.
-    Deactivate {
-        /// The user's login (email).
-        login: String,
-    },
-    /// Let a deactivated user log in again.
-    Reactivate {
-        /// The user's login (email).
-        login: String,
-    },
-    /// List every user, by login, as read from the event log.
-    List {
-        /// Print a JSON array instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Args, Debug)]
-pub struct PasswordArg {
-    /// The password, 10 to 200 characters. Other local users can see command lines: prefer
-    /// LIVECHAT_USER_PASSWORD or stdin.
-    #[arg(long, env = "LIVECHAT_USER_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum RoleArg {
-    Admin,
-    Operator,
-}
-
-#[derive(Args, Debug)]
-pub struct CreateArgs {
-    /// Login: an email address, unique among users.
-    #[arg(long)]
-    login: String,
-    /// Full name.
-    #[arg(long)]
-    name: String,
-    #[arg(long, value_enum, default_value_t = RoleArg::Operator)]
-    role: RoleArg,
-    /// The name visitors see.
-    #[arg(long)]
-    chat_name: Option<String>,
-    /// A language the user speaks (en, fr_BE...); repeat for several.
-    #[arg(long = "language")]
-    languages: Vec<String>,
-    /// ISO 3166-1 alpha-2 country code.
-    #[arg(long)]
-    country: Option<String>,
-    #[command(flatten)]
-    password: PasswordArg,
-}
+use crate::cli::{PasswordArg, RoleArg, UserCommand};
+use crate::failure::Failure;
+use crate::store_open::open_migrated;
 
 pub async fn run(url: &StoreUrl, command: UserCommand) -> Result<(), Failure> {
     let store = open_migrated(url).await?;
