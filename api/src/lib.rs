@@ -259,7 +259,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::conversations::routes())
         .merge(routes::canned::routes())
         .merge(routes::chatbots::routes())
-        .merge(routes::stream::routes())
+        .merge(routes::live::routes())
         .merge(routes::transcripts::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::problem::{FieldError, ProblemDocument};
-use crate::routes::{auth, canned, channels, conversations, events, health, public, sessions, stream, streams, users};
+use crate::routes::{auth, canned, channels, conversations, events, health, live, public, sessions, streams, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -87,7 +87,7 @@ use crate::routes::{auth, canned, channels, conversations, events, health, publi
         crate::routes::chatbots::test_answer,
         sessions::bot_answer,
         sessions::bot_restart,
-        stream::stream,
+        live::stream,
         crate::routes::ratings::rate,
         crate::routes::ratings::list,
         crate::routes::ratings::public_ratings,
