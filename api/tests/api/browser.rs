@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
+use crate::common::Env;
 use axum::extract::Path;
 use axum::response::Html;
-use crate::common::Env;
 use reqwest::Method;
 use serde_json::{json, Value};
 use webdriver::Browser;

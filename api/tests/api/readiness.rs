@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::Env;
 use api::{router, ApiConfig, AppState};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Utc;
-use crate::common::Env;
 use futures_util::StreamExt;
 use projections::{Runner, RunnerConfig};
 use reqwest::Method;

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::common::{Answer, Env};
 use api::clock::Clock;
 use api::AppState;
-use crate::common::{Answer, Env};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
