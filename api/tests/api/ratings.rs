@@ -3,11 +3,9 @@
 //! shows each channel's share of happy ratings over 14 days, and a published channel has a
 //! public ratings page.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Answer, Env};
+use crate::common::{Answer, Env};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -3,9 +3,7 @@
 //! head where it was, on every write route. Collected from the rejection tests of the other
 //! files, run one after the other against one scripted setup.
 
-mod common;
-
-use common::Env;
+use crate::common::{self, Env};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;

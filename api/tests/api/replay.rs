@@ -1,11 +1,9 @@
 //! Determinism: views rebuilt from position zero equal the live ones, document by document,
 //! after a scripted history, on SQLite and on PostgreSQL.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Env;
+use crate::common::{self, Env};
 use reqwest::Method;
 use serde_json::{json, Value};
 use store::{Store, StoreUrl};

@@ -4,11 +4,9 @@
 //! manual clock; leaked claims are appended to the operator's stream directly, as a crash
 //! would leave them.
 
-mod common;
-
+use crate::common::{Answer, Env};
 use chrono::Duration;
 use commands::{execute, stream_id, Context};
-use common::{Answer, Env};
 use domain::metadata::Actor;
 use domain::session::{Session, SessionError, SessionEvent};
 use domain::user::{User, UserError, UserEvent};

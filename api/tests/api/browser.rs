@@ -6,13 +6,11 @@
 //! unless `LIVECHAT_REQUIRE_BROWSER=1` (CI), where it fails. Screenshots land in
 //! `target/browser-artifacts/`.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::Env;
 use axum::extract::Path;
 use axum::response::Html;
-use common::Env;
 use reqwest::Method;
 use serde_json::{json, Value};
 use webdriver::Browser;

@@ -1,9 +1,7 @@
 //! Read-your-writes: every request that writes answers with `X-Livechat-Position`, and a read
 //! with that `min_position` sees the write.
 
-mod common;
-
-use common::{Answer, Env};
+use crate::common::{Answer, Env};
 use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;

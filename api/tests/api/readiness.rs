@@ -3,15 +3,13 @@
 //! neither readiness nor delivery (issue 14). The PostgreSQL tests are skipped without a
 //! server, as `store::testkit::pg` says.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::Env;
 use api::{router, ApiConfig, AppState};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Utc;
-use common::Env;
 use futures_util::StreamExt;
 use projections::{Runner, RunnerConfig};
 use reqwest::Method;

@@ -2,10 +2,8 @@
 //! (as `livechat import` writes an old log), so every duration is known; the numbers are
 //! worked out in the comments and in docs/reports.md's definitions.
 
-mod common;
-
+use crate::common::{Answer, Env};
 use chrono::{DateTime, Duration, Utc};
-use common::{Answer, Env};
 use domain::aggregate::encode;
 use domain::session::{Assignment, CloseReason, Party, SessionEvent};
 use domain::values::Country;

@@ -1,9 +1,7 @@
 //! Conversations over real HTTP: visitors start, write and leave; operators get them routed,
 //! answer, mark seen, take from the queue, transfer and close.
 
-mod common;
-
-use common::{Answer, Env};
+use crate::common::{Answer, Env};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;

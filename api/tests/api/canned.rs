@@ -2,9 +2,7 @@
 //! answer with them by id or by typing `:shortcut` (counted, most used first), and type
 //! commands whose answers only they see.
 
-mod common;
-
-use common::{Answer, Env};
+use crate::common::{Answer, Env};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -2,11 +2,9 @@
 //! starting the bot "only if no operator", the visitor answering over HTTP and following over
 //! the WebSocket stream, and the hand-off to an operator who joined meanwhile.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Answer, Env};
+use crate::common::{Answer, Env};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};

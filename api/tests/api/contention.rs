@@ -3,11 +3,9 @@
 //! PostgreSQL (there with two servers, as two nodes). Without `If-Match` nobody gets a 409;
 //! with a stale one they still do.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::Env;
+use crate::common::Env;
 use reqwest::Method;
 use serde_json::{json, Value};
 use store::{Store, StoreUrl};

@@ -1,14 +1,12 @@
 //! Transcripts by email over real HTTP, delivered by the outbox worker to a real SMTP
 //! listener on 127.0.0.1 (written here), or as `.eml` files without one.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::common::{Answer, Env};
 use api::clock::Clock;
 use api::AppState;
-use common::{Answer, Env};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -1,11 +1,9 @@
 //! Channels over real HTTP: an in-process server on a socket, real stores, projectors
 //! running, and a manual clock so that inactivity does not take 30 real minutes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Env, PASSWORD};
+use crate::common::{Env, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -1,8 +1,6 @@
 //! The audit trail and resource histories, end to end through HTTP.
 
-mod common;
-
-use common::{Env, PASSWORD};
+use crate::common::{Env, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
