@@ -3,6 +3,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use crate::error::DecodeError;
+
 /// A consistency boundary with its own stream (`<category>-<uuid>`).
 ///
 /// `Event` is an enum whose variant names are the stored event types (past-tense facts) and
@@ -39,14 +41,6 @@ pub fn encode<E: Serialize>(event: &E) -> (String, serde_json::Value) {
         }
         _ => (String::new(), value),
     }
-}
-
-/// A stored event this code cannot read.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("cannot decode {event_type}: {reason}")]
-pub struct DecodeError {
-    pub event_type: String,
-    pub reason: String,
 }
 
 /// Rebuilds an event from its stored type name and data.

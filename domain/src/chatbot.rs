@@ -12,7 +12,7 @@ use crate::audit::{item, Audited};
 use crate::values::{optional_text, text, Invalid};
 
 pub const MAX_TITLE_CHARS: usize = 100;
-pub const MAX_MESSAGE_CHARS: usize = 4000;
+pub use crate::limits::MAX_MESSAGE_CHARS;
 pub const MAX_LABEL_CHARS: usize = 200;
 pub const MAX_LINK_CHARS: usize = 2000;
 pub const MAX_STEPS: usize = 100;

@@ -9,6 +9,8 @@ pub mod bot_runtime;
 pub mod canned;
 pub mod channel;
 pub mod chatbot;
+pub mod error;
+pub mod limits;
 pub mod metadata;
 pub mod routing;
 pub mod rules;

@@ -9,10 +9,7 @@ use crate::bot_runtime::{self, Reply, Stop};
 use crate::chatbot::{Script, Step, StepType};
 use crate::values::{Country, Invalid};
 
-/// Longest message, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 4000;
-/// Longest page URL a visitor reports.
-pub const MAX_URL_CHARS: usize = 2000;
+pub use crate::limits::{MAX_MESSAGE_CHARS, MAX_URL_CHARS};
 /// The system message when the visitor leaves (Odoo's wording).
 pub const VISITOR_LEFT: &str = "Visitor left the conversation.";
 /// Longest visitor name, in characters.

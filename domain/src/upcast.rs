@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use serde_json::{json, Value};
 
-use crate::aggregate::DecodeError;
+use crate::error::DecodeError;
 
 /// The schema version an event type is written at today.
 pub fn current_version(event_type: &str) -> u32 {

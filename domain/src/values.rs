@@ -124,6 +124,57 @@ impl Email {
     }
 }
 
+/// An email address mail may be sent to (a transcript, a bot's email question): a deliberately careful subset of RFC 5321/5322,
+/// ASCII only (no SMTPUTF8), so that what we accept every relay accepts.
+///
+/// - at most 254 characters in all (RFC 5321 path limit less the brackets);
+/// - exactly one `@`; no spaces, control characters or quotes anywhere;
+/// - local part: 1 to 64 characters of RFC 5322 `atext` and dots, no leading, trailing or
+///   double dot (a dot-atom: quoted local parts are refused);
+/// - domain: at least two dot-separated labels of 1 to 63 letters, digits and hyphens, no
+///   label starting or ending with a hyphen, a top-level label that is not all digits
+///   (address literals like `[127.0.0.1]` are refused). The domain is lower-cased; the
+///   local part is kept as written (it may be case-sensitive).
+pub fn recipient(field: &str, raw: &str) -> Result<String, Invalid> {
+    let e = raw.trim();
+    let bad = |why: &str| Invalid::new(field, format!("is not a deliverable email address: {why}"));
+    if e.is_empty() {
+        return Err(Invalid::new(field, "is required"));
+    }
+    if e.len() > 254 {
+        return Err(bad("longer than 254 characters"));
+    }
+    if e.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
+        return Err(bad("spaces, control or non-ASCII characters"));
+    }
+    let (local, domain) = match e.split('@').collect::<Vec<_>>()[..] {
+        [local, domain] => (local, domain),
+        _ => return Err(bad("it needs exactly one @")),
+    };
+    const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(|c| c.is_ascii_alphanumeric() || ATEXT.contains(c)));
+    if !local_ok {
+        return Err(bad("the part before @ is empty, too long or has characters mail servers refuse"));
+    }
+    let domain = domain.to_ascii_lowercase();
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let top_ok = labels.last().is_some_and(|t| !t.chars().all(|c| c.is_ascii_digit()));
+    if labels.len() < 2 || !labels.iter().all(label_ok) || !top_ok {
+        return Err(bad("the domain after @ is not a name like example.com"));
+    }
+    Ok(format!("{local}@{domain}"))
+}
+
 /// A language tag such as `en`, `fr_BE` or `pt-BR`, normalised to `ll_CC`.
 pub fn language(field: &str, raw: &str) -> Result<String, Invalid> {
     let t = raw.trim().replace('-', "_");
