@@ -46,6 +46,15 @@ pub enum CannedEvent {
     },
 }
 
+crate::schema::schema_versions!(CannedEvent {
+    CannedResponseCreated => 1,
+    CannedResponseEdited => 1,
+    CannedResponseShared => 1,
+    CannedResponseUnshared => 1,
+    CannedResponseDeleted => 1,
+    CannedResponseUsed => 1,
+});
+
 /// A canned response as rebuilt from its stream (serialized by the audit projector: a change
 /// of shape needs its version bumped).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -298,6 +307,11 @@ pub enum ShortcutEvent {
     ShortcutClaimed { canned_id: Uuid },
     ShortcutReleased { canned_id: Uuid },
 }
+
+crate::schema::schema_versions!(ShortcutEvent {
+    ShortcutClaimed => 1,
+    ShortcutReleased => 1,
+});
 
 impl Aggregate for Shortcut {
     type Event = ShortcutEvent;

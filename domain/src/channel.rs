@@ -187,6 +187,26 @@ pub enum ChannelEvent {
     },
 }
 
+crate::schema::schema_versions!(ChannelEvent {
+    // v2: the options carry every field explicitly (v1 predates the per-operator maximum
+    // and the public ratings page).
+    ChannelCreated => 2,
+    ChannelRenamed => 1,
+    ChannelArchived => 1,
+    // v2: the options carry every field explicitly (v1 predates the per-operator maximum
+    // and the public ratings page).
+    ChannelOptionsChanged => 2,
+    ChannelColorsReset => 1,
+    OperatorAdded => 1,
+    OperatorRemoved => 1,
+    RuleAdded => 1,
+    RuleUpdated => 1,
+    RuleRemoved => 1,
+    RulesReordered => 1,
+    OperatorJoined => 1,
+    OperatorLeft => 1,
+});
+
 /// A channel as rebuilt from its stream (serialized by the audit projector: a change of
 /// shape needs its version bumped).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

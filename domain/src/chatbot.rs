@@ -172,6 +172,19 @@ pub enum ChatbotEvent {
     },
 }
 
+crate::schema::schema_versions!(ChatbotEvent {
+    ChatbotCreated => 1,
+    ChatbotChanged => 1,
+    ChatbotStepAdded => 1,
+    ChatbotStepEdited => 1,
+    ChatbotStepRemoved => 1,
+    ChatbotStepsReordered => 1,
+    ChatbotAnswerAdded => 1,
+    ChatbotAnswerEdited => 1,
+    ChatbotAnswerRemoved => 1,
+    ChatbotAnswersReordered => 1,
+});
+
 /// A script as rebuilt from its stream (serialized by the audit projector: a change of
 /// shape needs its version bumped).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metadata;
 pub mod routing;
 pub mod rules;
+mod schema;
 pub mod session;
 pub mod transcript;
 pub mod upcast;

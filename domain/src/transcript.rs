@@ -70,6 +70,13 @@ pub enum TranscriptEvent {
     TranscriptGaveUp { transcript_id: Uuid, attempts: u32, error: String },
 }
 
+crate::schema::schema_versions!(TranscriptEvent {
+    TranscriptRequested => 1,
+    TranscriptAttemptFailed => 1,
+    TranscriptDelivered => 1,
+    TranscriptGaveUp => 1,
+});
+
 /// Where a transcript stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

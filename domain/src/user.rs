@@ -94,6 +94,19 @@ pub enum UserEvent {
     },
 }
 
+crate::schema::schema_versions!(UserEvent {
+    UserCreated => 1,
+    UserProfileUpdated => 1,
+    UserRoleChanged => 1,
+    PasswordChanged => 1,
+    UserDeactivated => 1,
+    UserReactivated => 1,
+    TokenIssued => 1,
+    StatusChanged => 1,
+    ConversationAssigned => 1,
+    ConversationReleased => 1,
+});
+
 /// Why a stale slot was freed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -769,6 +782,10 @@ pub struct Login {
 pub enum LoginEvent {
     LoginClaimed { user_id: Uuid },
 }
+
+crate::schema::schema_versions!(LoginEvent {
+    LoginClaimed => 1,
+});
 
 impl Aggregate for Login {
     type Event = LoginEvent;

@@ -152,6 +152,27 @@ pub enum SessionEvent {
     },
 }
 
+crate::schema::schema_versions!(SessionEvent {
+    SessionStarted => 1,
+    SessionQueued => 1,
+    OperatorAssigned => 1,
+    MessagePosted => 1,
+    MessageEdited => 1,
+    MessageDeleted => 1,
+    MessagesSeen => 1,
+    PageVisited => 1,
+    SessionTransferred => 1,
+    SessionClosed => 1,
+    ConversationRated => 1,
+    ChatbotStarted => 1,
+    ChatbotStepPosted => 1,
+    ChatbotForwarding => 1,
+    ChatbotAnswered => 1,
+    ChatbotSaid => 1,
+    ChatbotRestarted => 1,
+    ChatbotEnded => 1,
+});
+
 /// How a chatbot's run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
