@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
 use crate::audit::Audited;
+use crate::event::Aggregate;
 use crate::values::Invalid;
 
 /// Longest shortcut, in characters.
@@ -355,7 +355,7 @@ pub fn release(state: &Shortcut, canned_id: Uuid) -> Result<Vec<ShortcutEvent>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{decode, encode};
+    use crate::event::{decode, encode};
     use chrono::TimeZone;
 
     const ADA: Uuid = Uuid::from_u128(1);

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
 use crate::audit::{item, Audited};
+use crate::event::Aggregate;
 use crate::rules::{Rule, RuleInput};
 use crate::values::{optional_text, text, Color, Invalid};
 
@@ -455,7 +455,7 @@ pub fn leave(state: &Channel, user_id: Uuid, reason: LeaveReason) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{decode, encode};
+    use crate::event::{decode, encode};
     use crate::rules::RuleAction;
 
     const ADMIN: Uuid = Uuid::from_u128(1);

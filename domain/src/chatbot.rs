@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
 use crate::audit::{item, Audited};
+use crate::event::Aggregate;
 use crate::values::{optional_text, text, Invalid};
 
 pub const MAX_TITLE_CHARS: usize = 100;
@@ -644,7 +644,7 @@ pub fn reorder_answers(state: &Chatbot, step_id: Uuid, order: &[Uuid]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{decode, encode};
+    use crate::event::{decode, encode};
 
     const BOT: Uuid = Uuid::from_u128(1);
 

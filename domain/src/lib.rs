@@ -10,6 +10,7 @@ pub mod canned;
 pub mod channel;
 pub mod chatbot;
 pub mod error;
+pub mod event;
 pub mod limits;
 pub mod metadata;
 pub mod routing;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
+use crate::event::Aggregate;
 use crate::session::{Session, SessionStatus};
 pub use crate::values::recipient;
 use crate::values::Invalid;
@@ -503,7 +503,7 @@ mod tests {
 
     #[test]
     fn events_keep_their_stored_shape() {
-        let (event_type, data) = crate::aggregate::encode(&requested(1));
+        let (event_type, data) = crate::event::encode(&requested(1));
         assert_eq!(event_type, "TranscriptRequested");
         assert_eq!(
             data,
@@ -515,7 +515,7 @@ mod tests {
                 "requested_at": "2023-11-14T22:13:20Z"
             })
         );
-        let back: TranscriptEvent = crate::aggregate::decode(&event_type, &data).unwrap();
+        let back: TranscriptEvent = crate::event::decode(&event_type, &data).unwrap();
         assert_eq!(back, requested(1));
     }
 }

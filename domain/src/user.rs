@@ -4,8 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
 use crate::audit::Audited;
+use crate::event::Aggregate;
 use crate::session::{Session, SessionStatus};
 use crate::values::{language, optional_text, text, Country, Email, Invalid};
 
@@ -524,7 +524,7 @@ pub fn redact(event_type: &str, data: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{decode, encode};
+    use crate::event::{decode, encode};
     use chrono::TimeZone;
 
     fn profile(name: &str) -> Profile {

@@ -7,9 +7,9 @@ use super::errors::{BotError, SessionError};
 use super::events::{Assignment, BotOutcome, Party, SessionEvent};
 use super::start::{start, Start};
 use super::state::{open, BotRun, Session};
-use crate::aggregate::Aggregate;
 use crate::bot_runtime::{self, Reply, Stop};
 use crate::chatbot::{Script, StepType};
+use crate::event::Aggregate;
 
 /// Message ids the bot's events take, derived from the id of what caused them so that a
 /// decision made again (after a conflict) names the same messages.

@@ -7,9 +7,9 @@ use uuid::Uuid;
 use super::errors::SessionError;
 use super::events::{BotOutcome, Party, SessionEvent};
 use super::wording::rating_message;
-use crate::aggregate::Aggregate;
 use crate::bot_runtime;
 use crate::chatbot::{Script, Step, StepType};
+use crate::event::Aggregate;
 use crate::values::Country;
 
 /// Where a conversation stands.

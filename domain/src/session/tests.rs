@@ -1,7 +1,7 @@
 use uuid::Uuid;
 
 use super::*;
-use crate::aggregate::{decode, encode, Aggregate};
+use crate::event::{decode, encode, Aggregate};
 
 const ADA: Uuid = Uuid::from_u128(1);
 const BOB: Uuid = Uuid::from_u128(2);
