@@ -355,6 +355,11 @@ pub fn release(state: &Shortcut, canned_id: Uuid) -> Result<Vec<ShortcutEvent>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{given, History};
+
+    impl History for CannedEvent {
+        type State = CannedResponse;
+    }
     use crate::event::{decode, encode};
     use chrono::TimeZone;
 
@@ -379,10 +384,6 @@ mod tests {
             text: "Hello! How can I help you today?".into(),
             shared,
         }
-    }
-
-    fn given(history: &[CannedEvent]) -> CannedResponse {
-        CannedResponse::from_history(history)
     }
 
     /// Ada's `:hello`.

@@ -455,24 +455,19 @@ pub fn leave(state: &Channel, user_id: Uuid, reason: LeaveReason) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{given, then, History};
+
+    impl History for ChannelEvent {
+        type State = Channel;
+    }
     use crate::event::{decode, encode};
     use crate::rules::RuleAction;
 
     const ADMIN: Uuid = Uuid::from_u128(1);
     const ADA: Uuid = Uuid::from_u128(2);
 
-    fn given(history: &[ChannelEvent]) -> Channel {
-        Channel::from_history(history)
-    }
-
     fn support() -> Vec<ChannelEvent> {
         create(&Channel::default(), Uuid::from_u128(10), "Support", Some(ADMIN), ChannelOptions::default()).unwrap()
-    }
-
-    fn then(history: &[ChannelEvent], events: Vec<ChannelEvent>) -> Vec<ChannelEvent> {
-        let mut h = history.to_vec();
-        h.extend(events);
-        h
     }
 
     #[test]

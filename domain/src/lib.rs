@@ -17,6 +17,8 @@ pub mod routing;
 pub mod rules;
 mod schema;
 pub mod session;
+#[cfg(test)]
+mod testing;
 pub mod transcript;
 pub mod upcast;
 pub mod user;

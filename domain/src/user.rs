@@ -524,6 +524,11 @@ pub fn redact(event_type: &str, data: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{given, History};
+
+    impl History for UserEvent {
+        type State = User;
+    }
     use crate::event::{decode, encode};
     use chrono::TimeZone;
 
@@ -541,10 +546,6 @@ mod tests {
             "$argon2id$hash".into(),
         )
         .unwrap()
-    }
-
-    fn given(history: &[UserEvent]) -> User {
-        User::from_history(history)
     }
 
     #[test]

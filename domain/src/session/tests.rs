@@ -1,7 +1,12 @@
 use uuid::Uuid;
 
 use super::*;
-use crate::event::{decode, encode, Aggregate};
+use crate::event::{decode, encode};
+use crate::testing::{given, then, History};
+
+impl History for SessionEvent {
+    type State = Session;
+}
 
 const ADA: Uuid = Uuid::from_u128(1);
 const BOB: Uuid = Uuid::from_u128(2);
@@ -31,16 +36,6 @@ fn begin(operator: Option<Uuid>, name: Option<&str>) -> Vec<SessionEvent> {
         },
     )
     .unwrap()
-}
-
-fn given(h: &[SessionEvent]) -> Session {
-    Session::from_history(h)
-}
-
-fn then(h: &[SessionEvent], more: Vec<SessionEvent>) -> Vec<SessionEvent> {
-    let mut h = h.to_vec();
-    h.extend(more);
-    h
 }
 
 #[test]
