@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bot_runtime;
 pub mod canned;
 pub mod channel;
+pub mod chat_command;
 pub mod chatbot;
 pub mod error;
 pub mod event;

@@ -260,6 +260,25 @@ impl Audited for User {
     }
 }
 
+/// Shortest password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest password, in characters (argon2 hashes anything, but a bound keeps hashing cheap).
+pub const MAX_PASSWORD_CHARS: usize = 200;
+
+/// The password policy: 10 to 200 characters, counted as characters (not bytes). Checked
+/// before hashing wherever a password is set (user creation, password change, the first
+/// administrator).
+pub fn password_policy(field: &str, password: &str) -> Result<(), Invalid> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(Invalid::new(field, format!("must have at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(Invalid::new(field, format!("must have at most {MAX_PASSWORD_CHARS} characters")));
+    }
+    Ok(())
+}
+
 /// Why a user command was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UserError {
@@ -546,6 +565,17 @@ mod tests {
             "$argon2id$hash".into(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn passwords_have_10_to_200_characters() {
+        assert_eq!(
+            password_policy("password", "short"),
+            Err(Invalid::new("password", "must have at least 10 characters"))
+        );
+        assert_eq!(password_policy("password", &"é".repeat(10)), Ok(()), "characters, not bytes");
+        assert_eq!(password_policy("password", &"a".repeat(200)), Ok(()));
+        assert_eq!(password_policy("p", &"a".repeat(201)), Err(Invalid::new("p", "must have at most 200 characters")));
     }
 
     #[test]
