@@ -144,6 +144,14 @@ pub fn bot_answer(
     })
 }
 
+/// The step a visitor's typed text answers, if any: while the bot waits for text (a free
+/// input, an email, a phone number; not a choice) and no operator has the conversation,
+/// what the visitor writes is the answer (as in Odoo), not a message to post.
+pub fn text_answers(state: &Session) -> Option<Uuid> {
+    let run = state.bot.as_ref().filter(|_| state.operator.is_none())?;
+    run.awaited().filter(|s| s.step_type != StepType::QuestionSelection).map(|s| s.step_id)
+}
+
 /// An accepted answer, then what the bot says next with it counted.
 fn then_proceed(state: &Session, answer: SessionEvent, seed: Uuid) -> Result<Vec<SessionEvent>, BotError> {
     let mut after = state.clone();

@@ -460,6 +460,19 @@ mod bot {
     }
 
     #[test]
+    fn typed_text_answers_the_bot_only_while_it_waits_for_text() {
+        let h = started();
+        assert_eq!(text_answers(&given(&h)), None, "a choice is not typed");
+        let h = then(&h, answer(&h, TOPIC, 1, Some(SALES), None));
+        assert_eq!(text_answers(&given(&h)), Some(Uuid::from_u128(EMAIL)));
+        let h = then(&h, answer(&h, EMAIL, 2, None, Some("marie@example.com")));
+        assert_eq!(text_answers(&given(&h)), None, "at the forward the bot waits for routing");
+        let h = then(&h, bot_forwarded(&given(&h), Uuid::from_u128(FORWARD), Some((ADA, "Ada".into())), id(9)));
+        assert_eq!(text_answers(&given(&h)), None, "an operator has it");
+        assert_eq!(text_answers(&given(&begin(None, None))), None, "no bot");
+    }
+
+    #[test]
     fn answering_the_same_step_twice_is_answered_once() {
         let h = started();
         let h = then(&h, answer(&h, TOPIC, 1, Some(SALES), None));
