@@ -1,60 +1,11 @@
-//! How an aggregate's events become stored events and back.
+//! How an aggregate's events become stored events and back: [`crate::event`] plus
+//! [`decode_versioned`], which upcasts first (kept apart so that the modules defining
+//! aggregates do not depend on the upcasts that read their schema versions).
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-/// A consistency boundary with its own stream (`<category>-<uuid>`).
-///
-/// `Event` is an enum whose variant names are the stored event types (past-tense facts) and
-/// whose fields are the event's data. Renaming a variant renames stored events: use
-/// `#[serde(rename = "...")]` to keep the old name.
-pub trait Aggregate: Default {
-    type Event: Serialize + DeserializeOwned + Clone + std::fmt::Debug + PartialEq;
-    /// Stream category; never rename it (it is in every stored stream id).
-    const CATEGORY: &'static str;
-
-    fn apply(&mut self, event: &Self::Event);
-
-    /// Folds a history into the state.
-    fn from_history<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self
-    where
-        Self::Event: 'a,
-    {
-        let mut state = Self::default();
-        for e in events {
-            state.apply(e);
-        }
-        state
-    }
-}
-
-/// Splits an event into its stored type name and data.
-pub fn encode<E: Serialize>(event: &E) -> (String, serde_json::Value) {
-    let value = serde_json::to_value(event).expect("domain events always serialize");
-    match value {
-        serde_json::Value::Object(mut map) => {
-            let event_type = map.remove("event_type").and_then(|t| t.as_str().map(String::from)).unwrap_or_default();
-            let data = map.remove("data").unwrap_or(serde_json::Value::Object(Default::default()));
-            (event_type, data)
-        }
-        _ => (String::new(), value),
-    }
-}
-
-/// A stored event this code cannot read.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("cannot decode {event_type}: {reason}")]
-pub struct DecodeError {
-    pub event_type: String,
-    pub reason: String,
-}
-
-/// Rebuilds an event from its stored type name and data.
-pub fn decode<E: DeserializeOwned>(event_type: &str, data: &serde_json::Value) -> Result<E, DecodeError> {
-    let tagged = serde_json::json!({ "event_type": event_type, "data": data });
-    serde_json::from_value(tagged)
-        .map_err(|e| DecodeError { event_type: event_type.to_string(), reason: e.to_string() })
-}
+pub use crate::error::DecodeError;
+pub use crate::event::{decode, encode, Aggregate};
 
 /// Rebuilds an event stored at `schema_version`, upcast to the current shape first.
 pub fn decode_versioned<E: DeserializeOwned>(

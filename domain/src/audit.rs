@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::aggregate::Aggregate;
+use crate::event::Aggregate;
 
 /// What a secret shows as, before and after.
 pub const REDACTED: &str = "[redacted]";

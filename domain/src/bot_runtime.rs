@@ -119,13 +119,13 @@ pub fn check_answer(step: &Step, answer_id: Option<Uuid>, text: Option<&str>) ->
         }
         StepType::QuestionEmail => {
             let raw = free_text(text, MAX_LINE_CHARS, true)?;
-            Ok(match crate::transcript::recipient("text", &raw) {
+            Ok(match crate::values::recipient("text", &raw) {
                 Ok(email) => Reply::Text(email),
                 Err(_) => Reply::Retry { message: invalid_email(&raw), raw },
             })
         }
         StepType::QuestionPhone | StepType::FreeInputSingle => Ok(Reply::Text(free_text(text, MAX_LINE_CHARS, true)?)),
-        StepType::FreeInputMulti => Ok(Reply::Text(free_text(text, crate::session::MAX_MESSAGE_CHARS, false)?)),
+        StepType::FreeInputMulti => Ok(Reply::Text(free_text(text, crate::limits::MAX_MESSAGE_CHARS, false)?)),
         StepType::Text | StepType::ForwardOperator => Err(Invalid::new("step_id", "this step expects no answer")),
     }
 }

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
 use crate::audit::Audited;
+use crate::event::Aggregate;
 use crate::values::Invalid;
 
 /// Longest shortcut, in characters.
@@ -45,6 +45,15 @@ pub enum CannedEvent {
         at: DateTime<Utc>,
     },
 }
+
+crate::schema::schema_versions!(CannedEvent {
+    CannedResponseCreated => 1,
+    CannedResponseEdited => 1,
+    CannedResponseShared => 1,
+    CannedResponseUnshared => 1,
+    CannedResponseDeleted => 1,
+    CannedResponseUsed => 1,
+});
 
 /// A canned response as rebuilt from its stream (serialized by the audit projector: a change
 /// of shape needs its version bumped).
@@ -299,6 +308,11 @@ pub enum ShortcutEvent {
     ShortcutReleased { canned_id: Uuid },
 }
 
+crate::schema::schema_versions!(ShortcutEvent {
+    ShortcutClaimed => 1,
+    ShortcutReleased => 1,
+});
+
 impl Aggregate for Shortcut {
     type Event = ShortcutEvent;
     const CATEGORY: &'static str = "shortcut";
@@ -341,7 +355,12 @@ pub fn release(state: &Shortcut, canned_id: Uuid) -> Result<Vec<ShortcutEvent>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{decode, encode};
+    use crate::testing::{given, History};
+
+    impl History for CannedEvent {
+        type State = CannedResponse;
+    }
+    use crate::event::{decode, encode};
     use chrono::TimeZone;
 
     const ADA: Uuid = Uuid::from_u128(1);
@@ -365,10 +384,6 @@ mod tests {
             text: "Hello! How can I help you today?".into(),
             shared,
         }
-    }
-
-    fn given(history: &[CannedEvent]) -> CannedResponse {
-        CannedResponse::from_history(history)
     }
 
     /// Ada's `:hello`.

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
 use crate::audit::{item, Audited};
+use crate::event::Aggregate;
 use crate::rules::{Rule, RuleInput};
 use crate::values::{optional_text, text, Color, Invalid};
 
@@ -186,6 +186,26 @@ pub enum ChannelEvent {
         reason: LeaveReason,
     },
 }
+
+crate::schema::schema_versions!(ChannelEvent {
+    // v2: the options carry every field explicitly (v1 predates the per-operator maximum
+    // and the public ratings page).
+    ChannelCreated => 2,
+    ChannelRenamed => 1,
+    ChannelArchived => 1,
+    // v2: the options carry every field explicitly (v1 predates the per-operator maximum
+    // and the public ratings page).
+    ChannelOptionsChanged => 2,
+    ChannelColorsReset => 1,
+    OperatorAdded => 1,
+    OperatorRemoved => 1,
+    RuleAdded => 1,
+    RuleUpdated => 1,
+    RuleRemoved => 1,
+    RulesReordered => 1,
+    OperatorJoined => 1,
+    OperatorLeft => 1,
+});
 
 /// A channel as rebuilt from its stream (serialized by the audit projector: a change of
 /// shape needs its version bumped).
@@ -435,24 +455,19 @@ pub fn leave(state: &Channel, user_id: Uuid, reason: LeaveReason) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{decode, encode};
+    use crate::testing::{given, then, History};
+
+    impl History for ChannelEvent {
+        type State = Channel;
+    }
+    use crate::event::{decode, encode};
     use crate::rules::RuleAction;
 
     const ADMIN: Uuid = Uuid::from_u128(1);
     const ADA: Uuid = Uuid::from_u128(2);
 
-    fn given(history: &[ChannelEvent]) -> Channel {
-        Channel::from_history(history)
-    }
-
     fn support() -> Vec<ChannelEvent> {
         create(&Channel::default(), Uuid::from_u128(10), "Support", Some(ADMIN), ChannelOptions::default()).unwrap()
-    }
-
-    fn then(history: &[ChannelEvent], events: Vec<ChannelEvent>) -> Vec<ChannelEvent> {
-        let mut h = history.to_vec();
-        h.extend(events);
-        h
     }
 
     #[test]

@@ -7,12 +7,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
 use crate::audit::{item, Audited};
+use crate::event::Aggregate;
 use crate::values::{optional_text, text, Invalid};
 
 pub const MAX_TITLE_CHARS: usize = 100;
-pub const MAX_MESSAGE_CHARS: usize = 4000;
+pub use crate::limits::MAX_MESSAGE_CHARS;
 pub const MAX_LABEL_CHARS: usize = 200;
 pub const MAX_LINK_CHARS: usize = 2000;
 pub const MAX_STEPS: usize = 100;
@@ -171,6 +171,19 @@ pub enum ChatbotEvent {
         order: Vec<Uuid>,
     },
 }
+
+crate::schema::schema_versions!(ChatbotEvent {
+    ChatbotCreated => 1,
+    ChatbotChanged => 1,
+    ChatbotStepAdded => 1,
+    ChatbotStepEdited => 1,
+    ChatbotStepRemoved => 1,
+    ChatbotStepsReordered => 1,
+    ChatbotAnswerAdded => 1,
+    ChatbotAnswerEdited => 1,
+    ChatbotAnswerRemoved => 1,
+    ChatbotAnswersReordered => 1,
+});
 
 /// A script as rebuilt from its stream (serialized by the audit projector: a change of
 /// shape needs its version bumped).
@@ -631,7 +644,12 @@ pub fn reorder_answers(state: &Chatbot, step_id: Uuid, order: &[Uuid]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{decode, encode};
+    use crate::testing::{given, then, History};
+
+    impl History for ChatbotEvent {
+        type State = Chatbot;
+    }
+    use crate::event::{decode, encode};
 
     const BOT: Uuid = Uuid::from_u128(1);
 
@@ -639,36 +657,27 @@ mod tests {
         Uuid::from_u128(100 + n)
     }
 
-    fn given(h: &[ChatbotEvent]) -> Chatbot {
-        Chatbot::from_history(h)
-    }
-
-    fn then(mut h: Vec<ChatbotEvent>, decided: Result<Vec<ChatbotEvent>, ChatbotError>) -> Vec<ChatbotEvent> {
-        h.extend(decided.unwrap());
-        h
-    }
-
     /// Welcome text, a choice (two answers), an email question, a forward.
     fn sample() -> Vec<ChatbotEvent> {
         let h = create(&Chatbot::default(), BOT, "Support bot", None, true).unwrap();
-        let h = then(h.clone(), add_step(&given(&h), id(1), StepType::Text, "Hello!", None));
-        let h = then(h.clone(), add_step(&given(&h), id(2), StepType::QuestionSelection, "What about?", None));
-        let h = then(h.clone(), add_answer(&given(&h), id(2), id(21), "Sales", None));
-        let h = then(h.clone(), add_answer(&given(&h), id(2), id(22), "Docs", Some("https://example.com/docs")));
-        let h = then(h.clone(), add_step(&given(&h), id(3), StepType::QuestionEmail, "Your email?", None));
-        then(h.clone(), add_step(&given(&h), id(4), StepType::ForwardOperator, "", None))
+        let h = then(&h, add_step(&given(&h), id(1), StepType::Text, "Hello!", None));
+        let h = then(&h, add_step(&given(&h), id(2), StepType::QuestionSelection, "What about?", None));
+        let h = then(&h, add_answer(&given(&h), id(2), id(21), "Sales", None));
+        let h = then(&h, add_answer(&given(&h), id(2), id(22), "Docs", Some("https://example.com/docs")));
+        let h = then(&h, add_step(&given(&h), id(3), StepType::QuestionEmail, "Your email?", None));
+        then(&h, add_step(&given(&h), id(4), StepType::ForwardOperator, "", None))
     }
 
     #[test]
     fn the_author_name_follows_the_title_until_it_is_set() {
         let h = create(&Chatbot::default(), BOT, "  Support bot ", None, true).unwrap();
         assert_eq!(given(&h).author(), "Support bot");
-        let h = then(h.clone(), change(&given(&h), Some("Helper"), None, None));
+        let h = then(&h, change(&given(&h), Some("Helper"), None, None));
         assert_eq!(given(&h).author(), "Helper", "follows renames");
-        let h = then(h.clone(), change(&given(&h), None, Some("Robin"), Some(false)));
+        let h = then(&h, change(&given(&h), None, Some("Robin"), Some(false)));
         let s = given(&h);
         assert_eq!((s.author(), s.title.as_str(), s.active), ("Robin", "Helper", false));
-        let h = then(h.clone(), change(&given(&h), None, Some(""), None));
+        let h = then(&h, change(&given(&h), None, Some(""), None));
         assert_eq!(given(&h).author(), "Helper", "blank goes back to the title");
         assert_eq!(change(&given(&h), Some("Helper"), None, Some(false)), Ok(vec![]), "no change, no event");
         assert!(matches!(create(&Chatbot::default(), BOT, " ", None, true), Err(ChatbotError::Invalid(_))));
@@ -683,13 +692,13 @@ mod tests {
         let ids: Vec<Uuid> = s.steps.iter().map(|s| s.step_id).collect();
         assert_eq!(ids, vec![id(1), id(2), id(3), id(4)]);
         assert_eq!(s.steps[1].answers[1].redirect_link.as_deref(), Some("https://example.com/docs"));
-        let h = then(h.clone(), add_step(&s, id(5), StepType::Text, "First!", Some(0)));
+        let h = then(&h, add_step(&s, id(5), StepType::Text, "First!", Some(0)));
         assert_eq!(given(&h).steps[0].step_id, id(5));
-        let h = then(h.clone(), reorder_answers(&given(&h), id(2), &[id(22), id(21)]));
+        let h = then(&h, reorder_answers(&given(&h), id(2), &[id(22), id(21)]));
         assert_eq!(given(&h).steps[2].answers[0].answer_id, id(22));
-        let h = then(h.clone(), edit_answer(&given(&h), id(2), id(22), Some("Documentation"), Some("")));
+        let h = then(&h, edit_answer(&given(&h), id(2), id(22), Some("Documentation"), Some("")));
         assert_eq!(given(&h).steps[2].answers[0].redirect_link, None);
-        let h = then(h.clone(), remove_step(&given(&h), id(5)));
+        let h = then(&h, remove_step(&given(&h), id(5)));
         assert_eq!(given(&h).steps.len(), 4);
         assert_eq!(remove_step(&given(&h), id(5)), Err(ChatbotError::StepNotFound));
         assert_eq!(remove_answer(&given(&h), id(2), id(99)), Err(ChatbotError::AnswerNotFound));
@@ -719,7 +728,7 @@ mod tests {
         assert!(matches!(later, Err(ChatbotError::Invalid(e)) if e[0].field == "only_if[0]"));
         let unknown = edit_step(&s, id(3), None, None, Some(&[id(77)]));
         assert!(matches!(unknown, Err(ChatbotError::Invalid(e)) if e[0].message.contains("not an answer")));
-        let h = then(h.clone(), edit_step(&s, id(3), None, None, Some(&[id(21)])));
+        let h = then(&h, edit_step(&s, id(3), None, None, Some(&[id(21)])));
         assert_eq!(given(&h).steps[2].only_if, vec![id(21)]);
         // The email step moves before the question: its condition no longer points back.
         let reordered = reorder_steps(&given(&h), &[id(1), id(3), id(2), id(4)]).unwrap();
@@ -727,13 +736,13 @@ mod tests {
             reordered,
             vec![ChatbotEvent::ChatbotStepsReordered { order: vec![id(1), id(3), id(2), id(4)], pruned: vec![id(21)] }]
         );
-        let h = then(h.clone(), Ok(reordered));
+        let h = then(&h, reordered);
         let s = given(&h);
         assert_eq!((s.steps[1].step_id, s.steps[1].only_if.clone()), (id(3), vec![]));
         // Removing an answer drops the conditions on it.
-        let h = then(h.clone(), reorder_steps(&s, &[id(1), id(2), id(3), id(4)]));
-        let h = then(h.clone(), edit_step(&given(&h), id(3), None, None, Some(&[id(22)])));
-        let h = then(h.clone(), remove_answer(&given(&h), id(2), id(22)));
+        let h = then(&h, reorder_steps(&s, &[id(1), id(2), id(3), id(4)]));
+        let h = then(&h, edit_step(&given(&h), id(3), None, None, Some(&[id(22)])));
+        let h = then(&h, remove_answer(&given(&h), id(2), id(22)));
         assert!(given(&h).steps[2].only_if.is_empty());
     }
 
@@ -742,7 +751,7 @@ mod tests {
         let s = given(&sample()).script(6);
         assert_eq!(s.welcome_steps().len(), 2, "up to and including the first question");
         assert_eq!(warnings(&s), vec![]);
-        let forward = given(&then(sample(), Ok(vec![ChatbotEvent::ChatbotStepRemoved { step_id: id(2) }])));
+        let forward = given(&then(&sample(), vec![ChatbotEvent::ChatbotStepRemoved { step_id: id(2) }]));
         // Welcome: text, then the email question: fine.
         assert_eq!(warnings(&forward.script(0)), vec![]);
         let only_text = Script { steps: vec![given(&sample()).steps[0].clone()], ..Default::default() };

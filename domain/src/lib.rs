@@ -8,11 +8,18 @@ pub mod audit;
 pub mod bot_runtime;
 pub mod canned;
 pub mod channel;
+pub mod chat_command;
 pub mod chatbot;
+pub mod error;
+pub mod event;
+pub mod limits;
 pub mod metadata;
 pub mod routing;
 pub mod rules;
+mod schema;
 pub mod session;
+#[cfg(test)]
+mod testing;
 pub mod transcript;
 pub mod upcast;
 pub mod user;

@@ -10,8 +10,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
+use crate::event::Aggregate;
 use crate::session::{Session, SessionStatus};
+pub use crate::values::recipient;
 use crate::values::Invalid;
 
 /// At most this many transcripts per conversation (Odoo has no limit: we do, against abuse
@@ -68,6 +69,13 @@ pub enum TranscriptEvent {
     /// No more attempts: after [`MAX_ATTEMPTS`], or at once on a permanent refusal.
     TranscriptGaveUp { transcript_id: Uuid, attempts: u32, error: String },
 }
+
+crate::schema::schema_versions!(TranscriptEvent {
+    TranscriptRequested => 1,
+    TranscriptAttemptFailed => 1,
+    TranscriptDelivered => 1,
+    TranscriptGaveUp => 1,
+});
 
 /// Where a transcript stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,57 +186,6 @@ pub enum TranscriptError {
     /// 422
     #[error("{0}")]
     Invalid(#[from] Invalid),
-}
-
-/// An email address a transcript may go to: a deliberately careful subset of RFC 5321/5322,
-/// ASCII only (no SMTPUTF8), so that what we accept every relay accepts.
-///
-/// - at most 254 characters in all (RFC 5321 path limit less the brackets);
-/// - exactly one `@`; no spaces, control characters or quotes anywhere;
-/// - local part: 1 to 64 characters of RFC 5322 `atext` and dots, no leading, trailing or
-///   double dot (a dot-atom: quoted local parts are refused);
-/// - domain: at least two dot-separated labels of 1 to 63 letters, digits and hyphens, no
-///   label starting or ending with a hyphen, a top-level label that is not all digits
-///   (address literals like `[127.0.0.1]` are refused). The domain is lower-cased; the
-///   local part is kept as written (it may be case-sensitive).
-pub fn recipient(field: &str, raw: &str) -> Result<String, Invalid> {
-    let e = raw.trim();
-    let bad = |why: &str| Invalid::new(field, format!("is not a deliverable email address: {why}"));
-    if e.is_empty() {
-        return Err(Invalid::new(field, "is required"));
-    }
-    if e.len() > 254 {
-        return Err(bad("longer than 254 characters"));
-    }
-    if e.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
-        return Err(bad("spaces, control or non-ASCII characters"));
-    }
-    let (local, domain) = match e.split('@').collect::<Vec<_>>()[..] {
-        [local, domain] => (local, domain),
-        _ => return Err(bad("it needs exactly one @")),
-    };
-    const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && local
-            .split('.')
-            .all(|atom| !atom.is_empty() && atom.chars().all(|c| c.is_ascii_alphanumeric() || ATEXT.contains(c)));
-    if !local_ok {
-        return Err(bad("the part before @ is empty, too long or has characters mail servers refuse"));
-    }
-    let domain = domain.to_ascii_lowercase();
-    let labels: Vec<&str> = domain.split('.').collect();
-    let label_ok = |l: &&str| {
-        (1..=63).contains(&l.len())
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    };
-    let top_ok = labels.last().is_some_and(|t| !t.chars().all(|c| c.is_ascii_digit()));
-    if labels.len() < 2 || !labels.iter().all(label_ok) || !top_ok {
-        return Err(bad("the domain after @ is not a name like example.com"));
-    }
-    Ok(format!("{local}@{domain}"))
 }
 
 /// A transcript request as the caller prepared it.
@@ -546,7 +503,7 @@ mod tests {
 
     #[test]
     fn events_keep_their_stored_shape() {
-        let (event_type, data) = crate::aggregate::encode(&requested(1));
+        let (event_type, data) = crate::event::encode(&requested(1));
         assert_eq!(event_type, "TranscriptRequested");
         assert_eq!(
             data,
@@ -558,7 +515,7 @@ mod tests {
                 "requested_at": "2023-11-14T22:13:20Z"
             })
         );
-        let back: TranscriptEvent = crate::aggregate::decode(&event_type, &data).unwrap();
+        let back: TranscriptEvent = crate::event::decode(&event_type, &data).unwrap();
         assert_eq!(back, requested(1));
     }
 }

@@ -9,16 +9,30 @@ use std::borrow::Cow;
 
 use serde_json::{json, Value};
 
-use crate::aggregate::DecodeError;
+use crate::canned::{CannedEvent, ShortcutEvent};
+use crate::channel::ChannelEvent;
+use crate::chatbot::ChatbotEvent;
+use crate::error::DecodeError;
+use crate::session::SessionEvent;
+use crate::transcript::TranscriptEvent;
+use crate::user::{LoginEvent, UserEvent};
 
-/// The schema version an event type is written at today.
+/// The schema versions every event enum declares (`schema_versions!` next to each enum).
+const DECLARED: &[&[(&str, u32)]] = &[
+    CannedEvent::SCHEMA_VERSIONS,
+    ShortcutEvent::SCHEMA_VERSIONS,
+    ChannelEvent::SCHEMA_VERSIONS,
+    ChatbotEvent::SCHEMA_VERSIONS,
+    SessionEvent::SCHEMA_VERSIONS,
+    TranscriptEvent::SCHEMA_VERSIONS,
+    UserEvent::SCHEMA_VERSIONS,
+    LoginEvent::SCHEMA_VERSIONS,
+];
+
+/// The schema version an event type is written at today, as its enum declares it; 1 for a
+/// type no enum here declares.
 pub fn current_version(event_type: &str) -> u32 {
-    match event_type {
-        // v2: the channel options carry every field explicitly (v1 predates the per-operator
-        // maximum and the public ratings page).
-        "ChannelCreated" | "ChannelOptionsChanged" => 2,
-        _ => 1,
-    }
+    DECLARED.iter().flat_map(|table| table.iter()).find(|(name, _)| *name == event_type).map_or(1, |(_, v)| *v)
 }
 
 /// `data` as the current version of `event_type` has it.
@@ -74,6 +88,18 @@ mod tests {
             (name.as_str(), options.ratings_public, options.max_conversations_per_operator),
             ("Support", false, None)
         );
+    }
+
+    #[test]
+    fn event_types_are_declared_once_across_the_enums() {
+        let mut names: Vec<&str> = DECLARED.iter().flat_map(|t| t.iter().map(|(n, _)| *n)).collect();
+        let all = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all, "an event type in two enums would have one version for both");
+        assert_eq!(current_version("ChannelOptionsChanged"), 2);
+        assert_eq!(current_version("SessionStarted"), 1);
+        assert_eq!(current_version("SomethingElse"), 1, "types outside domain are written at 1");
     }
 
     #[test]

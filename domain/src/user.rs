@@ -4,8 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
 use crate::audit::Audited;
+use crate::event::Aggregate;
 use crate::session::{Session, SessionStatus};
 use crate::values::{language, optional_text, text, Country, Email, Invalid};
 
@@ -93,6 +93,19 @@ pub enum UserEvent {
         reason: Option<ReleaseReason>,
     },
 }
+
+crate::schema::schema_versions!(UserEvent {
+    UserCreated => 1,
+    UserProfileUpdated => 1,
+    UserRoleChanged => 1,
+    PasswordChanged => 1,
+    UserDeactivated => 1,
+    UserReactivated => 1,
+    TokenIssued => 1,
+    StatusChanged => 1,
+    ConversationAssigned => 1,
+    ConversationReleased => 1,
+});
 
 /// Why a stale slot was freed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +258,25 @@ impl Audited for User {
             digest.clear();
         }
     }
+}
+
+/// Shortest password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest password, in characters (argon2 hashes anything, but a bound keeps hashing cheap).
+pub const MAX_PASSWORD_CHARS: usize = 200;
+
+/// The password policy: 10 to 200 characters, counted as characters (not bytes). Checked
+/// before hashing wherever a password is set (user creation, password change, the first
+/// administrator).
+pub fn password_policy(field: &str, password: &str) -> Result<(), Invalid> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(Invalid::new(field, format!("must have at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(Invalid::new(field, format!("must have at most {MAX_PASSWORD_CHARS} characters")));
+    }
+    Ok(())
 }
 
 /// Why a user command was refused.
@@ -511,7 +543,12 @@ pub fn redact(event_type: &str, data: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{decode, encode};
+    use crate::testing::{given, History};
+
+    impl History for UserEvent {
+        type State = User;
+    }
+    use crate::event::{decode, encode};
     use chrono::TimeZone;
 
     fn profile(name: &str) -> Profile {
@@ -530,8 +567,15 @@ mod tests {
         .unwrap()
     }
 
-    fn given(history: &[UserEvent]) -> User {
-        User::from_history(history)
+    #[test]
+    fn passwords_have_10_to_200_characters() {
+        assert_eq!(
+            password_policy("password", "short"),
+            Err(Invalid::new("password", "must have at least 10 characters"))
+        );
+        assert_eq!(password_policy("password", &"é".repeat(10)), Ok(()), "characters, not bytes");
+        assert_eq!(password_policy("password", &"a".repeat(200)), Ok(()));
+        assert_eq!(password_policy("p", &"a".repeat(201)), Err(Invalid::new("p", "must have at most 200 characters")));
     }
 
     #[test]
@@ -769,6 +813,10 @@ pub struct Login {
 pub enum LoginEvent {
     LoginClaimed { user_id: Uuid },
 }
+
+crate::schema::schema_versions!(LoginEvent {
+    LoginClaimed => 1,
+});
 
 impl Aggregate for Login {
     type Event = LoginEvent;

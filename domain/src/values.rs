@@ -98,30 +98,93 @@ impl fmt::Display for Country {
     }
 }
 
-/// A login: an email address, lower-cased.
+/// A login: an email address under [`EmailRules::Login`], lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Email, Invalid> {
-        let e = raw.trim().to_lowercase();
-        let bad = || Invalid::new(field, format!("'{raw}' is not an email address"));
-        let (local, domain) = e.split_once('@').ok_or_else(bad)?;
-        let domain_ok = domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-        let local_ok = !local.is_empty() && !local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@');
-        if !domain_ok || !local_ok || e.len() > 254 {
-            return Err(bad());
-        }
-        Ok(Email(e))
+        email(field, raw, EmailRules::Login).map(Email)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Which addresses [`email`] accepts. Both need exactly one `@`, a non-empty local part, at
+/// least two dot-separated domain labels of ASCII letters, digits and hyphens, no spaces or
+/// control characters, and at most 254 characters in all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmailRules {
+    /// Logins, as livechat has always accepted them: nothing more than the common rules, the
+    /// whole address lower-cased. Not tightened, because logins already stored must keep
+    /// signing in (their lookup parses what the user types with these rules).
+    Login,
+    /// Addresses mail is sent to (transcripts, a bot's email question): a deliberately careful
+    /// subset of RFC 5321/5322, ASCII only (no SMTPUTF8), so that what we accept every relay
+    /// accepts:
+    ///
+    /// - local part: 1 to 64 characters of RFC 5322 `atext` and dots, no leading, trailing or
+    ///   double dot (a dot-atom: quoted local parts are refused);
+    /// - domain labels of 1 to 63 characters, none starting or ending with a hyphen, and a
+    ///   top-level label that is not all digits (address literals like `[127.0.0.1]` are
+    ///   refused). The domain is lower-cased; the local part is kept as written (it may be
+    ///   case-sensitive).
+    Deliverable,
+}
+
+/// The one email address check: `raw` trimmed and normalised as `rules` say.
+pub fn email(field: &str, raw: &str, rules: EmailRules) -> Result<String, Invalid> {
+    let deliverable = rules == EmailRules::Deliverable;
+    let e = if deliverable { raw.trim().to_string() } else { raw.trim().to_lowercase() };
+    // A login's refusal names the input; a recipient's says what is wrong with it.
+    let bad = |why: &str| match rules {
+        EmailRules::Login => Invalid::new(field, format!("'{raw}' is not an email address")),
+        EmailRules::Deliverable => Invalid::new(field, format!("is not a deliverable email address: {why}")),
+    };
+    if deliverable && e.is_empty() {
+        return Err(Invalid::new(field, "is required"));
+    }
+    if e.len() > 254 {
+        return Err(bad("longer than 254 characters"));
+    }
+    if e.chars().any(|c| c.is_whitespace() || c.is_control() || (deliverable && !c.is_ascii())) {
+        return Err(bad("spaces, control or non-ASCII characters"));
+    }
+    let (local, domain) = match e.split('@').collect::<Vec<_>>()[..] {
+        [local, domain] => (local, domain),
+        _ => return Err(bad("it needs exactly one @")),
+    };
+    const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+    let local_ok = !local.is_empty()
+        && (!deliverable
+            || local.len() <= 64
+                && local.split('.').all(|atom| {
+                    !atom.is_empty() && atom.chars().all(|c| c.is_ascii_alphanumeric() || ATEXT.contains(c))
+                }));
+    if !local_ok {
+        return Err(bad("the part before @ is empty, too long or has characters mail servers refuse"));
+    }
+    let domain = domain.to_ascii_lowercase();
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && (!deliverable || l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'))
+    };
+    let top_ok = !deliverable || labels.last().is_some_and(|t| !t.chars().all(|c| c.is_ascii_digit()));
+    if labels.len() < 2 || !labels.iter().all(label_ok) || !top_ok {
+        return Err(bad("the domain after @ is not a name like example.com"));
+    }
+    Ok(format!("{local}@{domain}"))
+}
+
+/// An email address mail may be sent to (a transcript, a bot's email question): [`email`]
+/// under [`EmailRules::Deliverable`].
+pub fn recipient(field: &str, raw: &str) -> Result<String, Invalid> {
+    email(field, raw, EmailRules::Deliverable)
 }
 
 /// A language tag such as `en`, `fr_BE` or `pt-BR`, normalised to `ll_CC`.
@@ -168,6 +231,128 @@ mod tests {
         assert_eq!(Email::parse("l", " Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
         for bad in ["ada", "ada@", "@x.com", "ada@localhost", "a b@x.com", "ada@x..com", "ada@.x.com"] {
             assert!(Email::parse("l", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn logins_and_recipients_differ_where_stored_logins_need_it() {
+        // Accepted as logins since the first release, refused as places to send mail.
+        for login_only in ["a@127.0.0.1", "\"ada\"@example.com", ".ada@example.com", "ada@-x.com", "adé@example.com"] {
+            assert!(Email::parse("login", login_only).is_ok(), "{login_only}");
+            assert!(recipient("email", login_only).is_err(), "{login_only}");
+        }
+        assert_eq!(Email::parse("login", "Ada@X.com").unwrap().as_str(), "ada@x.com", "a login is lower-cased whole");
+        assert_eq!(recipient("email", "Ada@X.com").unwrap(), "Ada@x.com", "a recipient keeps its local part");
+        assert_eq!(Email::parse("login", "ada").unwrap_err().message, "'ada' is not an email address");
+        assert_eq!(recipient("email", "").unwrap_err().message, "is required");
+    }
+
+    /// The checks as they were before they became one [`email`]: both must answer as before,
+    /// messages included.
+    mod before_one_validator {
+        use super::super::Invalid;
+
+        fn old_login(field: &str, raw: &str) -> Result<String, Invalid> {
+            let e = raw.trim().to_lowercase();
+            let bad = || Invalid::new(field, format!("'{raw}' is not an email address"));
+            let (local, domain) = e.split_once('@').ok_or_else(bad)?;
+            let domain_ok = domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            let local_ok = !local.is_empty() && !local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@');
+            if !domain_ok || !local_ok || e.len() > 254 {
+                return Err(bad());
+            }
+            Ok(e)
+        }
+
+        fn old_recipient(field: &str, raw: &str) -> Result<String, Invalid> {
+            let e = raw.trim();
+            let bad = |why: &str| Invalid::new(field, format!("is not a deliverable email address: {why}"));
+            if e.is_empty() {
+                return Err(Invalid::new(field, "is required"));
+            }
+            if e.len() > 254 {
+                return Err(bad("longer than 254 characters"));
+            }
+            if e.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
+                return Err(bad("spaces, control or non-ASCII characters"));
+            }
+            let (local, domain) = match e.split('@').collect::<Vec<_>>()[..] {
+                [local, domain] => (local, domain),
+                _ => return Err(bad("it needs exactly one @")),
+            };
+            const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+            let local_ok = !local.is_empty()
+                && local.len() <= 64
+                && local.split('.').all(|atom| {
+                    !atom.is_empty() && atom.chars().all(|c| c.is_ascii_alphanumeric() || ATEXT.contains(c))
+                });
+            if !local_ok {
+                return Err(bad("the part before @ is empty, too long or has characters mail servers refuse"));
+            }
+            let domain = domain.to_ascii_lowercase();
+            let labels: Vec<&str> = domain.split('.').collect();
+            let label_ok = |l: &&str| {
+                (1..=63).contains(&l.len())
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            };
+            let top_ok = labels.last().is_some_and(|t| !t.chars().all(|c| c.is_ascii_digit()));
+            if labels.len() < 2 || !labels.iter().all(label_ok) || !top_ok {
+                return Err(bad("the domain after @ is not a name like example.com"));
+            }
+            Ok(format!("{local}@{domain}"))
+        }
+
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+            #[test]
+            fn the_one_validator_answers_as_the_two_did(raw in "[aA.\"'é _\t\\-\\[]{0,5}(@[aZ1.\\-\\]]{0,6}){0,2}") {
+                prop_assert_eq!(super::super::email("f", &raw, super::super::EmailRules::Login), old_login("f", &raw));
+                prop_assert_eq!(super::super::recipient("f", &raw), old_recipient("f", &raw));
+            }
+        }
+
+        #[test]
+        fn long_and_edge_addresses_answer_as_before() {
+            let edges = [
+                "",
+                "  ",
+                "a@1.1",
+                "a@x.1",
+                "a@[1.1]",
+                "-@-.z",
+                "a@x-.com",
+                "a..b@x.com",
+                "\"a\"@x.com",
+                "a@x.com.",
+                "é@x.com",
+                "a@é.com",
+                "a@@x.com",
+                "a@b@x.com",
+                " A+b@X.Com ",
+                "a\r\n@x.com",
+                "a@x.com\tb",
+            ];
+            for raw in edges.map(String::from).into_iter().chain([
+                format!("{}@example.com", "a".repeat(64)),
+                format!("{}@example.com", "a".repeat(65)),
+                format!("a@{}.com", "b.".repeat(130)),
+                format!("a@{}.com", "b".repeat(64)),
+                format!("{}@x.com", "İ".repeat(100)),
+            ]) {
+                assert_eq!(
+                    super::super::email("f", &raw, super::super::EmailRules::Login),
+                    old_login("f", &raw),
+                    "{raw}"
+                );
+                assert_eq!(super::super::recipient("f", &raw), old_recipient("f", &raw), "{raw}");
+            }
         }
     }
 
