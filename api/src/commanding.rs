@@ -18,7 +18,7 @@ pub fn context(state: &AppState, actor: Actor, headers: &HeaderMap) -> Context {
     ctx.idempotency_key = text("idempotency-key").filter(|k| !k.is_empty() && k.len() <= 200);
     ctx.request_id = text("x-request-id").filter(|k| !k.is_empty() && k.len() <= 200);
     ctx.client = text(crate::CLIENT_HEADER).map(|address| match ctx.actor.kind {
-        domain::metadata::ActorKind::Visitor => keyed_hash(&state.config.address_key, &address),
+        domain::metadata::ActorKind::Visitor => keyed_hash(&state.http.address_key, &address),
         _ => address,
     });
     ctx
@@ -179,6 +179,17 @@ impl From<ChannelError> for Problem {
             ChannelError::AlreadyOperator => code(StatusCode::CONFLICT, "already-operator"),
             ChannelError::NotOperator => code(StatusCode::CONFLICT, "not-operator"),
             ChannelError::Invalid(errors) => invalid(errors.clone()),
+        }
+    }
+}
+
+impl From<commands::users::UserReadError> for Problem {
+    fn from(e: commands::users::UserReadError) -> Self {
+        match e {
+            commands::users::UserReadError::Store(e) => e.into(),
+            commands::users::UserReadError::Unreadable => {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
         }
     }
 }

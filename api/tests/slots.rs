@@ -94,7 +94,7 @@ async fn queued(env: &Env, channel: &str, id: &str) {
 
 /// Past the claim timeout (its default).
 fn past_the_bound(env: &Env) {
-    let bound = Duration::from_std(api::ApiConfig::default().claim_timeout).unwrap();
+    let bound = Duration::from_std(commands::Config::default().claim_timeout).unwrap();
     env.clock.advance(bound + Duration::seconds(1));
 }
 

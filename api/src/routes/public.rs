@@ -379,7 +379,7 @@ pub async fn widget(
     let id = crate::commanding::path_id(&id, "channel")?;
     // Archived channels keep their snippet (it shows nothing); unknown ones have none.
     read_channel(&state, id).await?.ok_or_else(|| Problem::not_found("no such channel"))?;
-    let base = match &state.config.public_url {
+    let base = match &state.http.public_url {
         Some(url) => url.clone(),
         None => base_url(&headers, &uri)?,
     };
