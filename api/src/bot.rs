@@ -13,10 +13,10 @@ use domain::values::Country;
 use uuid::Uuid;
 
 use crate::commanding::{read, refused};
-use crate::conversation;
 use crate::problem::Problem;
 use crate::routes::public::InitChatbot;
 use crate::AppState;
+use commands::conversations as conversation;
 
 impl From<BotError> for Problem {
     fn from(e: BotError) -> Self {
@@ -78,18 +78,13 @@ pub async fn settle(state: &AppState, ctx: &Context, session_id: Uuid) -> Result
         let c = conversation::channel(state, s.channel_id.unwrap_or_default()).await?;
         let visitor = Visitor { previous_operator: None, languages: s.languages.clone(), country: s.country.clone() };
         let operator = conversation::route(state, ctx, &c, &visitor, session_id).await?;
-        let assignee = operator.as_ref().map(conversation::Routed::assignee);
+        let assignee = operator.as_ref().map(conversation::Slot::assignee);
         let seed = Uuid::now_v7();
-        let settled =
-            decide(state, ctx, session_id, |s| session::bot_forwarded(s, step_id, assignee.clone(), seed)).await;
-        if let Some(to) = &operator {
-            // Settled meanwhile by another request: give the slot back (if this one took it
-            // and the conversation is not the operator's anyway).
-            if !matches!(&settled, Ok((_, after)) if after.operator == Some(to.operator)) {
-                conversation::give_back(state, ctx, to.operator, session_id, to.claimed).await?;
-            }
-        }
-        settled?;
+        let settle = decide(state, ctx, session_id, |s| session::bot_forwarded(s, step_id, assignee.clone(), seed));
+        // Settled meanwhile by another request: the slot is given back (if this one took it
+        // and the conversation is not the operator's anyway).
+        let kept = |(_, after): &(Outcome, Session), operator| after.operator == Some(operator);
+        conversation::assign(state, ctx, session_id, operator.as_ref(), settle, kept).await??;
     }
     Ok(())
 }

@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::commanding::mark_position;
-use crate::conversation;
 use crate::problem::Problem;
 use crate::routes::{canned, conversations};
 use crate::AppState;
+use commands::conversations::{self as conversation, ConversationError};
 
 /// How many visited pages `/history` shows (Odoo keeps the last 15).
 pub const HISTORY_PAGES: usize = 15;
@@ -261,10 +261,10 @@ async fn transfer(
             a.effect = Some(Effect::Transferred { operator_id: to, name });
             Ok((a, outcome.position))
         }
-        Err(p) if p.code == "operator-at-capacity" => {
+        Err(ConversationError::OperatorAtCapacity) => {
             Ok((answer(cmd, format!("{name} is at their maximum of conversations; try someone else."), vec![]), None))
         }
-        Err(p) => Err(p),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -2,6 +2,7 @@
 //! refusal becomes a problem document.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use commands::conversations::ConversationError;
 use commands::{CommandError, Context, Outcome};
 use domain::channel::ChannelError;
 use domain::metadata::Actor;
@@ -190,6 +191,25 @@ impl From<commands::users::UserReadError> for Problem {
             commands::users::UserReadError::Unreadable => {
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
+        }
+    }
+}
+
+/// The one mapping of the conversation use cases' refusals to problem documents.
+impl From<ConversationError> for Problem {
+    fn from(e: ConversationError) -> Self {
+        let conflict = |detail: String| Problem::new(StatusCode::CONFLICT, "operator-at-capacity", detail);
+        match e {
+            ConversationError::NotFound => Problem::not_found("no such conversation"),
+            ConversationError::ChannelNotFound => Problem::not_found("no such channel"),
+            ConversationError::AtCapacity | ConversationError::OperatorAtCapacity => conflict(e.to_string()),
+            ConversationError::NotChannelOperator => Problem::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+            ConversationError::NotTargetOperator => invalid(vec![Invalid::new("operator_id", e.to_string())]),
+            ConversationError::Store(e) => e.into(),
+            ConversationError::Users(e) => e.into(),
+            ConversationError::Load(e) => refused::<Problem>(e.into()),
+            ConversationError::User(e) => refused(e),
+            ConversationError::Session(e) => refused(e),
         }
     }
 }

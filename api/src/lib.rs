@@ -8,9 +8,10 @@ pub mod bootstrap;
 pub mod bot;
 pub mod chat_commands;
 pub mod commanding;
-pub mod conversation;
+
 pub mod feed;
 pub mod geo;
+pub mod history;
 pub mod mailer;
 pub mod openapi;
 pub mod presence;

@@ -17,9 +17,10 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use projections::transcripts::{TranscriptDoc, PENDING, VIEW};
 use uuid::Uuid;
 
-use crate::conversation;
+use crate::history;
 use crate::problem::Problem;
 use crate::AppState;
+use commands::conversations as conversation;
 
 pub use commands::MailerConfig;
 
@@ -61,7 +62,7 @@ pub async fn render(state: &AppState, session_id: Uuid) -> Result<Rendered, Prob
         Some(name) => format!("Conversation with {name}"),
         None => "Your conversation".to_string(),
     };
-    let messages = conversation::history(state, session_id).await?;
+    let messages = history::history(state, session_id).await?;
     let mut text = format!("{subject}\n");
     if let Some(first) = messages.first() {
         text.push_str(&format!("Started {}\n", time(first.posted_at)));

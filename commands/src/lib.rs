@@ -8,6 +8,7 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod conversations;
 mod core;
 pub mod serial;
 pub mod users;
