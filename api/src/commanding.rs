@@ -10,6 +10,7 @@ use domain::user::{LoginError, UserError};
 use domain::values::Invalid;
 
 use crate::problem::{FieldError, Problem};
+use crate::written::POSITION_HEADER;
 use crate::AppState;
 
 /// A command context for `actor`, with the request's `Idempotency-Key` and `X-Request-Id`.
@@ -64,9 +65,6 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
 pub fn path_id(raw: &str, what: &str) -> Result<uuid::Uuid, Problem> {
     uuid::Uuid::try_parse(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
 }
-
-/// Header carrying the log position a write produced, for `min_position` reads.
-pub const POSITION_HEADER: &str = "x-livechat-position";
 
 /// Marks a response with the position the write produced (nothing if it wrote nothing).
 pub fn mark_position(res: &mut axum::response::Response, position: Option<store::Position>) {
