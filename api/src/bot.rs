@@ -3,7 +3,7 @@
 //! this module only loads what they need and writes what they decide.
 
 use axum::http::StatusCode;
-use commands::{execute_cached, stream_id, Context, Outcome};
+use commands::{Context, Outcome};
 use domain::channel::Channel;
 use domain::chatbot::{Chatbot, Script};
 use domain::routing::Visitor;
@@ -64,8 +64,7 @@ pub async fn decide(
     session_id: Uuid,
     decide: impl Fn(&Session) -> Result<Vec<SessionEvent>, BotError>,
 ) -> Result<(Outcome, Session), Problem> {
-    let stream = stream_id::<Session>(session_id);
-    execute_cached(state.events.as_ref(), &state.sessions, &stream, ctx, decide).await.map_err(refused)
+    conversation::run_on_session(state, ctx, session_id, decide).await.map_err(refused)
 }
 
 /// Settles the forwards the bot reached: routes as for a new conversation; the operator found

@@ -59,21 +59,6 @@ pub(crate) async fn readable(state: &AppState, caller: &Caller, raw: &str) -> Re
     Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"))
 }
 
-/// After a close that wrote: free the slot the conversation held and route the queue.
-/// `closed` is the conversation as that close left it (its operator is the one at the close,
-/// not one read before it: a transfer may have landed in between). A close that wrote
-/// nothing (already closed) must not come here: that close's own call freed the slot.
-pub async fn after_close(state: &AppState, ctx: &Context, closed: &Session) -> Result<(), Problem> {
-    let Some(id) = closed.id else { return Ok(()) };
-    if let Some(operator) = closed.operator {
-        conversation::release(state, ctx, operator, id).await?;
-    }
-    if let Some(channel) = closed.channel_id {
-        conversation::dispatch(state, ctx, channel).await?;
-    }
-    Ok(())
-}
-
 /// A page of the inbox.
 #[derive(Serialize, ToSchema)]
 pub struct Inbox {
@@ -456,12 +441,5 @@ pub(crate) async fn end(
     caller: &Caller,
     session_id: Uuid,
 ) -> Result<commands::Outcome, Problem> {
-    let (outcome, closed) = conversation::decide_on_session(state, ctx, session_id, |s| {
-        session::close(s, me(caller), caller.is_admin(), Uuid::now_v7())
-    })
-    .await?;
-    if outcome.written > 0 {
-        after_close(state, ctx, &closed).await?;
-    }
-    Ok(outcome)
+    Ok(conversation::close(state, ctx, me(caller), caller.is_admin(), session_id).await?)
 }

@@ -420,13 +420,7 @@ pub async fn leave(
 ) -> Result<StatusCode, Problem> {
     let id = caller.own(&id)?;
     let ctx = context(&state, visitor_actor(), &headers);
-    let (outcome, closed) =
-        conversation::decide_on_session(&state, &ctx, id, |s| session::close(s, Party::Visitor, false, Uuid::now_v7()))
-            .await?;
-    // Leaving twice frees nothing the second time.
-    if outcome.written > 0 {
-        crate::routes::conversations::after_close(&state, &ctx, &closed).await?;
-    }
+    conversation::close(&state, &ctx, Party::Visitor, false, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,7 +7,7 @@ use store::StoreError;
 use uuid::Uuid;
 
 use super::ConversationError;
-use crate::{execute_cached, load, stream_id, App, Context, Outcome};
+use crate::{execute_cached, load, stream_id, App, CommandError, Context, Outcome};
 
 /// A channel as routing needs it, read from its stream.
 pub async fn channel(app: &App, channel_id: Uuid) -> Result<Channel, ConversationError> {
@@ -66,8 +66,19 @@ pub async fn decide_on_session(
     session_id: Uuid,
     decide: impl Fn(&Session) -> Result<Vec<SessionEvent>, SessionError>,
 ) -> Result<(Outcome, Session), ConversationError> {
+    Ok(run_on_session(app, ctx, session_id, decide).await?)
+}
+
+/// Runs a decision on a conversation, whatever its refusal type (the chatbot's have their
+/// own), through this node's cache of sessions; the outcome and the session after it.
+pub async fn run_on_session<E>(
+    app: &App,
+    ctx: &Context,
+    session_id: Uuid,
+    decide: impl Fn(&Session) -> Result<Vec<SessionEvent>, E>,
+) -> Result<(Outcome, Session), CommandError<E>> {
     let stream = stream_id::<Session>(session_id);
-    Ok(execute_cached(app.events.as_ref(), &app.sessions, &stream, ctx, decide).await?)
+    execute_cached(app.events.as_ref(), &app.sessions, &stream, ctx, decide).await
 }
 
 /// A session as it is now (this node's cached copy brought up to date), or `NotFound`.

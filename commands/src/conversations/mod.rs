@@ -3,6 +3,7 @@
 //! when several servers assign at once), routing, the queues, take and hand-over.
 
 mod assignment;
+mod close;
 mod lookup;
 mod queue;
 mod routing;
@@ -16,7 +17,8 @@ use crate::users::UserReadError;
 use crate::{CommandError, StoreOrDecode};
 
 pub use assignment::{assign, claim, claim_for, give_back, release, stale_claims, Claimed, Slot};
-pub use lookup::{active_channels, channel, channels_of, decide_on_session, on_session, session};
+pub use close::close;
+pub use lookup::{active_channels, channel, channels_of, decide_on_session, on_session, run_on_session, session};
 pub use queue::{abandon_idle, dispatch, dispatch_for, release_stale_claims};
 pub use routing::{candidates, route};
 pub use transfer::{hand_over, take};
