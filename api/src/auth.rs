@@ -117,6 +117,27 @@ impl Caller {
     }
 }
 
+/// Reads a conversation the caller may see: its operators past and present, and admins.
+pub async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+) -> Result<(Uuid, domain::session::Session), Problem> {
+    let id = crate::commanding::path_id(raw, "conversation")?;
+    let (s, _) = commands::conversations::session(state, id).await?;
+    if caller.is_admin() || s.handlers.contains(&caller.user_id) {
+        return Ok((id, s));
+    }
+    // Operators of the channel may look at a waiting conversation before taking it.
+    if s.status == domain::session::SessionStatus::Waiting {
+        let c = commands::conversations::channel(state, s.channel_id.unwrap_or_default()).await?;
+        if c.operators.contains(&caller.user_id) {
+            return Ok((id, s));
+        }
+    }
+    Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"))
+}
+
 fn unauthorized(detail: &str) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
 }

@@ -6,7 +6,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use commands::Context;
 use domain::session::{self, Party, Session, SessionStatus};
 use projections::conversations::{ConversationSummary, QUEUE, VIEW};
 use serde::{Deserialize, Serialize};
@@ -23,7 +22,7 @@ use crate::routes::canned;
 use crate::routes::sessions::{history_params, posted, MessagePage, SeenUpTo};
 use crate::routes::streams::wait_for_view;
 use crate::AppState;
-use commands::conversations::{self as conversation, ConversationError};
+use commands::conversations as conversation;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -40,23 +39,6 @@ pub fn routes() -> Router<AppState> {
 
 fn me(caller: &Caller) -> Party {
     Party::Operator { id: caller.user_id }
-}
-
-/// Reads a conversation the caller may see: its operators past and present, and admins.
-pub(crate) async fn readable(state: &AppState, caller: &Caller, raw: &str) -> Result<(Uuid, Session), Problem> {
-    let id = path_id(raw, "conversation")?;
-    let (s, _) = conversation::session(state, id).await?;
-    if caller.is_admin() || s.handlers.contains(&caller.user_id) {
-        return Ok((id, s));
-    }
-    // Operators of the channel may look at a waiting conversation before taking it.
-    if s.status == SessionStatus::Waiting {
-        let c = conversation::channel(state, s.channel_id.unwrap_or_default()).await?;
-        if c.operators.contains(&caller.user_id) {
-            return Ok((id, s));
-        }
-    }
-    Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"))
 }
 
 /// A page of the inbox.
@@ -190,7 +172,7 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationDetail>, Problem> {
-    let (session_id, s) = readable(&state, &caller, &id).await?;
+    let (session_id, s) = crate::auth::readable(&state, &caller, &id).await?;
     Ok(Json(ConversationDetail {
         collected: collected(&s),
         session_id,
@@ -213,7 +195,7 @@ pub async fn messages(
     Path(id): Path<String>,
     mut q: Params,
 ) -> Result<Json<MessagePage>, Problem> {
-    let (session_id, _) = readable(&state, &caller, &id).await?;
+    let (session_id, _) = crate::auth::readable(&state, &caller, &id).await?;
     let (after, before, limit) = history_params(&mut q);
     q.finish()?;
     let all = history::history(&state, session_id).await?;
@@ -403,20 +385,9 @@ pub async fn transfer(
     let t = json_body(body)?;
     let session_id = path_id(&id, "conversation")?;
     let ctx = context(&state, caller.actor(), &headers);
-    hand_over(&state, &ctx, &caller, session_id, t).await?;
-    show(State(state), caller, Path(id)).await
-}
-
-/// Hands a conversation to an operator and/or channel (the transfer route and `/transfer`).
-pub(crate) async fn hand_over(
-    state: &AppState,
-    ctx: &Context,
-    caller: &Caller,
-    session_id: Uuid,
-    t: Transfer,
-) -> Result<commands::Outcome, ConversationError> {
     let (by, admin) = (caller.user_id, caller.is_admin());
-    conversation::hand_over(state, ctx, by, admin, session_id, t.operator_id, t.channel_id).await
+    conversation::hand_over(&state, &ctx, by, admin, session_id, t.operator_id, t.channel_id).await?;
+    show(State(state), caller, Path(id)).await
 }
 
 /// Ends the conversation (its operator, or an admin).
@@ -430,16 +401,6 @@ pub async fn close(
 ) -> Result<StatusCode, Problem> {
     let session_id = path_id(&id, "conversation")?;
     let ctx = context(&state, caller.actor(), &headers);
-    end(&state, &ctx, &caller, session_id).await?;
+    conversation::close(&state, &ctx, me(&caller), caller.is_admin(), session_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Closes a conversation as the caller (the close route and `/close`), then frees its slot.
-pub(crate) async fn end(
-    state: &AppState,
-    ctx: &Context,
-    caller: &Caller,
-    session_id: Uuid,
-) -> Result<commands::Outcome, Problem> {
-    Ok(conversation::close(state, ctx, me(caller), caller.is_admin(), session_id).await?)
 }
