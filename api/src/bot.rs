@@ -7,14 +7,13 @@ use commands::{Context, Outcome};
 use domain::channel::Channel;
 use domain::chatbot::{Chatbot, Script};
 use domain::routing::Visitor;
-use domain::rules::{match_rule, widget_decision, Rule};
+use domain::rules::{match_rule, widget_decision};
 use domain::session::{self, BotError, Session, SessionEvent};
 use domain::values::Country;
 use uuid::Uuid;
 
 use crate::commanding::{read, refused};
 use crate::problem::Problem;
-use crate::routes::public::InitChatbot;
 use crate::AppState;
 use commands::conversations as conversation;
 
@@ -86,33 +85,4 @@ pub async fn settle(state: &AppState, ctx: &Context, session_id: Uuid) -> Result
         conversation::assign(state, ctx, session_id, operator.as_ref(), settle, kept).await??;
     }
     Ok(())
-}
-
-/// Completes `init`'s chatbot with its script's name and welcome steps. A script that cannot
-/// run (inactive or without steps) is not advertised and the button shows as without it, as in
-/// Odoo. A reference to no script at all (rules stored before scripts existed) is passed on
-/// unchanged, without name or welcome.
-pub async fn advertise(
-    state: &AppState,
-    rule: Option<&Rule>,
-    available: bool,
-    chatbot: Option<InitChatbot>,
-    show_button: bool,
-) -> Result<(Option<InitChatbot>, bool), Problem> {
-    let Some(mut c) = chatbot else { return Ok((None, show_button)) };
-    let loaded = read::<Chatbot>(state, c.chatbot_id).await?;
-    if !loaded.state.exists() {
-        return Ok((Some(c), show_button));
-    }
-    match runnable(state, c.chatbot_id).await? {
-        Some(script) => {
-            c.name = script.author_name.clone();
-            c.welcome_steps = script.welcome_steps().to_vec();
-            Ok((Some(c), show_button))
-        }
-        None => {
-            let without = rule.map(|r| Rule { chatbot: None, ..r.clone() });
-            Ok((None, widget_decision(without.as_ref(), available).1))
-        }
-    }
 }
