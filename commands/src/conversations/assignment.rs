@@ -173,3 +173,62 @@ pub async fn assign<T, E>(
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use domain::session::SessionError;
+    use domain::user::{create, Profile, Role};
+    use domain::values::Email;
+
+    use super::*;
+
+    async fn app_with_operator() -> (App, Uuid, Context) {
+        let events = Arc::new(store::memory::MemoryEventStore::default());
+        let views = Arc::new(store::memory_views::MemoryViewStore::default());
+        let app = App::new(events, views, crate::Config::default());
+        let ctx = Context::new(domain::metadata::Actor::system(), Utc::now());
+        let ada = Uuid::now_v7();
+        let login = Email::parse("login", "ada@example.com").unwrap();
+        let profile = Profile { name: "Ada".into(), chat_name: None, languages: vec![], country: None };
+        execute::<User, _>(app.events.as_ref(), &stream_id::<User>(ada), &ctx, None, |u| {
+            create(u, ada, login.clone(), profile.clone(), Role::Operator, "x".into())
+        })
+        .await
+        .unwrap();
+        (app, ada, ctx)
+    }
+
+    #[tokio::test]
+    async fn the_assignment_gives_the_slot_back_unless_the_write_keeps_it() {
+        let (app, ada, ctx) = app_with_operator().await;
+        let holds = |id| {
+            let app = app.clone();
+            async move { app.users.get(app.events.as_ref(), ada).await.unwrap().holds(id) }
+        };
+        let full = || ConversationError::AtCapacity;
+
+        let refused = Uuid::now_v7();
+        let slot = claim_for(&app, &ctx, ada, "Ada".into(), refused, None, full()).await.unwrap();
+        assert_eq!(slot.claimed, Claimed::Took);
+        let write = async { Err::<(), _>(SessionError::Closed) };
+        assert!(assign(&app, &ctx, refused, Some(&slot), write, |_, _| true).await.unwrap().is_err());
+        assert!(!holds(refused).await, "a refused write gives the slot back");
+
+        let elsewhere = Uuid::now_v7();
+        let slot = claim_for(&app, &ctx, ada, "Ada".into(), elsewhere, None, full()).await.unwrap();
+        let write = async { Ok::<_, SessionError>(()) };
+        assert!(assign(&app, &ctx, elsewhere, Some(&slot), write, |_, _| false).await.unwrap().is_ok());
+        assert!(!holds(elsewhere).await, "a write that names someone else gives it back");
+
+        let kept = Uuid::now_v7();
+        let slot = claim_for(&app, &ctx, ada, "Ada".into(), kept, Some(1), full()).await.unwrap();
+        let write = async { Ok::<_, SessionError>(()) };
+        assert!(assign(&app, &ctx, kept, Some(&slot), write, |_, _| true).await.unwrap().is_ok());
+        assert!(holds(kept).await, "a write that keeps it holds the slot");
+
+        let over = claim_for(&app, &ctx, ada, "Ada".into(), Uuid::now_v7(), Some(1), full()).await;
+        assert!(matches!(over, Err(ConversationError::AtCapacity)), "{over:?}");
+    }
+}
