@@ -1,7 +1,8 @@
 //! The HTTP API: routes, problem documents, OpenAPI, and the server loop.
 //!
-//! Architecture invariant: handlers translate HTTP to store/projection calls and back; they
-//! hold no business rules. Only this crate and the binary know axum.
+//! Architecture invariant: handlers translate HTTP to use cases (`commands`) or
+//! store/projection reads and back; they hold no business rules, and the use cases' typed
+//! errors become problem documents in `commanding.rs`. Only this crate and the binary know axum.
 
 pub mod auth;
 pub mod bootstrap;
