@@ -57,11 +57,14 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         runners.push(tokio::spawn(runner.run(stopped.clone())));
     }
 
-    let config = ApiConfig {
+    let config = commands::Config {
         inactivity: Duration::from_secs(args.inactivity_minutes * 60),
         abandon_after: Duration::from_secs(args.abandon_minutes * 60),
         claim_timeout,
         mailer,
+        ..commands::Config::default()
+    };
+    let http = ApiConfig {
         address_key: std::env::var("LIVECHAT_ADDRESS_KEY")
             .ok()
             .filter(|k| !k.is_empty())
@@ -71,10 +74,10 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         request_timeout,
         ..ApiConfig::default()
     };
-    let mut state = AppState::new(store.events(), store.views(), config).with_geo(geo);
+    let mut state = AppState::new(store.events(), store.views(), http).with_config(config).with_geo(geo);
     let limits = api::throttle::Limits { per_address: args.login_attempts_per_address, ..Default::default() };
     state.throttle = std::sync::Arc::new(api::throttle::Throttle::new(limits));
-    let bootstrap = match state.config.read_only {
+    let bootstrap = match state.http.read_only {
         true => Ok(None),
         false => {
             api::bootstrap::bootstrap(&state, &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok()).await
@@ -100,7 +103,7 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         let _ = on_signal.wait_for(|s| *s).await;
     };
     // A past view sends no mail and takes nobody offline.
-    let (sweeper, mailer) = match state.config.read_only {
+    let (sweeper, mailer) = match state.http.read_only {
         true => (tokio::spawn(async {}), tokio::spawn(async {})),
         false => (
             tokio::spawn(api::presence::run_sweeper(state.clone(), Duration::from_secs(30), stopped.clone())),

@@ -16,11 +16,10 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use commands::{load, stream_id};
+use commands::stream_id;
 use domain::user::{Role, User};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use store::EventStore;
 use uuid::Uuid;
 
 use crate::problem::Problem;
@@ -80,34 +79,7 @@ pub fn check_password(field: &str, password: &str) -> Result<(), domain::values:
     Ok(())
 }
 
-/// A user's state and the stream version it was folded at.
-type Cached = (Option<u64>, Arc<User>);
-
-/// Users by id, refolded only when their stream moved.
-#[derive(Default)]
-pub struct UserCache {
-    users: Mutex<HashMap<Uuid, Cached>>,
-}
-
-impl UserCache {
-    /// The current state of a user (a default, non-existing user if there is none).
-    pub async fn get(&self, events: &dyn EventStore, user_id: Uuid) -> Result<Arc<User>, Problem> {
-        let stream = stream_id::<User>(user_id);
-        let version = events.stream_version(&stream).await?;
-        if let Some((v, u)) = self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&user_id) {
-            if *v == version {
-                return Ok(u.clone());
-            }
-        }
-        let loaded = load::<User>(events, &stream).await.map_err(|e| {
-            tracing::error!(error = %e, %user_id, "cannot load user");
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
-        })?;
-        let user = Arc::new(loaded.state);
-        self.users.lock().unwrap_or_else(|p| p.into_inner()).insert(user_id, (loaded.version, user.clone()));
-        Ok(user)
-    }
-}
+pub use commands::users::UserCache;
 
 /// An authenticated operator or admin.
 #[derive(Clone, Debug)]
@@ -143,6 +115,27 @@ impl Caller {
     pub fn actor(&self) -> domain::metadata::Actor {
         domain::metadata::Actor { kind: domain::metadata::ActorKind::Operator, id: Some(self.user_id) }
     }
+}
+
+/// Reads a conversation the caller may see: its operators past and present, and admins.
+pub async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+) -> Result<(Uuid, domain::session::Session), Problem> {
+    let id = crate::commanding::path_id(raw, "conversation")?;
+    let (s, _) = commands::conversations::session(state, id).await?;
+    if caller.is_admin() || s.handlers.contains(&caller.user_id) {
+        return Ok((id, s));
+    }
+    // Operators of the channel may look at a waiting conversation before taking it.
+    if s.status == domain::session::SessionStatus::Waiting {
+        let c = commands::conversations::channel(state, s.channel_id.unwrap_or_default()).await?;
+        if c.operators.contains(&caller.user_id) {
+            return Ok((id, s));
+        }
+    }
+    Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"))
 }
 
 fn unauthorized(detail: &str) -> Problem {

@@ -3,20 +3,19 @@
 //! this module only loads what they need and writes what they decide.
 
 use axum::http::StatusCode;
-use commands::{execute_cached, stream_id, Context, Outcome};
+use commands::{Context, Outcome};
 use domain::channel::Channel;
 use domain::chatbot::{Chatbot, Script};
 use domain::routing::Visitor;
-use domain::rules::{match_rule, widget_decision, Rule};
+use domain::rules::{match_rule, widget_decision};
 use domain::session::{self, BotError, Session, SessionEvent};
 use domain::values::Country;
 use uuid::Uuid;
 
 use crate::commanding::{read, refused};
-use crate::conversation;
 use crate::problem::Problem;
-use crate::routes::public::InitChatbot;
 use crate::AppState;
+use commands::conversations as conversation;
 
 impl From<BotError> for Problem {
     fn from(e: BotError) -> Self {
@@ -64,8 +63,7 @@ pub async fn decide(
     session_id: Uuid,
     decide: impl Fn(&Session) -> Result<Vec<SessionEvent>, BotError>,
 ) -> Result<(Outcome, Session), Problem> {
-    let stream = stream_id::<Session>(session_id);
-    execute_cached(state.events.as_ref(), &state.sessions, &stream, ctx, decide).await.map_err(refused)
+    conversation::run_on_session(state, ctx, session_id, decide).await.map_err(refused)
 }
 
 /// Settles the forwards the bot reached: routes as for a new conversation; the operator found
@@ -78,47 +76,13 @@ pub async fn settle(state: &AppState, ctx: &Context, session_id: Uuid) -> Result
         let c = conversation::channel(state, s.channel_id.unwrap_or_default()).await?;
         let visitor = Visitor { previous_operator: None, languages: s.languages.clone(), country: s.country.clone() };
         let operator = conversation::route(state, ctx, &c, &visitor, session_id).await?;
-        let assignee = operator.as_ref().map(conversation::Routed::assignee);
+        let assignee = operator.as_ref().map(conversation::Slot::assignee);
         let seed = Uuid::now_v7();
-        let settled =
-            decide(state, ctx, session_id, |s| session::bot_forwarded(s, step_id, assignee.clone(), seed)).await;
-        if let Some(to) = &operator {
-            // Settled meanwhile by another request: give the slot back (if this one took it
-            // and the conversation is not the operator's anyway).
-            if !matches!(&settled, Ok((_, after)) if after.operator == Some(to.operator)) {
-                conversation::give_back(state, ctx, to.operator, session_id, to.claimed).await?;
-            }
-        }
-        settled?;
+        let settle = decide(state, ctx, session_id, |s| session::bot_forwarded(s, step_id, assignee.clone(), seed));
+        // Settled meanwhile by another request: the slot is given back (if this one took it
+        // and the conversation is not the operator's anyway).
+        let kept = |(_, after): &(Outcome, Session), operator| after.operator == Some(operator);
+        conversation::assign(state, ctx, session_id, operator.as_ref(), settle, kept).await??;
     }
     Ok(())
-}
-
-/// Completes `init`'s chatbot with its script's name and welcome steps. A script that cannot
-/// run (inactive or without steps) is not advertised and the button shows as without it, as in
-/// Odoo. A reference to no script at all (rules stored before scripts existed) is passed on
-/// unchanged, without name or welcome.
-pub async fn advertise(
-    state: &AppState,
-    rule: Option<&Rule>,
-    available: bool,
-    chatbot: Option<InitChatbot>,
-    show_button: bool,
-) -> Result<(Option<InitChatbot>, bool), Problem> {
-    let Some(mut c) = chatbot else { return Ok((None, show_button)) };
-    let loaded = read::<Chatbot>(state, c.chatbot_id).await?;
-    if !loaded.state.exists() {
-        return Ok((Some(c), show_button));
-    }
-    match runnable(state, c.chatbot_id).await? {
-        Some(script) => {
-            c.name = script.author_name.clone();
-            c.welcome_steps = script.welcome_steps().to_vec();
-            Ok((Some(c), show_button))
-        }
-        None => {
-            let without = rule.map(|r| Rule { chatbot: None, ..r.clone() });
-            Ok((None, widget_decision(without.as_ref(), available).1))
-        }
-    }
 }

@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::commanding::mark_position;
-use crate::conversation;
 use crate::problem::Problem;
-use crate::routes::{canned, conversations};
+use crate::routes::canned;
 use crate::AppState;
+use commands::conversations::{self as conversation, ConversationError};
 
 /// How many visited pages `/history` shows (Odoo keeps the last 15).
 pub const HISTORY_PAGES: usize = 15;
@@ -154,7 +154,7 @@ pub async fn run(
     session_id: Uuid,
     cmd: ChatCommand,
 ) -> Result<Response, Problem> {
-    let (_, s) = conversations::readable(state, caller, &session_id.to_string()).await?;
+    let (_, s) = crate::auth::readable(state, caller, &session_id.to_string()).await?;
     let mut position = None;
     let reply = match &cmd {
         ChatCommand::Help => help(state, &s, &cmd).await?,
@@ -174,7 +174,8 @@ pub async fn run(
             answer(&cmd, reply, lines)
         }
         ChatCommand::Close => {
-            let outcome = conversations::end(state, ctx, caller, session_id).await?;
+            let by = domain::session::Party::Operator { id: caller.user_id };
+            let outcome = conversation::close(state, ctx, by, caller.is_admin(), session_id).await?;
             position = outcome.position;
             let mut a = answer(&cmd, "The conversation is closed.", vec![]);
             a.effect = Some(Effect::Closed);
@@ -254,17 +255,16 @@ async fn transfer(
         }
     };
     let name = operators.iter().find(|(id, _, _)| *id == to).map(|(_, shown, _)| shown.clone()).unwrap_or_default();
-    let t = conversations::Transfer { operator_id: Some(to), channel_id: None };
-    match conversations::hand_over(state, ctx, caller, session_id, t).await {
+    match conversation::hand_over(state, ctx, caller.user_id, caller.is_admin(), session_id, Some(to), None).await {
         Ok(outcome) => {
             let mut a = answer(cmd, format!("The conversation is transferred to {name}."), vec![]);
             a.effect = Some(Effect::Transferred { operator_id: to, name });
             Ok((a, outcome.position))
         }
-        Err(p) if p.code == "operator-at-capacity" => {
+        Err(ConversationError::OperatorAtCapacity) => {
             Ok((answer(cmd, format!("{name} is at their maximum of conversations; try someone else."), vec![]), None))
         }
-        Err(p) => Err(p),
+        Err(e) => Err(e.into()),
     }
 }
 

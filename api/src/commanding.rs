@@ -2,6 +2,7 @@
 //! refusal becomes a problem document.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use commands::conversations::ConversationError;
 use commands::{CommandError, Context, Outcome};
 use domain::channel::ChannelError;
 use domain::metadata::Actor;
@@ -9,6 +10,7 @@ use domain::user::{LoginError, UserError};
 use domain::values::Invalid;
 
 use crate::problem::{FieldError, Problem};
+use crate::written::POSITION_HEADER;
 use crate::AppState;
 
 /// A command context for `actor`, with the request's `Idempotency-Key` and `X-Request-Id`.
@@ -18,7 +20,7 @@ pub fn context(state: &AppState, actor: Actor, headers: &HeaderMap) -> Context {
     ctx.idempotency_key = text("idempotency-key").filter(|k| !k.is_empty() && k.len() <= 200);
     ctx.request_id = text("x-request-id").filter(|k| !k.is_empty() && k.len() <= 200);
     ctx.client = text(crate::CLIENT_HEADER).map(|address| match ctx.actor.kind {
-        domain::metadata::ActorKind::Visitor => keyed_hash(&state.config.address_key, &address),
+        domain::metadata::ActorKind::Visitor => keyed_hash(&state.http.address_key, &address),
         _ => address,
     });
     ctx
@@ -63,9 +65,6 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
 pub fn path_id(raw: &str, what: &str) -> Result<uuid::Uuid, Problem> {
     uuid::Uuid::try_parse(raw).map_err(|_| Problem::not_found(format!("no such {what}")))
 }
-
-/// Header carrying the log position a write produced, for `min_position` reads.
-pub const POSITION_HEADER: &str = "x-livechat-position";
 
 /// Marks a response with the position the write produced (nothing if it wrote nothing).
 pub fn mark_position(res: &mut axum::response::Response, position: Option<store::Position>) {
@@ -179,6 +178,36 @@ impl From<ChannelError> for Problem {
             ChannelError::AlreadyOperator => code(StatusCode::CONFLICT, "already-operator"),
             ChannelError::NotOperator => code(StatusCode::CONFLICT, "not-operator"),
             ChannelError::Invalid(errors) => invalid(errors.clone()),
+        }
+    }
+}
+
+impl From<commands::users::UserReadError> for Problem {
+    fn from(e: commands::users::UserReadError) -> Self {
+        match e {
+            commands::users::UserReadError::Store(e) => e.into(),
+            commands::users::UserReadError::Unreadable => {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}
+
+/// The one mapping of the conversation use cases' refusals to problem documents.
+impl From<ConversationError> for Problem {
+    fn from(e: ConversationError) -> Self {
+        let conflict = |detail: String| Problem::new(StatusCode::CONFLICT, "operator-at-capacity", detail);
+        match e {
+            ConversationError::NotFound => Problem::not_found("no such conversation"),
+            ConversationError::ChannelNotFound => Problem::not_found("no such channel"),
+            ConversationError::AtCapacity | ConversationError::OperatorAtCapacity => conflict(e.to_string()),
+            ConversationError::NotChannelOperator => Problem::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+            ConversationError::NotTargetOperator => invalid(vec![Invalid::new("operator_id", e.to_string())]),
+            ConversationError::Store(e) => e.into(),
+            ConversationError::Users(e) => e.into(),
+            ConversationError::Load(e) => refused::<Problem>(e.into()),
+            ConversationError::User(e) => refused(e),
+            ConversationError::Session(e) => refused(e),
         }
     }
 }

@@ -1,17 +1,18 @@
 //! The HTTP API: routes, problem documents, OpenAPI, and the server loop.
 //!
-//! Architecture invariant: handlers translate HTTP to store/projection calls and back; they
-//! hold no business rules. Only this crate and the binary know axum.
+//! Architecture invariant: handlers translate HTTP to use cases (`commands`) or
+//! store/projection reads and back; they hold no business rules, and the use cases' typed
+//! errors become problem documents in `commanding.rs`. Only this crate and the binary know axum.
 
 pub mod auth;
 pub mod bootstrap;
 pub mod bot;
 pub mod chat_commands;
-pub mod clock;
 pub mod commanding;
-pub mod conversation;
+
 pub mod feed;
 pub mod geo;
+pub mod history;
 pub mod mailer;
 pub mod openapi;
 pub mod presence;
@@ -25,6 +26,9 @@ pub mod throttle;
 pub mod visitor;
 pub mod written;
 
+/// Time, injectable (it moved to `commands`; the path stays for callers).
+pub use commands::clock;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +36,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use commands::App;
 use projections::Projector;
 use store::{EventStore, ViewStore};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -63,7 +68,7 @@ pub fn parse_public_url(raw: &str) -> Result<String, String> {
 /// default call bound.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Settings of the API.
+/// Settings of the HTTP API (the use cases' own are [`commands::Config`], in [`App`]).
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     /// `/readyz` fails when a projector's oldest unprocessed event is older than this.
@@ -73,19 +78,6 @@ pub struct ApiConfig {
     /// answers first with the more precise `store-timeout`. WebSockets are bounded only
     /// until they are upgraded.
     pub request_timeout: Duration,
-    /// Lifetime of a bearer token.
-    pub token_ttl: Duration,
-    /// An operator without activity for this long is taken offline and leaves their channels.
-    pub inactivity: Duration,
-    /// A conversation in which the visitor never wrote is abandoned after this long.
-    pub abandon_after: Duration,
-    /// An operator's slot claimed for a conversation that does not name them within this
-    /// long (a crash between the claim and the conversation's write) is freed: routing and
-    /// takes ignore it at once, the sweeper releases it (`--claim-timeout-seconds`). It must
-    /// exceed the longest claim-to-write time plus the clock skew between nodes.
-    pub claim_timeout: Duration,
-    /// Where transcripts go (SMTP or `.eml` files).
-    pub mailer: mailer::MailerConfig,
     /// Serve views as of a past point: no writes but logins (`serve --as-of`).
     pub read_only: bool,
     /// Key of the hash that stands for visitors' addresses in event metadata
@@ -101,11 +93,6 @@ impl Default for ApiConfig {
         ApiConfig {
             ready_max_lag: Duration::from_secs(30),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            token_ttl: Duration::from_secs(12 * 3600),
-            inactivity: Duration::from_secs(30 * 60),
-            abandon_after: Duration::from_secs(60 * 60),
-            claim_timeout: Duration::from_secs(15),
-            mailer: mailer::MailerConfig::default(),
             read_only: false,
             address_key: uuid::Uuid::new_v4().to_string(),
             public_url: None,
@@ -113,15 +100,13 @@ impl Default for ApiConfig {
     }
 }
 
-/// What handlers share.
+/// What handlers share: the use cases' [`App`] (reached through `Deref`: `state.events`,
+/// `state.users`, `state.config`...) and what only HTTP needs.
 #[derive(Clone)]
 pub struct AppState {
-    pub events: Arc<dyn EventStore>,
-    pub views: Arc<dyn ViewStore>,
+    pub app: App,
+    pub http: ApiConfig,
     pub projectors: Vec<Arc<dyn Projector>>,
-    pub config: ApiConfig,
-    pub clock: Arc<dyn clock::Clock>,
-    pub users: Arc<auth::UserCache>,
     pub activity: Arc<auth::Activity>,
     pub geo: Arc<geo::CountryResolver>,
     /// The node's shared tail of the log, for WebSockets.
@@ -130,40 +115,51 @@ pub struct AppState {
     pub throttle: Arc<throttle::Throttle>,
     /// Live stream connections of this node: typing signals, limits, counters.
     pub signals: Arc<signals::Hub>,
-    /// Conversations recently written or read on this node (checked against their streams).
-    pub sessions: Arc<commands::Cache<domain::session::Session>>,
     /// Report rows in memory, caught up with the `reports` view on each report request.
     pub reports: Arc<reports::Index>,
     /// The server stopped accepting and is draining (`/readyz` answers 503).
     pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Conversations kept in memory per node (a few KB each).
-const SESSION_CACHE: usize = 20_000;
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut App {
+        &mut self.app
+    }
+}
 
 impl AppState {
-    /// State over these stores with every projector, the system clock and no country source.
-    pub fn new(events: Arc<dyn EventStore>, views: Arc<dyn ViewStore>, config: ApiConfig) -> Self {
+    /// State over these stores with every projector, the system clock, no country source
+    /// and the use cases' default settings (see [`AppState::with_config`]).
+    pub fn new(events: Arc<dyn EventStore>, views: Arc<dyn ViewStore>, http: ApiConfig) -> Self {
         AppState {
-            events: written::Recording::wrap(events),
-            views,
+            app: App::new(written::Recording::wrap(events), views, commands::Config::default()),
+            http,
             projectors: projections::all(),
-            config,
-            clock: Arc::new(clock::SystemClock),
-            users: Arc::default(),
             activity: Arc::default(),
             geo: Arc::new(geo::CountryResolver::default()),
             feed: Arc::default(),
             throttle: Arc::default(),
             signals: Arc::default(),
-            sessions: Arc::new(commands::Cache::new(SESSION_CACHE)),
             reports: Arc::default(),
             draining: Arc::default(),
         }
     }
 
+    pub fn with_config(mut self, config: commands::Config) -> Self {
+        self.app.config = config;
+        self
+    }
+
     pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
-        self.clock = clock;
+        self.app.clock = clock;
         self
     }
 
@@ -240,8 +236,8 @@ async fn deadline(
 
 /// The whole application as a `Router`, ready to serve or to test with `oneshot`.
 pub fn router(state: AppState) -> Router {
-    let timeout = state.config.request_timeout;
-    let read_only = state.config.read_only;
+    let timeout = state.http.request_timeout;
+    let read_only = state.http.read_only;
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

@@ -6,7 +6,6 @@
 //! recorded is sent again; its `Message-ID` is the transcript's, so mail clients can fold
 //! the copies. SMTP is plain (no STARTTLS): point `--smtp` at a local relay that handles TLS.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use commands::{execute, stream_id, CommandError, Context};
@@ -18,33 +17,12 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use projections::transcripts::{TranscriptDoc, PENDING, VIEW};
 use uuid::Uuid;
 
-use crate::conversation;
+use crate::history;
 use crate::problem::Problem;
 use crate::AppState;
+use commands::conversations as conversation;
 
-/// Where transcripts go.
-#[derive(Clone, Debug)]
-pub struct MailerConfig {
-    /// `host:port` of a plain SMTP server; `None` writes `.eml` files into `dir` instead.
-    pub smtp: Option<(String, u16)>,
-    /// The `From` of transcripts.
-    pub from: String,
-    /// Folder of the `.eml` files when there is no SMTP server.
-    pub dir: PathBuf,
-    /// How long the SMTP conversation may take before the attempt counts as failed.
-    pub timeout: Duration,
-}
-
-impl Default for MailerConfig {
-    fn default() -> Self {
-        MailerConfig {
-            smtp: None,
-            from: "livechat@localhost".into(),
-            dir: PathBuf::from("data/transcripts"),
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
+pub use commands::MailerConfig;
 
 /// `host:port` as `--smtp` takes it.
 pub fn parse_smtp(raw: &str) -> Result<(String, u16), String> {
@@ -84,7 +62,7 @@ pub async fn render(state: &AppState, session_id: Uuid) -> Result<Rendered, Prob
         Some(name) => format!("Conversation with {name}"),
         None => "Your conversation".to_string(),
     };
-    let messages = conversation::history(state, session_id).await?;
+    let messages = history::history(state, session_id).await?;
     let mut text = format!("{subject}\n");
     if let Some(first) = messages.first() {
         text.push_str(&format!("Started {}\n", time(first.posted_at)));

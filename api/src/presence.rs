@@ -1,40 +1,16 @@
 //! Presence across channels: leaving every channel at once, and the inactivity rule that
 //! takes operators offline after a while without activity.
 
+use commands::conversations::{active_channels, channels_of};
 use commands::{execute, stream_id, Context};
 use domain::channel::{leave, Channel, LeaveReason};
 use domain::metadata::Actor;
 use domain::user::{set_status, Status, StatusReason, User};
-use projections::channels::{ChannelDoc, ACTIVE, VIEW};
 use uuid::Uuid;
 
 use crate::commanding::refused;
 use crate::problem::Problem;
 use crate::AppState;
-
-/// Every active channel, from the channels view.
-pub async fn active_channels(state: &AppState) -> Result<Vec<ChannelDoc>, Problem> {
-    let docs = store::views::list_all(state.views.as_ref(), VIEW, Some(ACTIVE)).await?;
-    Ok(docs
-        .into_iter()
-        .filter_map(|d| match serde_json::from_value::<ChannelDoc>(d.body) {
-            Ok(doc) => Some(doc),
-            Err(e) => {
-                tracing::error!(error = %e, id = %d.id, "unreadable channel document");
-                None
-            }
-        })
-        .collect())
-}
-
-/// The channels (by the view) where `user_id` is an operator.
-pub async fn channels_of(state: &AppState, user_id: Uuid) -> Result<Vec<ChannelDoc>, Problem> {
-    Ok(active_channels(state)
-        .await?
-        .into_iter()
-        .filter(|doc| doc.operators.contains(&user_id) || doc.joined.contains(&user_id))
-        .collect())
-}
 
 /// Makes `user_id` leave every channel they are joined to, with `reason`.
 pub async fn leave_all(state: &AppState, ctx: &Context, user_id: Uuid, reason: LeaveReason) -> Result<(), Problem> {
@@ -112,8 +88,8 @@ pub async fn run_sweeper(
                         presence_pass(&state).await;
                         presence_due = tokio::time::Instant::now() + every;
                     }
-                    if let Err(e) = crate::conversation::release_stale_claims(&state).await {
-                        tracing::warn!(error = %e.detail, "freeing stale conversation slots failed");
+                    if let Err(e) = commands::conversations::release_stale_claims(&state).await {
+                        tracing::warn!(error = %e, "freeing stale conversation slots failed");
                     }
                     let _ = tokio::time::timeout(claims_every, shutdown.changed()).await;
                 }
@@ -134,15 +110,15 @@ async fn presence_pass(state: &AppState) {
     if let Err(e) = sweep(state).await {
         tracing::warn!(error = %e.detail, "presence sweep failed");
     }
-    if let Err(e) = crate::conversation::abandon_idle(state).await {
-        tracing::warn!(error = %e.detail, "abandoning idle conversations failed");
+    if let Err(e) = commands::conversations::abandon_idle(state).await {
+        tracing::warn!(error = %e, "abandoning idle conversations failed");
     }
     // Queues whose conversations a live update missed get routed here.
     let ctx = Context::new(Actor::system(), state.clock.now());
     if let Ok(channels) = active_channels(state).await {
         for c in channels.iter().filter(|c| !c.joined.is_empty()) {
-            if let Err(e) = crate::conversation::dispatch(state, &ctx, c.channel_id).await {
-                tracing::warn!(error = %e.detail, channel = %c.channel_id, "queue dispatch failed");
+            if let Err(e) = commands::conversations::dispatch(state, &ctx, c.channel_id).await {
+                tracing::warn!(error = %e, channel = %c.channel_id, "queue dispatch failed");
             }
         }
     }

@@ -174,7 +174,7 @@ impl IntoResponse for Problem {
 /// `unknown` whatever the failing call was.
 pub fn settle_outcome(mut res: Response, writes: bool) -> Response {
     let Some(problem) = res.extensions_mut().remove::<Problem>() else { return res };
-    let wrote = res.headers().contains_key(crate::commanding::POSITION_HEADER);
+    let wrote = res.headers().contains_key(crate::written::POSITION_HEADER);
     let outcome = match (problem.outcome, writes) {
         (None, true) => Outcome::Unknown,
         (None, false) => Outcome::NotApplied,
@@ -239,7 +239,7 @@ mod tests {
             |unknown| StoreError::Timeout { op: "x", after: Duration::from_secs(5), outcome_unknown: unknown };
         // A read that timed out during a write that already appended something: unknown.
         let mut res = Problem::from(timeout(false)).into_response();
-        res.headers_mut().insert(crate::commanding::POSITION_HEADER, HeaderValue::from_static("0:7"));
+        res.headers_mut().insert(crate::written::POSITION_HEADER, HeaderValue::from_static("0:7"));
         assert_eq!(body(settle_outcome(res, true)).await["outcome"], "unknown");
         let res = Problem::from(timeout(false)).into_response();
         assert_eq!(body(settle_outcome(res, true)).await["outcome"], "not-applied");

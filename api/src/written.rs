@@ -18,7 +18,8 @@ use store::{
 };
 use tokio::sync::watch;
 
-use crate::commanding::POSITION_HEADER;
+/// Header carrying the log position a write produced, for `min_position` reads.
+pub const POSITION_HEADER: &str = "x-livechat-position";
 
 tokio::task_local! {
     /// The highest position appended while serving the current request.

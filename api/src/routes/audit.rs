@@ -165,7 +165,7 @@ pub async fn conversation_history(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<AuditEntry>>, Problem> {
     let id = path_id(&id, "conversation")?;
-    let (session, _) = crate::conversation::session(&state, id).await?;
+    let (session, _) = commands::conversations::session(&state, id).await?;
     if !caller.is_admin() && !session.handlers.contains(&caller.user_id) {
         return Err(Problem::new(
             axum::http::StatusCode::FORBIDDEN,

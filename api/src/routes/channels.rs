@@ -188,7 +188,7 @@ pub async fn dashboard(
     };
     let now = state.clock.now();
     let mut channels = Vec::new();
-    for doc in crate::presence::active_channels(&state).await? {
+    for doc in commands::conversations::active_channels(&state).await? {
         channels.push(ChannelCard {
             channel_id: doc.channel_id,
             satisfaction_percent: crate::routes::ratings::satisfaction(&state, doc.channel_id, now).await?,
@@ -500,7 +500,7 @@ async fn presence_change(
     }
     if joining {
         // Someone is available: the channel's waiting conversations can be routed.
-        crate::conversation::dispatch(state, &ctx, id).await?;
+        commands::conversations::dispatch(state, &ctx, id).await?;
     }
     let mut res = Json(Membership { channel_id: id, joined: joining }).into_response();
     mark_position(&mut res, outcome.position);

@@ -6,8 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use commands::Context;
-use domain::session::{self, Assignment, Party, Session, SessionStatus};
+use domain::session::{self, Party, Session, SessionStatus};
 use projections::conversations::{ConversationSummary, QUEUE, VIEW};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,13 +15,14 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::chat_commands;
 use crate::commanding::{context, json_body, mark_position, path_id, Body};
-use crate::conversation::{self, MessageView};
+use crate::history::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::canned;
 use crate::routes::sessions::{history_params, posted, MessagePage, SeenUpTo};
 use crate::routes::streams::wait_for_view;
 use crate::AppState;
+use commands::conversations as conversation;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -39,38 +39,6 @@ pub fn routes() -> Router<AppState> {
 
 fn me(caller: &Caller) -> Party {
     Party::Operator { id: caller.user_id }
-}
-
-/// Reads a conversation the caller may see: its operators past and present, and admins.
-pub(crate) async fn readable(state: &AppState, caller: &Caller, raw: &str) -> Result<(Uuid, Session), Problem> {
-    let id = path_id(raw, "conversation")?;
-    let (s, _) = conversation::session(state, id).await?;
-    if caller.is_admin() || s.handlers.contains(&caller.user_id) {
-        return Ok((id, s));
-    }
-    // Operators of the channel may look at a waiting conversation before taking it.
-    if s.status == SessionStatus::Waiting {
-        let c = conversation::channel(state, s.channel_id.unwrap_or_default()).await?;
-        if c.operators.contains(&caller.user_id) {
-            return Ok((id, s));
-        }
-    }
-    Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"))
-}
-
-/// After a close that wrote: free the slot the conversation held and route the queue.
-/// `closed` is the conversation as that close left it (its operator is the one at the close,
-/// not one read before it: a transfer may have landed in between). A close that wrote
-/// nothing (already closed) must not come here: that close's own call freed the slot.
-pub async fn after_close(state: &AppState, ctx: &Context, closed: &Session) -> Result<(), Problem> {
-    let Some(id) = closed.id else { return Ok(()) };
-    if let Some(operator) = closed.operator {
-        conversation::release(state, ctx, operator, id).await?;
-    }
-    if let Some(channel) = closed.channel_id {
-        conversation::dispatch(state, ctx, channel).await?;
-    }
-    Ok(())
 }
 
 /// A page of the inbox.
@@ -204,7 +172,7 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationDetail>, Problem> {
-    let (session_id, s) = readable(&state, &caller, &id).await?;
+    let (session_id, s) = crate::auth::readable(&state, &caller, &id).await?;
     Ok(Json(ConversationDetail {
         collected: collected(&s),
         session_id,
@@ -227,11 +195,11 @@ pub async fn messages(
     Path(id): Path<String>,
     mut q: Params,
 ) -> Result<Json<MessagePage>, Problem> {
-    let (session_id, _) = readable(&state, &caller, &id).await?;
+    let (session_id, _) = crate::auth::readable(&state, &caller, &id).await?;
     let (after, before, limit) = history_params(&mut q);
     q.finish()?;
-    let all = conversation::history(&state, session_id).await?;
-    Ok(Json(MessagePage { messages: conversation::page(all, after, before, limit)? }))
+    let all = history::history(&state, session_id).await?;
+    Ok(Json(MessagePage { messages: history::page(all, after, before, limit)? }))
 }
 
 /// What an operator posts: a text, or a canned response by id. A text that is exactly a
@@ -339,7 +307,7 @@ pub async fn edit(
         conversation::on_session(&state, &ctx, session_id, |s| session::edit(s, me(&caller), message_id, &e.text))
             .await?;
     // The answer keeps the message's original time: read it from the stream.
-    let mut res = Json(conversation::message(&state, session_id, message_id).await?).into_response();
+    let mut res = Json(history::message(&state, session_id, message_id).await?).into_response();
     mark_position(&mut res, outcome.position);
     Ok(res)
 }
@@ -390,35 +358,8 @@ pub async fn take(
     // Not `readable`: once another operator won the race this is no longer a waiting
     // conversation, and the loser must hear "already taken", not "not yours".
     let session_id = path_id(&id, "conversation")?;
-    let (s, _) = conversation::session(&state, session_id).await?;
-    let c = conversation::channel(&state, s.channel_id.unwrap_or_default()).await?;
-    if !c.operators.contains(&caller.user_id) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only the channel's operators take its conversations",
-        ));
-    }
     let ctx = context(&state, caller.actor(), &headers);
-    let name = caller.user.display_name().to_string();
-    let take = |s: &Session| session::take(s, caller.user_id, &name, Assignment::Taken);
-    // Refused on the conversation as it is now (closed, already taken) before any slot is
-    // claimed; only a race lost meanwhile claims and gives back.
-    take(&s)?;
-    let max = c.options.max_conversations_per_operator;
-    let claimed = conversation::claim(&state, &ctx, caller.user_id, session_id, max).await?;
-    if claimed == conversation::Claimed::Full {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "operator-at-capacity",
-            "you are at your maximum of conversations",
-        ));
-    }
-    let taken = conversation::on_session(&state, &ctx, session_id, take).await;
-    if let Err(p) = taken {
-        conversation::give_back(&state, &ctx, caller.user_id, session_id, claimed).await?;
-        return Err(p);
-    }
+    conversation::take(&state, &ctx, caller.user_id, caller.user.display_name(), session_id).await?;
     show(State(state), caller, Path(id)).await
 }
 
@@ -444,76 +385,9 @@ pub async fn transfer(
     let t = json_body(body)?;
     let session_id = path_id(&id, "conversation")?;
     let ctx = context(&state, caller.actor(), &headers);
-    hand_over(&state, &ctx, &caller, session_id, t).await?;
+    let (by, admin) = (caller.user_id, caller.is_admin());
+    conversation::hand_over(&state, &ctx, by, admin, session_id, t.operator_id, t.channel_id).await?;
     show(State(state), caller, Path(id)).await
-}
-
-/// Hands a conversation to an operator and/or channel (the transfer route and `/transfer`):
-/// the new operator's slot is claimed first and freed again if the conversation refuses.
-pub(crate) async fn hand_over(
-    state: &AppState,
-    ctx: &Context,
-    caller: &Caller,
-    session_id: Uuid,
-    t: Transfer,
-) -> Result<commands::Outcome, Problem> {
-    let (before, _) = conversation::session(state, session_id).await?;
-    let to_channel = t.channel_id.or(before.channel_id).unwrap_or_default();
-    let c = conversation::channel(state, to_channel).await?;
-    let decide =
-        |s: &Session, to: Option<(Uuid, String)>| session::transfer(s, me(caller), caller.is_admin(), to_channel, to);
-    let to = match t.operator_id {
-        Some(op) => {
-            let u = state.users.get(state.events.as_ref(), op).await?;
-            if !u.exists() || !u.active || !c.operators.contains(&op) {
-                return Err(crate::commanding::invalid(vec![domain::values::Invalid::new(
-                    "operator_id",
-                    "is not an active operator of the target channel",
-                )]));
-            }
-            // Refused on the conversation as it is now (closed, not the caller's) before the
-            // new operator's slot is claimed.
-            decide(&before, Some((op, String::new())))?;
-            let claimed =
-                conversation::claim(state, ctx, op, session_id, c.options.max_conversations_per_operator).await?;
-            if claimed == conversation::Claimed::Full {
-                return Err(Problem::new(
-                    StatusCode::CONFLICT,
-                    "operator-at-capacity",
-                    "that operator is at their maximum",
-                ));
-            }
-            Some((op, u.display_name().to_string(), claimed))
-        }
-        None => None,
-    };
-    let assignee = to.as_ref().map(|(op, name, _)| (*op, name.clone()));
-    // The operator the transfer that wrote took it from (not `before`'s: another transfer
-    // may land in between); the last decision is the one written.
-    let from = std::sync::Mutex::new(None);
-    let moved = conversation::on_session(state, ctx, session_id, |s| {
-        *from.lock().unwrap_or_else(|p| p.into_inner()) = s.operator;
-        decide(s, assignee.clone())
-    })
-    .await;
-    let outcome = match moved {
-        Ok(outcome) => outcome,
-        Err(p) => {
-            if let Some((op, _, claimed)) = to {
-                conversation::give_back(state, ctx, op, session_id, claimed).await?;
-            }
-            return Err(p);
-        }
-    };
-    // The previous operator's slot is freed, unless they are also the new one.
-    let previous = from.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(previous) = previous.filter(|p| assignee.as_ref().is_none_or(|(op, _)| op != p)) {
-        conversation::release(state, ctx, previous, session_id).await?;
-    }
-    if to.is_none() {
-        conversation::dispatch(state, ctx, to_channel).await?;
-    }
-    Ok(outcome)
 }
 
 /// Ends the conversation (its operator, or an admin).
@@ -527,23 +401,6 @@ pub async fn close(
 ) -> Result<StatusCode, Problem> {
     let session_id = path_id(&id, "conversation")?;
     let ctx = context(&state, caller.actor(), &headers);
-    end(&state, &ctx, &caller, session_id).await?;
+    conversation::close(&state, &ctx, me(&caller), caller.is_admin(), session_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Closes a conversation as the caller (the close route and `/close`), then frees its slot.
-pub(crate) async fn end(
-    state: &AppState,
-    ctx: &Context,
-    caller: &Caller,
-    session_id: Uuid,
-) -> Result<commands::Outcome, Problem> {
-    let (outcome, closed) = conversation::decide_on_session(state, ctx, session_id, |s| {
-        session::close(s, me(caller), caller.is_admin(), Uuid::now_v7())
-    })
-    .await?;
-    if outcome.written > 0 {
-        after_close(state, ctx, &closed).await?;
-    }
-    Ok(outcome)
 }

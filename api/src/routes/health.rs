@@ -88,7 +88,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(h) => h,
         Err(e) => return unavailable(backend, e, vec![]),
     };
-    let bound = state.config.ready_max_lag;
+    let bound = state.http.ready_max_lag;
     let mut projectors = Vec::new();
     let (mut stuck, mut lagging) = (Vec::new(), Vec::new());
     for p in &state.projectors {

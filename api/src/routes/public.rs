@@ -286,7 +286,7 @@ pub async fn init(
     let rule = match_rule(&channel.rules, &url, country.as_ref());
     let (chatbot, show_button) = decide(rule, available);
     // The script gives the bot's name and welcome; an inactive or empty one starts nothing.
-    let (chatbot, show_button) = crate::bot::advertise(&state, rule, available, chatbot, show_button).await?;
+    let (chatbot, show_button) = advertise(&state, rule, available, chatbot, show_button).await?;
     let o = channel.options;
     let body = InitResponse {
         channel_id: channel.id.unwrap_or_default(),
@@ -379,7 +379,7 @@ pub async fn widget(
     let id = crate::commanding::path_id(&id, "channel")?;
     // Archived channels keep their snippet (it shows nothing); unknown ones have none.
     read_channel(&state, id).await?.ok_or_else(|| Problem::not_found("no such channel"))?;
-    let base = match &state.config.public_url {
+    let base = match &state.http.public_url {
         Some(url) => url.clone(),
         None => base_url(&headers, &uri)?,
     };
@@ -453,4 +453,33 @@ pub async fn chat_page(State(state): State<AppState>, Path(id): Path<String>) ->
     );
     res.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     Ok(res)
+}
+
+/// Completes `init`'s chatbot with its script's name and welcome steps. A script that cannot
+/// run (inactive or without steps) is not advertised and the button shows as without it, as in
+/// Odoo. A reference to no script at all (rules stored before scripts existed) is passed on
+/// unchanged, without name or welcome.
+async fn advertise(
+    state: &AppState,
+    rule: Option<&Rule>,
+    available: bool,
+    chatbot: Option<InitChatbot>,
+    show_button: bool,
+) -> Result<(Option<InitChatbot>, bool), Problem> {
+    let Some(mut c) = chatbot else { return Ok((None, show_button)) };
+    let loaded = crate::commanding::read::<domain::chatbot::Chatbot>(state, c.chatbot_id).await?;
+    if !loaded.state.exists() {
+        return Ok((Some(c), show_button));
+    }
+    match crate::bot::runnable(state, c.chatbot_id).await? {
+        Some(script) => {
+            c.name = script.author_name.clone();
+            c.welcome_steps = script.welcome_steps().to_vec();
+            Ok((Some(c), show_button))
+        }
+        None => {
+            let without = rule.map(|r| Rule { chatbot: None, ..r.clone() });
+            Ok((None, domain::rules::widget_decision(without.as_ref(), available).1))
+        }
+    }
 }

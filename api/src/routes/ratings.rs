@@ -19,12 +19,13 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::commanding::{context, json_body, path_id, Body};
-use crate::conversation::{self, MessageView};
+use crate::history::MessageView;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
 use crate::visitor::VisitorCaller;
 use crate::AppState;
+use commands::conversations as conversation;
 
 /// Odoo's `_rating_satisfaction_days`: the dashboard's share counts ratings this recent.
 pub const SATISFACTION_DAYS: i64 = 14;

@@ -17,11 +17,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::commanding::{context, json_body, mark_position, path_id, Body};
-use crate::conversation::{self, MessageView};
+use crate::history::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::visitor::{mint, VisitorCaller};
 use crate::AppState;
+use commands::conversations as conversation;
 
 /// Odoo's words when nobody can answer.
 pub const NOBODY_AVAILABLE: &str = "No available collaborator, please try again later.";
@@ -227,7 +228,7 @@ pub async fn start(
         Some(_) => None,
         None => conversation::route(&state, &ctx, &c, &visitor, session_id).await?,
     };
-    let assignee = operator.as_ref().map(conversation::Routed::assignee);
+    let assignee = operator.as_ref().map(conversation::Slot::assignee);
     let (token, digest) = mint(session_id);
     let number = state.events.count_after(store::Position::START, u64::MAX).await.unwrap_or(0) % 100_000;
     let start = Start {
@@ -243,23 +244,17 @@ pub async fn start(
         welcome_message_id: Uuid::now_v7(),
         welcome_text: c.options.welcome_message.clone(),
     };
-    let written = conversation::on_session(&state, &ctx, session_id, |s| match &script {
+    let write = conversation::on_session(&state, &ctx, session_id, |s| match &script {
         Some(script) => session::start_with_bot(s, start.clone(), script.clone()),
         None => session::start(s, start.clone()),
-    })
-    .await;
-    if let Err(problem) = written {
-        // Only a store failure gets here (the input was valid): give the slot back.
-        if let Some(to) = operator {
-            conversation::give_back(&state, &ctx, to.operator, session_id, to.claimed).await?;
-        }
-        return Err(problem);
-    }
+    });
+    // Only a store failure fails the write (the input was valid): the slot is given back.
+    conversation::assign(&state, &ctx, session_id, operator.as_ref(), write, |_, _| true).await??;
     if script.is_some() {
         crate::bot::settle(&state, &ctx, session_id).await?;
     }
     let session = view(&state, session_id).await?;
-    let welcome = conversation::history(&state, session_id).await?.into_iter().find(|m| m.welcome);
+    let welcome = history::history(&state, session_id).await?.into_iter().find(|m| m.welcome);
     let mut res = (StatusCode::CREATED, Json(Started { session, visitor_token: token, welcome })).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/public/sessions/{session_id}")) {
         res.headers_mut().insert(header::LOCATION, v);
@@ -305,8 +300,8 @@ pub async fn messages(
     let id = caller.own(&id)?;
     let (after, before, limit) = history_params(&mut q);
     q.finish()?;
-    let all = conversation::history(&state, id).await?;
-    Ok(Json(MessagePage { messages: conversation::page(all, after, before, limit)? }))
+    let all = history::history(&state, id).await?;
+    Ok(Json(MessagePage { messages: history::page(all, after, before, limit)? }))
 }
 
 /// A message to post; `message_id` (client-made) makes a retry idempotent.
@@ -326,9 +321,9 @@ pub async fn posted(
     (outcome, session): (commands::Outcome, domain::session::Session),
 ) -> Result<Response, Problem> {
     let message = match outcome.recorded_at.filter(|_| outcome.written > 0) {
-        Some(at) => conversation::written_message(state, &session, message_id, at).await?,
+        Some(at) => history::written_message(state, &session, message_id, at).await?,
         // A retry of a post that landed earlier: its original time is in the stream.
-        None => conversation::message(state, session_id, message_id).await?,
+        None => history::message(state, session_id, message_id).await?,
     };
     let mut res = (StatusCode::CREATED, Json(message)).into_response();
     mark_position(&mut res, outcome.position);
@@ -425,13 +420,7 @@ pub async fn leave(
 ) -> Result<StatusCode, Problem> {
     let id = caller.own(&id)?;
     let ctx = context(&state, visitor_actor(), &headers);
-    let (outcome, closed) =
-        conversation::decide_on_session(&state, &ctx, id, |s| session::close(s, Party::Visitor, false, Uuid::now_v7()))
-            .await?;
-    // Leaving twice frees nothing the second time.
-    if outcome.written > 0 {
-        crate::routes::conversations::after_close(&state, &ctx, &closed).await?;
-    }
+    conversation::close(&state, &ctx, Party::Visitor, false, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -457,7 +446,7 @@ pub struct BotReply {
 }
 
 async fn bot_reply(state: &AppState, id: Uuid, from: Uuid) -> Result<Json<BotReply>, Problem> {
-    let all = conversation::history(state, id).await?;
+    let all = history::history(state, id).await?;
     let messages = match all.iter().position(|m| m.message_id == from) {
         Some(i) => all[i..].to_vec(),
         None => vec![],

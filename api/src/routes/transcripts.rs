@@ -17,12 +17,12 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::commanding::{context, invalid, json_body, mark_position, path_id, read, refused, Body};
-use crate::conversation;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
 use crate::visitor::VisitorCaller;
 use crate::AppState;
+use commands::conversations as conversation;
 
 pub fn routes() -> Router<AppState> {
     let public = Router::new()

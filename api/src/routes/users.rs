@@ -668,7 +668,7 @@ pub async fn status(
         write(&state, &ctx, caller.user_id, None, |u| user::set_status(u, status, StatusReason::Chosen)).await?;
     if status == Status::Online {
         // Someone is available: conversations waiting in their channels can be routed.
-        crate::conversation::dispatch_for(&state, &ctx, caller.user_id).await?;
+        commands::conversations::dispatch_for(&state, &ctx, caller.user_id).await?;
     }
     Ok(respond(StatusCode::OK, &written))
 }

@@ -324,10 +324,10 @@ async fn a_conversation_the_visitor_never_wrote_in_is_abandoned_and_not_counted(
     inbox(&env, &ada_token, &wrote.position()).await;
 
     // Not yet an hour: nothing happens.
-    assert_eq!(api::conversation::abandon_idle(&env.state).await.unwrap(), 0);
+    assert_eq!(commands::conversations::abandon_idle(&env.state).await.unwrap(), 0);
     env.clock.advance(chrono::Duration::minutes(61));
-    assert_eq!(api::conversation::abandon_idle(&env.state).await.unwrap(), 1);
-    assert_eq!(api::conversation::abandon_idle(&env.state).await.unwrap(), 0, "once");
+    assert_eq!(commands::conversations::abandon_idle(&env.state).await.unwrap(), 1);
+    assert_eq!(commands::conversations::abandon_idle(&env.state).await.unwrap(), 0, "once");
     let s_id = silent.body["session_id"].as_str().unwrap();
     let s_token = silent.body["visitor_token"].as_str().unwrap();
     let view = env.call(Method::GET, &format!("/api/v1/public/sessions/{s_id}"), Some(s_token), None).await;

@@ -92,7 +92,7 @@ async fn queued(env: &Env, channel: &str, id: &str) {
 
 /// Past the claim timeout (its default).
 fn past_the_bound(env: &Env) {
-    let bound = Duration::from_std(api::ApiConfig::default().claim_timeout).unwrap();
+    let bound = Duration::from_std(commands::Config::default().claim_timeout).unwrap();
     env.clock.advance(bound + Duration::seconds(1));
 }
 
@@ -146,9 +146,9 @@ async fn the_sweeper_releases_an_unconfirmed_claim_and_routes_the_queue() {
     let token = waiting.body["visitor_token"].as_str().unwrap().to_string();
     queued(&env, &channel, &id).await;
 
-    assert!(api::conversation::release_stale_claims(&env.state).await.unwrap().is_empty(), "within the bound");
+    assert!(commands::conversations::release_stale_claims(&env.state).await.unwrap().is_empty(), "within the bound");
     past_the_bound(&env);
-    let freed = api::conversation::release_stale_claims(&env.state).await.unwrap();
+    let freed = commands::conversations::release_stale_claims(&env.state).await.unwrap();
     assert_eq!(freed, vec![(ada, ghost, domain::user::ReleaseReason::Unconfirmed)]);
     assert_eq!(
         released(&user_events(&env, ada).await, ghost),
@@ -160,7 +160,7 @@ async fn the_sweeper_releases_an_unconfirmed_claim_and_routes_the_queue() {
     assert_eq!(now.body["operator"]["id"], ada.to_string());
     // That slot is confirmed: later passes leave it, however old.
     env.clock.advance(Duration::hours(2));
-    assert!(api::conversation::release_stale_claims(&env.state).await.unwrap().is_empty());
+    assert!(commands::conversations::release_stale_claims(&env.state).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +205,7 @@ async fn closing_twice_frees_the_slot_once() {
 /// conversation now confirms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_losing_path_frees_only_a_slot_it_took_and_nobody_uses() {
-    use api::conversation::{claim, give_back, Claimed};
+    use commands::conversations::{claim, give_back, Claimed};
     let env = Env::start().await;
     let (ada, token, channel) = one_slot(&env).await;
     // Nobody joined: the conversation waits.

@@ -1,0 +1,61 @@
+//! Conversations across aggregates: reading them and their channels, the operators' slots
+//! (claimed on the operator's own stream first, so that the per-operator maximum holds even
+//! when several servers assign at once), routing, the queues, take and hand-over.
+
+mod assignment;
+mod close;
+mod lookup;
+mod queue;
+mod routing;
+mod transfer;
+
+use domain::session::SessionError;
+use domain::user::UserError;
+use store::StoreError;
+
+use crate::users::UserReadError;
+use crate::{CommandError, StoreOrDecode};
+
+pub use assignment::{assign, claim, claim_for, give_back, release, stale_claims, Claimed, Slot};
+pub use close::close;
+pub use lookup::{active_channels, channel, channels_of, decide_on_session, on_session, run_on_session, session};
+pub use queue::{abandon_idle, dispatch, dispatch_for, release_stale_claims};
+pub use routing::{candidates, route};
+pub use transfer::{hand_over, take};
+
+/// Why a conversation use case did not go through (`api` maps each to a problem document).
+#[derive(Debug, thiserror::Error)]
+pub enum ConversationError {
+    #[error("no such conversation")]
+    NotFound,
+    #[error("no such channel")]
+    ChannelNotFound,
+    /// The operator taking a conversation holds their maximum already.
+    #[error("you are at your maximum of conversations")]
+    AtCapacity,
+    /// The operator a conversation is handed to holds their maximum already.
+    #[error("that operator is at their maximum")]
+    OperatorAtCapacity,
+    /// Only the channel's operators take its conversations.
+    #[error("only the channel's operators take its conversations")]
+    NotChannelOperator,
+    /// A hand-over to someone who is not an active operator of the target channel.
+    #[error("is not an active operator of the target channel")]
+    NotTargetOperator,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Users(#[from] UserReadError),
+    #[error(transparent)]
+    Load(#[from] StoreOrDecode),
+    #[error(transparent)]
+    User(#[from] CommandError<UserError>),
+    #[error(transparent)]
+    Session(#[from] CommandError<SessionError>),
+}
+
+impl From<SessionError> for ConversationError {
+    fn from(e: SessionError) -> Self {
+        ConversationError::Session(CommandError::Domain(e))
+    }
+}
