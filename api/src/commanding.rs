@@ -104,7 +104,13 @@ pub fn refused<E: Into<Problem>>(e: CommandError<E>) -> Problem {
         // not the caller's conflict (they sent no `If-Match`), so not a 409.
         CommandError::Busy => {
             tracing::warn!(tried = ?commands::RETRY_FOR, "command gave up after losing its stream's races");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the resource is busy; retry in a moment")
+            // This command wrote nothing; `settle_outcome` makes it `unknown` if the request
+            // appended something before.
+            let mut p =
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the resource is busy; retry in a moment");
+            p.outcome = Some(crate::problem::Outcome::NotApplied);
+            p.retry_after = Some(1);
+            p
         }
         CommandError::Decode(e) => {
             tracing::error!(error = %e, "stored event unreadable");
