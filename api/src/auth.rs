@@ -117,25 +117,15 @@ impl Caller {
     }
 }
 
-/// Reads a conversation the caller may see: its operators past and present, and admins.
+/// Reads a conversation the caller may see (`commands::conversations::readable` says who).
 pub async fn readable(
     state: &AppState,
     caller: &Caller,
     raw: &str,
 ) -> Result<(Uuid, domain::session::Session), Problem> {
     let id = crate::commanding::path_id(raw, "conversation")?;
-    let (s, _) = commands::conversations::session(state, id).await?;
-    if caller.is_admin() || s.handlers.contains(&caller.user_id) {
-        return Ok((id, s));
-    }
-    // Operators of the channel may look at a waiting conversation before taking it.
-    if s.status == domain::session::SessionStatus::Waiting {
-        let c = commands::conversations::channel(state, s.channel_id.unwrap_or_default()).await?;
-        if c.operators.contains(&caller.user_id) {
-            return Ok((id, s));
-        }
-    }
-    Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"))
+    let by = commands::conversations::Operator { id: caller.user_id, admin: caller.is_admin() };
+    Ok((id, commands::conversations::readable(state, by, id).await?))
 }
 
 fn unauthorized(detail: &str) -> Problem {

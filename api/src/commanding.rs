@@ -209,11 +209,26 @@ impl From<ConversationError> for Problem {
             ConversationError::AtCapacity | ConversationError::OperatorAtCapacity => conflict(e.to_string()),
             ConversationError::NotChannelOperator => Problem::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
             ConversationError::NotTargetOperator => invalid(vec![Invalid::new("operator_id", e.to_string())]),
+            ConversationError::NotYours => Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", e.to_string()),
+            ConversationError::Invalid(errors) => invalid(errors),
             ConversationError::Store(e) => e.into(),
             ConversationError::Users(e) => e.into(),
             ConversationError::Load(e) => refused::<Problem>(e.into()),
             ConversationError::User(e) => refused(e),
             ConversationError::Session(e) => refused(e),
+            ConversationError::Bot(e) => refused(e),
+        }
+    }
+}
+
+/// A chatbot decision's refusals (part of the conversation family above).
+impl From<domain::session::BotError> for Problem {
+    fn from(e: domain::session::BotError) -> Self {
+        use domain::session::BotError;
+        match e {
+            BotError::Session(s) => s.into(),
+            BotError::NotRunning => Problem::new(StatusCode::CONFLICT, "bot-not-running", e.to_string()),
+            BotError::NotAwaited => Problem::new(StatusCode::CONFLICT, "not-the-current-step", e.to_string()),
         }
     }
 }

@@ -6,7 +6,6 @@
 
 pub mod auth;
 pub mod bootstrap;
-pub mod bot;
 pub mod chat_commands;
 pub mod commanding;
 

@@ -6,7 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use domain::session::{self, Party, Session, SessionStatus};
+use domain::chat_command::{self, ChatCommand, Parsed};
+use domain::session::{Party, Session, SessionStatus};
 use projections::conversations::{ConversationSummary, QUEUE, VIEW};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -219,7 +220,7 @@ pub struct OperatorMessage {
 /// What an operator's post becomes: a message (and the canned response it came from).
 enum Post {
     Message { text: String, canned: Option<Uuid> },
-    Command(chat_commands::ChatCommand),
+    Command(ChatCommand),
 }
 
 async fn interpret(state: &AppState, caller: &Caller, m: &OperatorMessage) -> Result<Post, Problem> {
@@ -231,9 +232,9 @@ async fn interpret(state: &AppState, caller: &Caller, m: &OperatorMessage) -> Re
             None => Err(field("canned_response_id", "is not one of your canned responses nor a shared one")),
         },
         (None, None) => Err(field("text", "is required")),
-        (None, Some(t)) => Ok(match chat_commands::parse(t) {
-            chat_commands::Parsed::Command(cmd) => Post::Command(cmd),
-            chat_commands::Parsed::Text(text) => match text.trim().strip_prefix(':') {
+        (None, Some(t)) => Ok(match chat_command::parse(t) {
+            Parsed::Command(cmd) => Post::Command(cmd),
+            Parsed::Text(text) => match text.trim().strip_prefix(':') {
                 Some(typed) => match canned::by_shortcut(state, caller.user_id, typed).await? {
                     Some(c) => Post::Message { text: c.text, canned: c.id },
                     None => Post::Message { text, canned: None },
@@ -266,9 +267,7 @@ pub async fn write(
         Post::Message { text, canned } => (text, canned),
     };
     let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
-    let decided =
-        conversation::decide_on_session(&state, &ctx, session_id, |s| session::post(s, me(&caller), message_id, &text))
-            .await?;
+    let decided = conversation::operator_post(&state, &ctx, caller.user_id, session_id, message_id, &text).await?;
     let written = decided.0.written > 0;
     let mut res = posted(&state, session_id, message_id, decided).await?;
     if let (Some(canned_id), true) = (canned_id, written) {
@@ -303,9 +302,7 @@ pub async fn edit(
     let message_id = path_id(&message_id, "message")?;
     let e = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
-    let outcome =
-        conversation::on_session(&state, &ctx, session_id, |s| session::edit(s, me(&caller), message_id, &e.text))
-            .await?;
+    let outcome = conversation::edit(&state, &ctx, caller.user_id, session_id, message_id, &e.text).await?;
     // The answer keeps the message's original time: read it from the stream.
     let mut res = Json(history::message(&state, session_id, message_id).await?).into_response();
     mark_position(&mut res, outcome.position);
@@ -324,7 +321,7 @@ pub async fn delete(
     let session_id = path_id(&id, "conversation")?;
     let message_id = path_id(&message_id, "message")?;
     let ctx = context(&state, caller.actor(), &headers);
-    conversation::on_session(&state, &ctx, session_id, |s| session::delete(s, me(&caller), message_id)).await?;
+    conversation::delete(&state, &ctx, caller.user_id, session_id, message_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -341,7 +338,7 @@ pub async fn seen(
     let session_id = path_id(&id, "conversation")?;
     let s = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
-    conversation::on_session(&state, &ctx, session_id, |sess| session::seen(sess, me(&caller), s.up_to)).await?;
+    conversation::seen(&state, &ctx, me(&caller), session_id, s.up_to).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

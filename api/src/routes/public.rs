@@ -471,7 +471,7 @@ async fn advertise(
     if !loaded.state.exists() {
         return Ok((Some(c), show_button));
     }
-    match crate::bot::runnable(state, c.chatbot_id).await? {
+    match commands::conversations::runnable(state, c.chatbot_id).await? {
         Some(script) => {
             c.name = script.author_name.clone();
             c.welcome_steps = script.welcome_steps().to_vec();

@@ -9,8 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Extension, Json, Router};
-use domain::routing::Visitor;
-use domain::session::{self, Party, SessionStatus, Start, VisitorInput};
+use domain::session::{self, Party, SessionStatus};
 use domain::values::language;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -208,51 +207,24 @@ pub async fn start(
 ) -> Result<Response, Problem> {
     let req = json_body(body)?;
     let channel_id = path_id(&id, "channel")?;
-    // All of the input is checked before anything is routed or claimed: a refused start
-    // writes nothing, on the conversation's stream or on an operator's.
     let languages = req.languages.unwrap_or_else(|| accepted_languages(&headers));
-    let input =
-        VisitorInput::parse(req.name.as_deref(), req.url.as_deref(), &languages).map_err(crate::commanding::invalid)?;
-    let c = conversation::channel(&state, channel_id).await?;
     let country = state.geo.country(&headers, peer.map(|Extension(ConnectInfo(a))| a.ip()));
     let ctx = context(&state, visitor_actor(), &headers);
+    // The token (it names the conversation) is the visitor's credential: made here, only its
+    // digest is stored.
     let session_id = Uuid::now_v7();
-    let visitor = Visitor {
-        previous_operator: req.previous_operator_id,
-        languages: input.languages.clone(),
-        country: country.clone(),
-    };
-    let script = crate::bot::for_start(&state, &c, &input.page_url, country.as_ref()).await?;
-    // A chatbot answers first: routing waits for its forward step.
-    let operator = match script {
-        Some(_) => None,
-        None => conversation::route(&state, &ctx, &c, &visitor, session_id).await?,
-    };
-    let assignee = operator.as_ref().map(conversation::Slot::assignee);
     let (token, digest) = mint(session_id);
-    let number = state.events.count_after(store::Position::START, u64::MAX).await.unwrap_or(0) % 100_000;
-    let start = Start {
+    let input = conversation::StartInput {
         session_id,
         channel_id,
-        visitor_name: input.name,
-        visitor_number: number,
-        page_url: input.page_url,
+        name: req.name,
+        url: req.url,
+        previous_operator: req.previous_operator_id,
+        languages,
         country,
-        languages: input.languages,
         visitor_token_sha256: digest,
-        operator: assignee,
-        welcome_message_id: Uuid::now_v7(),
-        welcome_text: c.options.welcome_message.clone(),
     };
-    let write = conversation::on_session(&state, &ctx, session_id, |s| match &script {
-        Some(script) => session::start_with_bot(s, start.clone(), script.clone()),
-        None => session::start(s, start.clone()),
-    });
-    // Only a store failure fails the write (the input was valid): the slot is given back.
-    conversation::assign(&state, &ctx, session_id, operator.as_ref(), write, |_, _| true).await??;
-    if script.is_some() {
-        crate::bot::settle(&state, &ctx, session_id).await?;
-    }
+    conversation::start(&state, &ctx, input).await?;
     let session = view(&state, session_id).await?;
     let welcome = history::history(&state, session_id).await?.into_iter().find(|m| m.welcome);
     let mut res = (StatusCode::CREATED, Json(Started { session, visitor_token: token, welcome })).into_response();
@@ -344,20 +316,7 @@ pub async fn write(
     let m = json_body(body)?;
     let message_id = m.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, visitor_actor(), &headers);
-    // While the bot waits for typed text, what the visitor writes is the answer (as in Odoo).
-    let (now, _) = conversation::session(&state, id).await?;
-    let typed = now.bot.as_ref().filter(|_| now.operator.is_none()).and_then(|b| b.awaited());
-    if let Some(step) = typed.filter(|s| s.step_type != domain::chatbot::StepType::QuestionSelection) {
-        let step_id = step.step_id;
-        let decided =
-            crate::bot::decide(&state, &ctx, id, |s| session::bot_answer(s, step_id, message_id, None, Some(&m.text)))
-                .await?;
-        crate::bot::settle(&state, &ctx, id).await?;
-        return posted(&state, id, message_id, decided).await;
-    }
-    let decided =
-        conversation::decide_on_session(&state, &ctx, id, |s| session::post(s, Party::Visitor, message_id, &m.text))
-            .await?;
+    let decided = conversation::visitor_post(&state, &ctx, id, message_id, &m.text).await?;
     posted(&state, id, message_id, decided).await
 }
 
@@ -381,7 +340,7 @@ pub async fn visit(
     let id = caller.own(&id)?;
     let p = json_body(body)?;
     let ctx = context(&state, visitor_actor(), &headers);
-    conversation::on_session(&state, &ctx, id, |s| session::visit(s, &p.url)).await?;
+    conversation::visit(&state, &ctx, id, &p.url).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -405,7 +364,7 @@ pub async fn seen(
     let id = caller.own(&id)?;
     let s = json_body(body)?;
     let ctx = context(&state, visitor_actor(), &headers);
-    conversation::on_session(&state, &ctx, id, |sess| session::seen(sess, Party::Visitor, s.up_to)).await?;
+    conversation::seen(&state, &ctx, Party::Visitor, id, s.up_to).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -420,7 +379,7 @@ pub async fn leave(
 ) -> Result<StatusCode, Problem> {
     let id = caller.own(&id)?;
     let ctx = context(&state, visitor_actor(), &headers);
-    conversation::close(&state, &ctx, Party::Visitor, false, id).await?;
+    conversation::leave(&state, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -472,11 +431,7 @@ pub async fn bot_answer(
     let a = json_body(body)?;
     let message_id = a.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, visitor_actor(), &headers);
-    crate::bot::decide(&state, &ctx, id, |s| {
-        session::bot_answer(s, a.step_id, message_id, a.answer_id, a.text.as_deref())
-    })
-    .await?;
-    crate::bot::settle(&state, &ctx, id).await?;
+    conversation::bot_answer(&state, &ctx, id, a.step_id, message_id, a.answer_id, a.text.as_deref()).await?;
     bot_reply(&state, id, message_id).await
 }
 
@@ -503,7 +458,6 @@ pub async fn bot_restart(
     let id = caller.own(&id)?;
     let message_id = json_body(body)?.message_id.unwrap_or_else(Uuid::now_v7);
     let ctx = context(&state, visitor_actor(), &headers);
-    crate::bot::decide(&state, &ctx, id, |s| session::bot_restart(s, message_id)).await?;
-    crate::bot::settle(&state, &ctx, id).await?;
+    conversation::bot_restart(&state, &ctx, id, message_id).await?;
     bot_reply(&state, id, message_id).await
 }
