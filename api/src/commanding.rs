@@ -211,3 +211,43 @@ impl From<ConversationError> for Problem {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Catalog family: canned responses, chatbot scripts, transcripts (`commands::{canned,
+// chatbots, transcripts}`) and their domain refusals.
+
+impl From<domain::canned::CannedError> for Problem {
+    fn from(e: domain::canned::CannedError) -> Self {
+        use domain::canned::CannedError as E;
+        let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());
+        match &e {
+            E::NotFound => Problem::not_found("no such canned response"),
+            E::AlreadyExists => code(StatusCode::CONFLICT, "already-exists"),
+            E::NotYours => code(StatusCode::FORBIDDEN, "not-your-canned-response"),
+            E::OnlyAdminsShare => code(StatusCode::FORBIDDEN, "forbidden"),
+            E::Invalid(errors) => invalid(errors.clone()),
+        }
+    }
+}
+
+impl From<domain::canned::ShortcutError> for Problem {
+    fn from(e: domain::canned::ShortcutError) -> Self {
+        let mut p = invalid(vec![Invalid::new("shortcut", "is already used by another canned response of this owner")]);
+        p.status = StatusCode::CONFLICT;
+        p.code = "shortcut-taken";
+        p.detail = e.to_string();
+        p
+    }
+}
+
+impl From<commands::canned::CannedUseError> for Problem {
+    fn from(e: commands::canned::CannedUseError) -> Self {
+        use commands::canned::CannedUseError as E;
+        match e {
+            E::Canned(e) => refused(e),
+            E::Shortcut(e) => refused(e),
+            E::Users(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
