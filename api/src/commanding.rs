@@ -251,3 +251,31 @@ impl From<commands::canned::CannedUseError> for Problem {
         }
     }
 }
+
+impl From<domain::chatbot::ChatbotError> for Problem {
+    fn from(e: domain::chatbot::ChatbotError) -> Self {
+        use domain::chatbot::ChatbotError as E;
+        let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());
+        match &e {
+            E::NotFound => Problem::not_found("no such chatbot"),
+            E::StepNotFound => code(StatusCode::NOT_FOUND, "step-not-found"),
+            E::AnswerNotFound => code(StatusCode::NOT_FOUND, "answer-not-found"),
+            E::AlreadyExists => code(StatusCode::CONFLICT, "already-exists"),
+            E::Invalid(errors) => invalid(errors.clone()),
+        }
+    }
+}
+
+impl From<commands::chatbots::ChatbotUseError> for Problem {
+    fn from(e: commands::chatbots::ChatbotUseError) -> Self {
+        use commands::chatbots::ChatbotUseError as E;
+        match e {
+            E::Chatbot(e) => refused(e),
+            E::Bot(e) => refused(e),
+            E::NoSteps => invalid(vec![Invalid::new("steps", e.to_string())]),
+            E::NoDryRun => Problem::not_found("no such dry run"),
+            E::Unreadable => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+            E::Store(e) => e.into(),
+        }
+    }
+}

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod canned;
+pub mod chatbots;
 pub mod clock;
 pub mod config;
 pub mod conversations;
