@@ -279,3 +279,31 @@ impl From<commands::chatbots::ChatbotUseError> for Problem {
         }
     }
 }
+
+impl From<domain::transcript::TranscriptError> for Problem {
+    fn from(e: domain::transcript::TranscriptError) -> Self {
+        use domain::transcript::TranscriptError as E;
+        let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());
+        match &e {
+            E::NoConversation => Problem::not_found("no such conversation"),
+            E::NotFound => Problem::not_found("no such transcript"),
+            E::ConversationOpen => code(StatusCode::CONFLICT, "conversation-open"),
+            E::NotYours => code(StatusCode::FORBIDDEN, "not-your-conversation"),
+            E::TooMany => code(StatusCode::TOO_MANY_REQUESTS, "too-many-transcripts"),
+            E::IdReused => code(StatusCode::CONFLICT, "transcript-id-reused"),
+            E::NotPending => code(StatusCode::CONFLICT, "transcript-not-pending"),
+            E::Invalid(i) => invalid(vec![i.clone()]),
+        }
+    }
+}
+
+impl From<commands::transcripts::TranscriptUseError> for Problem {
+    fn from(e: commands::transcripts::TranscriptUseError) -> Self {
+        use commands::transcripts::TranscriptUseError as E;
+        match e {
+            E::Transcript(e) => refused(e),
+            E::Conversation(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}

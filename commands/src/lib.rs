@@ -13,6 +13,7 @@ pub mod config;
 pub mod conversations;
 mod core;
 pub mod serial;
+pub mod transcripts;
 pub mod users;
 
 pub use crate::app::App;
