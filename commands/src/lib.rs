@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod conversations;
 mod core;
+pub mod ratings;
 pub mod serial;
 pub mod transcripts;
 pub mod users;
