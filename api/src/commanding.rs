@@ -213,8 +213,8 @@ impl From<ConversationError> for Problem {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Catalog family: canned responses, chatbot scripts, transcripts (`commands::{canned,
-// chatbots, transcripts}`) and their domain refusals.
+// Catalog family: canned responses, chatbot scripts, transcripts, resource histories
+// (`commands::{canned, chatbots, transcripts, audit}`) and their domain refusals.
 
 impl From<domain::canned::CannedError> for Problem {
     fn from(e: domain::canned::CannedError) -> Self {
@@ -304,6 +304,15 @@ impl From<commands::transcripts::TranscriptUseError> for Problem {
             E::Transcript(e) => refused(e),
             E::Conversation(e) => e.into(),
             E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<commands::audit::HistoryError> for Problem {
+    fn from(e: commands::audit::HistoryError) -> Self {
+        match e {
+            commands::audit::HistoryError::NotFound => Problem::not_found("no such resource"),
+            commands::audit::HistoryError::Load(e) => refused::<Problem>(e.into()),
         }
     }
 }

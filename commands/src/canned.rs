@@ -70,10 +70,8 @@ async fn claim(app: &App, ctx: &Context, owner: Uuid, shortcut: &str, id: Uuid) 
 }
 
 async fn release(app: &App, ctx: &Context, owner: Uuid, shortcut: &str, id: Uuid) -> Result<(), CannedUseError> {
-    execute::<Shortcut, _>(app.events.as_ref(), &claim_stream(owner, shortcut), ctx, None, |s| {
-        canned::release(s, id)
-    })
-    .await?;
+    execute::<Shortcut, _>(app.events.as_ref(), &claim_stream(owner, shortcut), ctx, None, |s| canned::release(s, id))
+        .await?;
     Ok(())
 }
 
@@ -274,4 +272,74 @@ fn sorted(docs: Vec<store::views::Doc>, prefix: &str) -> Vec<CannedSummary> {
         .collect();
     out.sort_by(by_use);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+
+    use super::*;
+
+    fn app() -> App {
+        let events = Arc::new(store::memory::MemoryEventStore::default());
+        let views = Arc::new(store::memory_views::MemoryViewStore::default());
+        App::new(events, views, crate::Config::default())
+    }
+
+    async fn holder(app: &App, owner: Uuid, sc: &str) -> Option<Uuid> {
+        load::<Shortcut>(app.events.as_ref(), &claim_stream(owner, sc)).await.unwrap().state.holder
+    }
+
+    /// Each request its own context (a shared one would make every write a retry of the first).
+    fn ctx() -> Context {
+        Context::new(domain::metadata::Actor::system(), Utc::now())
+    }
+
+    fn new(id: Uuid, owner: Uuid, sc: &str) -> NewCanned {
+        NewCanned { canned_id: id, owner_id: owner, shortcut: sc.into(), text: "Hello!".into(), shared: false }
+    }
+
+    #[tokio::test]
+    async fn shortcuts_are_claimed_before_they_are_taken_and_released_when_let_go() {
+        let app = app();
+        let ada = Uuid::now_v7();
+        let by = Editor { user_id: ada, admin: false };
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+
+        create(&app, &ctx(), by, &new(first, ada, "hello")).await.unwrap();
+        assert_eq!(holder(&app, ada, "hello").await, Some(first));
+        let taken = create(&app, &ctx(), by, &new(second, ada, "Hello")).await.unwrap_err();
+        assert!(matches!(taken, CannedUseError::Shortcut(CommandError::Domain(_))), "{taken:?}");
+        assert_eq!(holder(&app, ada, "hello").await, Some(first), "a refused claim leaves the holder");
+
+        let rename = CannedChange { shortcut: Some("hi".into()), ..Default::default() };
+        update(&app, &ctx(), by, first, None, &rename).await.unwrap();
+        assert_eq!(holder(&app, ada, "hi").await, Some(first));
+        assert_eq!(holder(&app, ada, "hello").await, None, "a rename releases the old shortcut");
+
+        // A stale edit is refused before the new shortcut is claimed.
+        let stale = CannedChange { shortcut: Some("hey".into()), ..Default::default() };
+        let conflict = update(&app, &ctx(), by, first, Some(0), &stale).await.unwrap_err();
+        assert!(matches!(conflict, CannedUseError::Canned(CommandError::Conflict { .. })), "{conflict:?}");
+        assert_eq!(holder(&app, ada, "hey").await, None);
+
+        delete(&app, &ctx(), by, first, None).await.unwrap();
+        assert_eq!(holder(&app, ada, "hi").await, None, "a deletion releases its shortcut");
+        create(&app, &ctx(), by, &new(second, ada, "hi")).await.unwrap();
+        assert_eq!(holder(&app, ada, "hi").await, Some(second));
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_gives_the_new_claim_back() {
+        let app = app();
+        let ada = Uuid::now_v7();
+        let id = Uuid::now_v7();
+        let write_refused =
+            with_shortcuts(&app, &ctx(), id, Some((ada, "hello")), None, |_| Err(CannedError::NotFound), |_, _| true)
+                .await;
+        assert!(write_refused.is_err());
+        assert_eq!(holder(&app, ada, "hello").await, None, "the claim is given back");
+    }
 }

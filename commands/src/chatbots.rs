@@ -42,13 +42,37 @@ pub type Written = (Outcome, Chatbot);
 #[derive(Clone, Debug)]
 pub enum ScriptEdit {
     /// Title, author name (`""` follows the title again), active flag.
-    Change { title: Option<String>, author_name: Option<String>, active: Option<bool> },
-    EditStep { step_id: Uuid, step_type: Option<StepType>, message: Option<String>, only_if: Option<Vec<Uuid>> },
-    RemoveStep { step_id: Uuid },
-    OrderSteps { order: Vec<Uuid> },
-    EditAnswer { step_id: Uuid, answer_id: Uuid, label: Option<String>, redirect_link: Option<String> },
-    RemoveAnswer { step_id: Uuid, answer_id: Uuid },
-    OrderAnswers { step_id: Uuid, order: Vec<Uuid> },
+    Change {
+        title: Option<String>,
+        author_name: Option<String>,
+        active: Option<bool>,
+    },
+    EditStep {
+        step_id: Uuid,
+        step_type: Option<StepType>,
+        message: Option<String>,
+        only_if: Option<Vec<Uuid>>,
+    },
+    RemoveStep {
+        step_id: Uuid,
+    },
+    OrderSteps {
+        order: Vec<Uuid>,
+    },
+    EditAnswer {
+        step_id: Uuid,
+        answer_id: Uuid,
+        label: Option<String>,
+        redirect_link: Option<String>,
+    },
+    RemoveAnswer {
+        step_id: Uuid,
+        answer_id: Uuid,
+    },
+    OrderAnswers {
+        step_id: Uuid,
+        order: Vec<Uuid>,
+    },
 }
 
 /// A live script as stored now, with its version; `NotFound` if there is none.
@@ -318,4 +342,3 @@ pub async fn answer_test(
     settle_test(app, ctx, test_id).await?;
     dry_run(app, id, test_id).await
 }
-

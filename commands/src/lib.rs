@@ -6,6 +6,7 @@
 //! they return typed errors that `api` maps to problem documents.
 
 pub mod app;
+pub mod audit;
 pub mod canned;
 pub mod chatbots;
 pub mod clock;

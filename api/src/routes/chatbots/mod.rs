@@ -2,21 +2,21 @@
 //! A script is read from its stream (`ETag` = its version, which every edit bumps); lists come
 //! from the `chatbots` view. Every write answers with the whole script. The use cases are
 //! `commands::chatbots`; here: the wire shapes ([`wire`]), the script's own routes
-//! ([`scripts`]), its steps and answers ([`steps`]) and dry runs ([`tests`]).
+//! ([`scripts`]), its steps and answers ([`steps`]) and dry runs ([`dry_runs`]).
 
 use axum::routing::{get, patch, post, put};
 use axum::Router;
 
 use crate::AppState;
 
+mod dry_runs;
 mod scripts;
 mod steps;
-mod tests;
 mod wire;
 
+pub use dry_runs::*;
 pub use scripts::*;
 pub use steps::*;
-pub use tests::*;
 pub use wire::*;
 
 pub fn routes() -> Router<AppState> {

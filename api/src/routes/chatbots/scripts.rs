@@ -87,4 +87,3 @@ pub async fn update(
     let change = ScriptEdit::Change { title: p.title, author_name: p.author_name, active: p.active };
     Ok(written(false, id, use_case::edit(&state, &ctx, id, expected, &change).await?))
 }
-

@@ -5,7 +5,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use commands::chatbots::{self as use_case, ScriptEdit};
 
-use super::wire::{guard, ids, step_type, written, AnswerPatch, ChatbotDetail, NewAnswer, NewOrder, NewStep, StepPatch};
+use super::wire::{
+    guard, ids, step_type, written, AnswerPatch, ChatbotDetail, NewAnswer, NewOrder, NewStep, StepPatch,
+};
 use crate::auth::Caller;
 use crate::commanding::{context, invalid, json_body, path_id, Body};
 use crate::problem::{Problem, ProblemDocument};
@@ -179,4 +181,3 @@ pub async fn order_answers(
     let edit = ScriptEdit::OrderAnswers { step_id, order: b.order };
     Ok(written(false, id, use_case::edit(&state, &ctx, id, expected, &edit).await?))
 }
-

@@ -232,4 +232,3 @@ pub(super) fn respond(status: StatusCode, outcome: Outcome, c: &Chatbot, id: Uui
 pub(super) fn ids(id: &str, step: &str) -> Result<(Uuid, Uuid), Problem> {
     Ok((path_id(id, "chatbot")?, path_id(step, "step")?))
 }
-
