@@ -232,3 +232,108 @@ impl From<domain::session::BotError> for Problem {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Catalog family: canned responses, chatbot scripts, transcripts, resource histories
+// (`commands::{canned, chatbots, transcripts, audit}`) and their domain refusals.
+
+impl From<domain::canned::CannedError> for Problem {
+    fn from(e: domain::canned::CannedError) -> Self {
+        use domain::canned::CannedError as E;
+        let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());
+        match &e {
+            E::NotFound => Problem::not_found("no such canned response"),
+            E::AlreadyExists => code(StatusCode::CONFLICT, "already-exists"),
+            E::NotYours => code(StatusCode::FORBIDDEN, "not-your-canned-response"),
+            E::OnlyAdminsShare => code(StatusCode::FORBIDDEN, "forbidden"),
+            E::Invalid(errors) => invalid(errors.clone()),
+        }
+    }
+}
+
+impl From<domain::canned::ShortcutError> for Problem {
+    fn from(e: domain::canned::ShortcutError) -> Self {
+        let mut p = invalid(vec![Invalid::new("shortcut", "is already used by another canned response of this owner")]);
+        p.status = StatusCode::CONFLICT;
+        p.code = "shortcut-taken";
+        p.detail = e.to_string();
+        p
+    }
+}
+
+impl From<commands::canned::CannedUseError> for Problem {
+    fn from(e: commands::canned::CannedUseError) -> Self {
+        use commands::canned::CannedUseError as E;
+        match e {
+            E::Canned(e) => refused(e),
+            E::Shortcut(e) => refused(e),
+            E::Users(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<domain::chatbot::ChatbotError> for Problem {
+    fn from(e: domain::chatbot::ChatbotError) -> Self {
+        use domain::chatbot::ChatbotError as E;
+        let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());
+        match &e {
+            E::NotFound => Problem::not_found("no such chatbot"),
+            E::StepNotFound => code(StatusCode::NOT_FOUND, "step-not-found"),
+            E::AnswerNotFound => code(StatusCode::NOT_FOUND, "answer-not-found"),
+            E::AlreadyExists => code(StatusCode::CONFLICT, "already-exists"),
+            E::Invalid(errors) => invalid(errors.clone()),
+        }
+    }
+}
+
+impl From<commands::chatbots::ChatbotUseError> for Problem {
+    fn from(e: commands::chatbots::ChatbotUseError) -> Self {
+        use commands::chatbots::ChatbotUseError as E;
+        match e {
+            E::Chatbot(e) => refused(e),
+            E::Bot(e) => refused(e),
+            E::NoSteps => invalid(vec![Invalid::new("steps", e.to_string())]),
+            E::NoDryRun => Problem::not_found("no such dry run"),
+            E::Unreadable => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<domain::transcript::TranscriptError> for Problem {
+    fn from(e: domain::transcript::TranscriptError) -> Self {
+        use domain::transcript::TranscriptError as E;
+        let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());
+        match &e {
+            E::NoConversation => Problem::not_found("no such conversation"),
+            E::NotFound => Problem::not_found("no such transcript"),
+            E::ConversationOpen => code(StatusCode::CONFLICT, "conversation-open"),
+            E::NotYours => code(StatusCode::FORBIDDEN, "not-your-conversation"),
+            E::TooMany => code(StatusCode::TOO_MANY_REQUESTS, "too-many-transcripts"),
+            E::IdReused => code(StatusCode::CONFLICT, "transcript-id-reused"),
+            E::NotPending => code(StatusCode::CONFLICT, "transcript-not-pending"),
+            E::Invalid(i) => invalid(vec![i.clone()]),
+        }
+    }
+}
+
+impl From<commands::transcripts::TranscriptUseError> for Problem {
+    fn from(e: commands::transcripts::TranscriptUseError) -> Self {
+        use commands::transcripts::TranscriptUseError as E;
+        match e {
+            E::Transcript(e) => refused(e),
+            E::Conversation(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<commands::audit::HistoryError> for Problem {
+    fn from(e: commands::audit::HistoryError) -> Self {
+        match e {
+            commands::audit::HistoryError::NotFound => Problem::not_found("no such resource"),
+            commands::audit::HistoryError::Load(e) => refused::<Problem>(e.into()),
+        }
+    }
+}

@@ -6,11 +6,16 @@
 //! they return typed errors that `api` maps to problem documents.
 
 pub mod app;
+pub mod audit;
+pub mod canned;
+pub mod chatbots;
 pub mod clock;
 pub mod config;
 pub mod conversations;
 mod core;
+pub mod ratings;
 pub mod serial;
+pub mod transcripts;
 pub mod users;
 
 pub use crate::app::App;

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use domain::audit::Audited;
+use commands::audit::history;
 use domain::channel::Channel;
 use domain::chatbot::Chatbot;
 use domain::session::Session;
@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{path_id, refused};
+use crate::commanding::path_id;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
@@ -100,19 +100,6 @@ pub async fn trail(State(state): State<AppState>, caller: Caller, mut q: Params)
         next_cursor = None;
     }
     Ok(Json(AuditPage { entries, next_cursor }))
-}
-
-/// The history of resource `id` of kind `A`, newest first.
-async fn history<A: Audited>(state: &AppState, id: Uuid) -> Result<Vec<AuditEntry>, Problem> {
-    let stream = commands::stream_id::<A>(id);
-    let events = store::read_whole_stream(state.events.as_ref(), &stream, 0).await?;
-    let mut out =
-        projections::audit::history::<A>(&events).map_err(|e| refused::<Problem>(commands::CommandError::Decode(e)))?;
-    if out.is_empty() {
-        return Err(Problem::not_found("no such resource"));
-    }
-    out.reverse();
-    Ok(out)
 }
 
 /// The change history of a channel (admins).

@@ -30,8 +30,8 @@ use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::AppState;
 
-/// Longest page URL `init` accepts, in characters.
-pub const MAX_URL_CHARS: usize = 2000;
+use domain::limits::MAX_URL_CHARS;
+
 /// How long browsers and proxies may keep the loader script and the direct-link page.
 const ASSET_CACHE: &str = "public, max-age=300";
 

@@ -7,10 +7,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
+use commands::ratings as use_case;
 use commands::stream_id;
 use domain::channel::Channel;
-use domain::session::{self, Party};
+use domain::session;
 use projections::channels::ChannelDoc;
 use projections::ratings::{channel_key, newest_first, RatingCounts, RatingDoc, BY_OPERATOR, COUNTS, VIEW};
 use serde::{Deserialize, Serialize};
@@ -27,8 +28,6 @@ use crate::visitor::VisitorCaller;
 use crate::AppState;
 use commands::conversations as conversation;
 
-/// Odoo's `_rating_satisfaction_days`: the dashboard's share counts ratings this recent.
-pub const SATISFACTION_DAYS: i64 = 14;
 /// How many of the latest ratings the public page shows (Odoo shows 100).
 pub const PUBLIC_LATEST: usize = 100;
 
@@ -77,10 +76,7 @@ pub async fn rate(
     let message_id = r.message_id.unwrap_or_else(Uuid::now_v7);
     let actor = domain::metadata::Actor { kind: domain::metadata::ActorKind::Visitor, id: None };
     let ctx = context(&state, actor, &headers);
-    let decided = conversation::decide_on_session(&state, &ctx, id, |s| {
-        session::rate(s, Party::Visitor, r.value, r.feedback.as_deref(), message_id)
-    })
-    .await?;
+    let decided = use_case::rate(&state, &ctx, id, r.value, r.feedback.as_deref(), message_id).await?;
     crate::routes::sessions::posted(&state, id, message_id, decided).await
 }
 
@@ -194,37 +190,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller, mut q: Params) 
     Ok(Json(RatingPage { ratings: out, next_cursor }))
 }
 
-/// Odoo's `rating_percentage_satisfaction` of a channel at `now`: happy ratings × 100 over
-/// the ratings (re)given in the last 14 days, rounded; `None` when there are none (Odoo: -1).
+/// A channel's satisfaction at `now` (`commands::ratings::satisfaction`).
 pub async fn satisfaction(state: &AppState, channel_id: Uuid, now: DateTime<Utc>) -> Result<Option<u8>, Problem> {
-    let since = now - Duration::days(SATISFACTION_DAYS);
-    let partition = channel_id.to_string();
-    let (mut happy, mut total) = (0u64, 0u64);
-    let mut after: Option<(String, String)> = None;
-    'pages: loop {
-        let page = state
-            .views
-            .list(VIEW, Some(&partition), after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.sort_key.clone(), last.id.clone()));
-        for d in page {
-            let Ok(r) = serde_json::from_value::<RatingDoc>(d.body) else { continue };
-            if r.rated_at < since {
-                break 'pages; // newest first: the rest is older still
-            }
-            total += 1;
-            if r.rating == "happy" {
-                happy += 1;
-            }
-        }
-    }
-    Ok(percent(happy, total))
-}
-
-/// `part` of `total` in whole percent, rounded half up; `None` for nothing.
-fn percent(part: u64, total: u64) -> Option<u8> {
-    (total > 0).then(|| ((part * 200 + total) / (total * 2)) as u8)
+    Ok(use_case::satisfaction(state, channel_id, now).await?)
 }
 
 /// Shares of the three grades, in percent with one decimal (Odoo's public page).
@@ -396,15 +364,6 @@ pub async fn public_page(State(state): State<AppState>, Path(id): Path<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn satisfaction_is_rounded_and_absent_without_ratings() {
-        assert_eq!(percent(0, 0), None);
-        assert_eq!(percent(1, 3), Some(33));
-        assert_eq!(percent(2, 3), Some(67));
-        assert_eq!(percent(1, 2), Some(50));
-        assert_eq!(percent(3, 3), Some(100));
-    }
 
     #[test]
     fn shares_have_one_decimal() {

@@ -7,22 +7,21 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use commands::{execute, stream_id};
+use commands::transcripts::{self as use_case, Ask};
 use domain::metadata::{Actor, ActorKind};
-use domain::transcript::{self, Requester, Transcript, TranscriptError, Transcripts};
-use projections::transcripts::{TranscriptDoc, VIEW};
+use domain::transcript::{self, Requester, Transcript};
+use projections::transcripts::TranscriptDoc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, invalid, json_body, mark_position, path_id, read, refused, Body};
+use crate::commanding::{context, json_body, mark_position, path_id, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
 use crate::visitor::VisitorCaller;
 use crate::AppState;
-use commands::conversations as conversation;
 
 pub fn routes() -> Router<AppState> {
     let public = Router::new()
@@ -40,22 +39,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/conversations/{id}/transcript", post(operator_request))
         .route("/api/v1/transcripts/{id}", get(status))
         .merge(public)
-}
-
-impl From<TranscriptError> for Problem {
-    fn from(e: TranscriptError) -> Self {
-        let code = |s: StatusCode, c: &'static str| Problem::new(s, c, e.to_string());
-        match &e {
-            TranscriptError::NoConversation => Problem::not_found("no such conversation"),
-            TranscriptError::NotFound => Problem::not_found("no such transcript"),
-            TranscriptError::ConversationOpen => code(StatusCode::CONFLICT, "conversation-open"),
-            TranscriptError::NotYours => code(StatusCode::FORBIDDEN, "not-your-conversation"),
-            TranscriptError::TooMany => code(StatusCode::TOO_MANY_REQUESTS, "too-many-transcripts"),
-            TranscriptError::IdReused => code(StatusCode::CONFLICT, "transcript-id-reused"),
-            TranscriptError::NotPending => code(StatusCode::CONFLICT, "transcript-not-pending"),
-            TranscriptError::Invalid(i) => invalid(vec![i.clone()]),
-        }
-    }
 }
 
 /// Where to send a conversation's transcript.
@@ -83,41 +66,19 @@ fn doc(session_id: Uuid, t: &Transcript) -> TranscriptDoc {
     }
 }
 
-/// The transcripts of a conversation, from its stream (always current).
-async fn transcripts_of(state: &AppState, session_id: Uuid) -> Result<Transcripts, Problem> {
-    Ok(read::<Transcripts>(state, session_id).await?.state)
-}
-
-/// Who asks for which conversation's transcript, to where.
-struct Ask {
-    actor: Actor,
-    session_id: Uuid,
-    by: Requester,
-    admin: bool,
-    email: Option<String>,
-}
-
 /// Records the request; 202 with the transcript's status and where to follow it.
 async fn ask(
     state: &AppState,
     headers: &HeaderMap,
-    Ask { actor, session_id, by, admin, email }: Ask,
+    actor: Actor,
+    ask: Ask,
     location: impl Fn(Uuid) -> String,
 ) -> Result<Response, Problem> {
     let ctx = context(state, actor, headers);
-    let transcript_id = ctx.new_id(&format!("transcript/{session_id}/{by:?}"));
-    let (session, _) = conversation::session(state, session_id).await?;
-    let r = transcript::Request { transcript_id, email: email.unwrap_or_default(), by, admin, now: ctx.now };
-    let outcome =
-        execute::<Transcripts, _>(state.events.as_ref(), &stream_id::<Transcripts>(session_id), &ctx, None, |t| {
-            transcript::request(t, &session, r.clone())
-        })
-        .await
-        .map_err(refused)?;
-    let all = transcripts_of(state, session_id).await?;
-    let t = all.all.get(&transcript_id).ok_or_else(|| Problem::not_found("no such transcript"))?;
-    let mut res = (StatusCode::ACCEPTED, Json(doc(session_id, t))).into_response();
-    if let Ok(v) = HeaderValue::from_str(&location(transcript_id)) {
+    let session_id = ask.session_id;
+    let (outcome, t) = use_case::request(state, &ctx, ask).await?;
+    let mut res = (StatusCode::ACCEPTED, Json(doc(session_id, &t))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location(t.transcript_id)) {
         res.headers_mut().insert(header::LOCATION, v);
     }
     mark_position(&mut res, outcome.position);
@@ -139,8 +100,8 @@ pub async fn visitor_request(
     let id = caller.own(&id)?;
     let req = json_body(body)?;
     let actor = Actor { kind: ActorKind::Visitor, id: None };
-    let request = Ask { actor, session_id: id, by: Requester::Visitor, admin: false, email: req.email };
-    ask(&state, &headers, request, |t| format!("/api/v1/public/sessions/{id}/transcripts/{t}")).await
+    let request = Ask { session_id: id, by: Requester::Visitor, admin: false, email: req.email };
+    ask(&state, &headers, actor, request, |t| format!("/api/v1/public/sessions/{id}/transcripts/{t}")).await
 }
 
 /// The visitor follows a transcript they asked for.
@@ -153,12 +114,7 @@ pub async fn visitor_status(
 ) -> Result<Json<TranscriptDoc>, Problem> {
     let id = caller.own(&id)?;
     let transcript_id = path_id(&transcript_id, "transcript")?;
-    let all = transcripts_of(&state, id).await?;
-    // Transcripts operators sent elsewhere are not the visitor's to see.
-    match all.all.get(&transcript_id) {
-        Some(t) if t.requested_by == Requester::Visitor => Ok(Json(doc(id, t))),
-        _ => Err(Problem::not_found("no such transcript")),
-    }
+    Ok(Json(doc(id, &use_case::visitors(&state, id, transcript_id).await?)))
 }
 
 /// An operator of the conversation (anyone who handled it) or an admin sends its transcript,
@@ -176,8 +132,8 @@ pub async fn operator_request(
     let id = path_id(&id, "conversation")?;
     let req = json_body(body)?;
     let by = Requester::Operator { id: caller.user_id };
-    let request = Ask { actor: caller.actor(), session_id: id, by, admin: caller.is_admin(), email: req.email };
-    ask(&state, &headers, request, |t| format!("/api/v1/transcripts/{t}")).await
+    let request = Ask { session_id: id, by, admin: caller.is_admin(), email: req.email };
+    ask(&state, &headers, caller.actor(), request, |t| format!("/api/v1/transcripts/{t}")).await
 }
 
 /// A transcript's delivery: pending (with the next attempt's time), delivered or failed.
@@ -195,19 +151,6 @@ pub async fn status(
     q.finish()?;
     let transcript_id = path_id(&id, "transcript")?;
     wait_for_view(&state, "transcripts", min_position).await?;
-    // The view only says which conversation it belongs to; its stream says where it stands.
-    let indexed = state.views.get(VIEW, &transcript_id.to_string()).await?;
-    let session_id = indexed
-        .and_then(|d| serde_json::from_value::<TranscriptDoc>(d.body).ok())
-        .map(|d| d.session_id)
-        .ok_or_else(|| Problem::not_found("no such transcript"))?;
-    let all = transcripts_of(&state, session_id).await?;
-    let t = all.all.get(&transcript_id).ok_or_else(|| Problem::not_found("no such transcript"))?;
-    let allowed = caller.is_admin()
-        || t.requested_by == (Requester::Operator { id: caller.user_id })
-        || conversation::session(&state, session_id).await?.0.handlers.contains(&caller.user_id);
-    if !allowed {
-        return Err(Problem::new(StatusCode::FORBIDDEN, "not-your-conversation", "this conversation is not yours"));
-    }
-    Ok(Json(doc(session_id, t)))
+    let (session_id, t) = use_case::status(&state, caller.user_id, caller.is_admin(), transcript_id).await?;
+    Ok(Json(doc(session_id, &t)))
 }
