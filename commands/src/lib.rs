@@ -12,6 +12,9 @@ pub mod conversations;
 mod core;
 pub mod serial;
 pub mod users;
+pub mod worker;
+pub mod presence;
+pub mod mailer;
 
 pub use crate::app::App;
 pub use crate::config::{Config, MailerConfig};
