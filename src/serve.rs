@@ -71,7 +71,8 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
     let bootstrap = match app.state().http.read_only {
         true => Ok(None),
         false => {
-            api::bootstrap::bootstrap(app.state(), &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok()).await
+            api::bootstrap::bootstrap(app.state(), &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok())
+                .await
         }
     };
     match bootstrap {

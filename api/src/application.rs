@@ -101,9 +101,18 @@ impl Application {
         let mut handles = Vec::new();
         if workers && !state.http.read_only {
             let app = state.app.clone();
-            handles.push(tokio::spawn(commands::presence::run_sweeper(app.clone(), presence_every, stopped.clone().into())));
+            handles.push(tokio::spawn(commands::presence::run_sweeper(
+                app.clone(),
+                presence_every,
+                stopped.clone().into(),
+            )));
             let render = crate::mailer::renderer(&state);
-            handles.push(tokio::spawn(commands::mailer::run(app, render, mailer_every, Shutdown::new(stopped.clone()))));
+            handles.push(tokio::spawn(commands::mailer::run(
+                app,
+                render,
+                mailer_every,
+                Shutdown::new(stopped.clone()),
+            )));
         }
         for p in &state.projectors {
             let runner = Runner::new(p.clone(), store.events(), store.views(), runner.clone());
@@ -174,7 +183,8 @@ mod tests {
         let mut held = (None, None);
         for _ in 0..200 {
             // Each worker holds its lease while it runs.
-            held = (views.try_own("presence_sweeper").await.unwrap(), views.try_own("transcript_mailer").await.unwrap());
+            held =
+                (views.try_own("presence_sweeper").await.unwrap(), views.try_own("transcript_mailer").await.unwrap());
             if held.0.is_none() && held.1.is_none() {
                 break;
             }

@@ -10,11 +10,11 @@ pub mod clock;
 pub mod config;
 pub mod conversations;
 mod core;
+pub mod mailer;
+pub mod presence;
 pub mod serial;
 pub mod users;
 pub mod worker;
-pub mod presence;
-pub mod mailer;
 
 pub use crate::app::App;
 pub use crate::config::{Config, MailerConfig};

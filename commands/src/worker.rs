@@ -64,8 +64,13 @@ impl From<Duration> for Schedule {
 /// Runs `pass` on the schedule while this node owns `owner`'s lease (`views.try_own`),
 /// until `shutdown`. A lost lease (the store's session died) is asked for again. The pass
 /// logs its own failures: one bad pass does not stop the worker.
-pub async fn run_owned<F, Fut>(app: &App, owner: &str, schedule: impl Into<Schedule>, mut shutdown: Shutdown, mut pass: F)
-where
+pub async fn run_owned<F, Fut>(
+    app: &App,
+    owner: &str,
+    schedule: impl Into<Schedule>,
+    mut shutdown: Shutdown,
+    mut pass: F,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::clock::ManualClock;
 use api::application::{Application, Settings};
+use api::clock::ManualClock;
 use api::AppState;
 use reqwest::Method;
 use serde_json::{json, Value};
