@@ -118,7 +118,7 @@ pub struct ServeArgs {
     /// Plain SMTP server (HOST:PORT) that sends transcripts by email; TLS and
     /// authentication are for that relay to handle. Without it, transcripts are written as
     /// .eml files into --transcripts-dir.
-    #[arg(long, env = "LIVECHAT_SMTP", value_name = "HOST:PORT", value_parser = api::mailer::parse_smtp)]
+    #[arg(long, env = "LIVECHAT_SMTP", value_name = "HOST:PORT", value_parser = commands::mailer::parse_smtp)]
     pub smtp: Option<(String, u16)>,
     /// The From address of transcripts.
     #[arg(long, env = "LIVECHAT_SMTP_FROM", default_value = "livechat@localhost")]

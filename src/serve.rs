@@ -1,13 +1,12 @@
-//! `livechat serve`: migrate, start the projector runners and the HTTP server; on SIGTERM
-//! or Ctrl-C stop accepting, answer what was accepted (`api::server`), then let projectors
-//! commit, exit 0.
+//! `livechat serve`: migrate, start the application (`api::Application`: projector runners,
+//! sweeper, mailer) and its HTTP server; on SIGTERM or Ctrl-C stop accepting, answer what
+//! was accepted (`api::server`), then let the workers stop and projectors commit, exit 0.
 
 use std::time::Duration;
 
-use api::{ApiConfig, AppState};
-use projections::{Runner, RunnerConfig};
+use api::application::{Application, Settings};
+use api::ApiConfig;
 use store::StoreUrl;
-use tokio::sync::watch;
 
 use crate::as_of::replayed;
 use crate::cli::ServeArgs;
@@ -49,14 +48,6 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let address = listener.local_addr()?;
 
-    let (stop, stopped) = watch::channel(false);
-    let projectors = projections::all();
-    let mut runners = Vec::new();
-    for p in &projectors {
-        let runner = Runner::new(p.clone(), store.events(), store.views(), RunnerConfig::default());
-        runners.push(tokio::spawn(runner.run(stopped.clone())));
-    }
-
     let config = commands::Config {
         inactivity: Duration::from_secs(args.inactivity_minutes * 60),
         abandon_after: Duration::from_secs(args.abandon_minutes * 60),
@@ -74,13 +65,14 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         request_timeout,
         ..ApiConfig::default()
     };
-    let mut state = AppState::new(store.events(), store.views(), http).with_config(config).with_geo(geo);
-    let limits = api::throttle::Limits { per_address: args.login_attempts_per_address, ..Default::default() };
-    state.throttle = std::sync::Arc::new(api::throttle::Throttle::new(limits));
-    let bootstrap = match state.http.read_only {
+    let throttle = api::throttle::Limits { per_address: args.login_attempts_per_address, ..Default::default() };
+    // Projectors, sweeper and mailer (these two not in read-only mode) start here.
+    let mut app = Application::build(&store, Settings { config, http, geo, throttle, ..Settings::default() });
+    let bootstrap = match app.state().http.read_only {
         true => Ok(None),
         false => {
-            api::bootstrap::bootstrap(&state, &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok()).await
+            api::bootstrap::bootstrap(app.state(), &args.admin_login, std::env::var("LIVECHAT_ADMIN_PASSWORD").ok())
+                .await
         }
     };
     match bootstrap {
@@ -96,38 +88,12 @@ pub async fn serve(url: &StoreUrl, args: ServeArgs) -> Result<(), Failure> {
         Err(e) => return Err(Failure::Usage(format!("cannot create the first admin: {e}"))),
     }
     tracing::info!(store = %url, "livechat listening on http://{address}");
-    // The HTTP server drains first; projectors, sweeper and mailer stop once it is done, so
-    // that the last requests still see them run.
-    let (drain, mut on_signal) = watch::channel(false);
-    let shutdown = async move {
-        let _ = on_signal.wait_for(|s| *s).await;
-    };
-    // A past view sends no mail and takes nobody offline.
-    let (sweeper, mailer) = match state.http.read_only {
-        true => (tokio::spawn(async {}), tokio::spawn(async {})),
-        false => (
-            tokio::spawn(api::presence::run_sweeper(state.clone(), Duration::from_secs(30), stopped.clone())),
-            tokio::spawn(api::mailer::run(state.clone(), Duration::from_secs(5), stopped.clone())),
-        ),
-    };
-    let linger = Duration::from_millis(args.shutdown_linger_ms);
-    let server = tokio::spawn(api::serve_with(listener, state, shutdown, linger));
+    app.serve(listener, Duration::from_millis(args.shutdown_linger_ms));
     wait_for_signal().await;
     tracing::info!("shutting down: draining requests, committing projectors");
-    let _ = drain.send(true);
-    let drained = tokio::time::timeout(Duration::from_secs(30), server).await;
-    let _ = stop.send(true);
-    match drained {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => return Err(Failure::Runtime(format!("server failed: {e}"))),
-        Ok(Err(e)) => return Err(Failure::Runtime(format!("server task failed: {e}"))),
-        Err(_) => tracing::warn!("requests still running after 30 s; stopping anyway"),
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), sweeper).await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), mailer).await;
-    for r in runners {
-        let _ = tokio::time::timeout(Duration::from_secs(10), r).await;
-    }
+    // The HTTP server drains first; projectors, sweeper and mailer stop once it is done, so
+    // that the last requests still see them run.
+    app.shutdown().await.map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -164,8 +130,8 @@ fn country_sources(args: &ServeArgs) -> Result<api::geo::CountryResolver, Failur
 }
 
 /// Where transcripts go; a bad `--smtp-from` is the operator's mistake (exit 2).
-fn mailer_settings(url: &StoreUrl, args: &ServeArgs) -> Result<api::mailer::MailerConfig, Failure> {
-    api::mailer::parse_from(&args.smtp_from).map_err(|e| Failure::Usage(format!("--smtp-from: {e}")))?;
+fn mailer_settings(url: &StoreUrl, args: &ServeArgs) -> Result<commands::MailerConfig, Failure> {
+    commands::mailer::parse_from(&args.smtp_from).map_err(|e| Failure::Usage(format!("--smtp-from: {e}")))?;
     let dir = match (&args.transcripts_dir, url) {
         (Some(d), _) => d.clone(),
         // Next to the SQLite file: the data folder.
@@ -176,7 +142,7 @@ fn mailer_settings(url: &StoreUrl, args: &ServeArgs) -> Result<api::mailer::Mail
         Some((host, port)) => tracing::info!(%host, port, "transcripts are sent by SMTP"),
         None => tracing::info!(dir = %dir.display(), "no --smtp: transcripts are written as .eml files"),
     }
-    Ok(api::mailer::MailerConfig { smtp: args.smtp.clone(), from: args.smtp_from.clone(), dir, ..Default::default() })
+    Ok(commands::MailerConfig { smtp: args.smtp.clone(), from: args.smtp_from.clone(), dir, ..Default::default() })
 }
 
 async fn wait_for_signal() {

@@ -337,3 +337,15 @@ impl From<commands::audit::HistoryError> for Problem {
         }
     }
 }
+
+// Workers' family (presence): leaving channels, going offline.
+impl From<commands::presence::PresenceError> for Problem {
+    fn from(e: commands::presence::PresenceError) -> Self {
+        use commands::presence::PresenceError as E;
+        match e {
+            E::Store(e) => e.into(),
+            E::Channel(e) => refused(e),
+            E::User(e) => refused(e),
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! store/projection reads and back; they hold no business rules, and the use cases' typed
 //! errors become problem documents in `commanding.rs`. Only this crate and the binary know axum.
 
+pub mod application;
 pub mod auth;
 pub mod bootstrap;
 pub mod chat_commands;
@@ -42,6 +43,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+pub use crate::application::Application;
 use crate::problem::Problem;
 
 /// A `--public-url`: `http(s)://host[:port][/path]`, without query, fragment or trailing

@@ -1,20 +1,8 @@
-//! The transcript outbox worker: reads the pending transcripts, renders each conversation as
-//! its visitor saw it, delivers it (SMTP when configured, else an `.eml` file) and records
-//! the outcome of every attempt as an event on the conversation's transcript stream.
-//!
-//! Delivery is at least once: a mail handed to the server whose outcome could not be
-//! recorded is sent again; its `Message-ID` is the transcript's, so mail clients can fold
-//! the copies. SMTP is plain (no STARTTLS): point `--smtp` at a local relay that handles TLS.
+//! Transcripts as their visitor saw them: the rendering the outbox worker
+//! (`commands::mailer`) sends, built on the message history's wire shape ([`history`]).
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use commands::{execute, stream_id, CommandError, Context};
-use domain::metadata::Actor;
-use domain::transcript::{self, Delivery, TranscriptError, TranscriptStatus, Transcripts};
-use lettre::message::header::ContentType;
-use lettre::message::Mailbox;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use projections::transcripts::{TranscriptDoc, PENDING, VIEW};
 use uuid::Uuid;
 
 use crate::history;
@@ -22,35 +10,8 @@ use crate::problem::Problem;
 use crate::AppState;
 use commands::conversations as conversation;
 
+pub use commands::mailer::{message, parse_from, parse_smtp, time, MailerError, Rendered};
 pub use commands::MailerConfig;
-
-/// `host:port` as `--smtp` takes it.
-pub fn parse_smtp(raw: &str) -> Result<(String, u16), String> {
-    let (host, port) = raw.rsplit_once(':').ok_or_else(|| format!("'{raw}' is not HOST:PORT"))?;
-    let port: u16 = port.parse().map_err(|_| format!("'{port}' is not a port number"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || port == 0 {
-        return Err(format!("'{raw}' is not HOST:PORT"));
-    }
-    Ok((host.to_string(), port))
-}
-
-/// Checks a `From` address before anything starts.
-pub fn parse_from(raw: &str) -> Result<Mailbox, String> {
-    raw.parse::<Mailbox>().map_err(|e| format!("'{raw}' is not an email address: {e}"))
-}
-
-/// A transcript ready to send.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rendered {
-    pub subject: String,
-    pub text: String,
-}
-
-/// How a message time is printed: UTC, to the second.
-pub fn time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
 
 /// The conversation as its visitor saw it: Odoo's subject ("Conversation with {operator}"),
 /// then every message in order with its time and author (the operator's chat name, the
@@ -76,173 +37,22 @@ pub async fn render(state: &AppState, session_id: Uuid) -> Result<Rendered, Prob
     Ok(Rendered { subject, text })
 }
 
-/// The RFC 5322 message of a transcript.
-pub fn message(
-    config: &MailerConfig,
-    transcript_id: Uuid,
-    to: &str,
-    rendered: &Rendered,
-    date: chrono::DateTime<chrono::Utc>,
-) -> Result<Message, String> {
-    let from = parse_from(&config.from)?;
-    let to: Mailbox = to.parse().map_err(|e| format!("'{to}' is not an email address: {e}"))?;
-    Message::builder()
-        .from(from)
-        .to(to)
-        .subject(rendered.subject.clone())
-        .date(date.into())
-        .message_id(Some(format!("<{}@livechat>", transcript_id.simple())))
-        .header(ContentType::TEXT_PLAIN)
-        .body(rendered.text.clone())
-        .map_err(|e| e.to_string())
-}
+/// [`render`] for the outbox worker.
+pub struct Transcript(pub AppState);
 
-/// What one attempt did.
-enum Attempt {
-    Sent(Delivery, String),
-    Failed { error: String, permanent: bool },
-}
-
-async fn send(config: &MailerConfig, transcript_id: Uuid, message: Message) -> Attempt {
-    match &config.smtp {
-        Some((host, port)) => {
-            let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-                .port(*port)
-                .timeout(Some(config.timeout))
-                .build();
-            match smtp.send(message).await {
-                Ok(r) => {
-                    Attempt::Sent(Delivery::Smtp, format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
-                }
-                Err(e) => Attempt::Failed { error: e.to_string(), permanent: e.is_permanent() },
-            }
-        }
-        None => {
-            let dir = config.dir.clone();
-            let name = format!("{transcript_id}.eml");
-            let bytes = message.formatted();
-            let written = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-                std::fs::create_dir_all(&dir)?;
-                // Written aside, then renamed: a reader never sees half a message.
-                let tmp = dir.join(format!(".{name}.tmp"));
-                std::fs::write(&tmp, &bytes)?;
-                std::fs::rename(&tmp, dir.join(&name))?;
-                Ok(name)
-            })
-            .await;
-            match written {
-                Ok(Ok(name)) => Attempt::Sent(Delivery::File, name),
-                Ok(Err(e)) => Attempt::Failed { error: format!("cannot write the .eml file: {e}"), permanent: false },
-                Err(e) => Attempt::Failed { error: format!("file writer failed: {e}"), permanent: false },
-            }
-        }
+#[async_trait::async_trait]
+impl commands::mailer::Render for Transcript {
+    async fn render(&self, session_id: Uuid) -> Result<Rendered, String> {
+        render(&self.0, session_id).await.map_err(|p| p.detail)
     }
 }
 
-/// One attempt at one transcript, if it is still pending and due; records the outcome.
-/// Returns whether an attempt was made.
-pub async fn attempt(state: &AppState, session_id: Uuid, transcript_id: Uuid) -> Result<bool, Problem> {
-    let now = state.clock.now();
-    let stream = stream_id::<Transcripts>(session_id);
-    // The view may lag behind the last outcome: the stream decides.
-    let current = crate::commanding::read::<Transcripts>(state, session_id).await?.state;
-    let Some(t) = transcript::due(&current, now).into_iter().find(|t| t.transcript_id == transcript_id).cloned() else {
-        return Ok(false);
-    };
-    let config = &state.config.mailer;
-    let outcome = match render(state, session_id).await {
-        Ok(rendered) => match message(config, transcript_id, &t.email, &rendered, now) {
-            Ok(m) => send(config, transcript_id, m).await,
-            // An address or `From` the mail library refuses will not get better.
-            Err(error) => Attempt::Failed { error, permanent: true },
-        },
-        // The conversation could not be read (store trouble): try again on the next pass.
-        Err(p) => return Err(p),
-    };
-    let ctx = Context::new(Actor::system(), now);
-    let recorded = execute::<Transcripts, _>(state.events.as_ref(), &stream, &ctx, None, |s| match &outcome {
-        Attempt::Sent(via, detail) => transcript::delivered(s, transcript_id, *via, detail),
-        Attempt::Failed { error, permanent } => transcript::failed(s, transcript_id, error, *permanent, now),
-    })
-    .await;
-    match recorded {
-        // Another attempt's outcome landed first (a second worker past ownership): keep it.
-        Ok(_) | Err(CommandError::Domain(TranscriptError::NotPending)) => {}
-        Err(e) => return Err(crate::commanding::refused(e)),
-    }
-    match outcome {
-        Attempt::Sent(via, detail) => tracing::info!(%transcript_id, ?via, %detail, "transcript delivered"),
-        Attempt::Failed { error, permanent } => {
-            tracing::warn!(%transcript_id, attempt = t.attempts + 1, permanent, %error, "transcript not delivered")
-        }
-    }
-    Ok(true)
+/// The renderer of transcripts over `state`, for [`commands::mailer::run`].
+pub fn renderer(state: &AppState) -> Arc<dyn commands::mailer::Render> {
+    Arc::new(Transcript(state.clone()))
 }
 
-/// One pass of the worker: an attempt at every pending transcript that is due. Returns how
-/// many attempts were made. One transcript's trouble does not hold up the others.
-pub async fn deliver_due(state: &AppState) -> Result<usize, Problem> {
-    let now = state.clock.now();
-    let mut made = 0;
-    // Listed by next attempt time: stop at the first that is not due.
-    for d in store::views::list_all(state.views.as_ref(), VIEW, Some(PENDING)).await? {
-        let Ok(doc) = serde_json::from_value::<TranscriptDoc>(d.body) else {
-            tracing::error!(id = %d.id, "unreadable transcript document");
-            continue;
-        };
-        if doc.status != TranscriptStatus::Pending {
-            continue;
-        }
-        if doc.next_attempt_at.is_some_and(|t| t > now) {
-            break;
-        }
-        match attempt(state, doc.session_id, doc.transcript_id).await {
-            Ok(true) => made += 1,
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(transcript_id = %doc.transcript_id, error = %e.detail, "transcript attempt failed")
-            }
-        }
-    }
-    Ok(made)
-}
-
-/// Runs [`deliver_due`] every `every` on the one node that owns the mailer, until `shutdown`.
-pub async fn run(state: AppState, every: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    const OWNER: &str = "transcript_mailer";
-    while !*shutdown.borrow() {
-        match state.views.try_own(OWNER).await {
-            Ok(Some(ownership)) => {
-                while !*shutdown.borrow() && ownership.is_alive() {
-                    if let Err(e) = deliver_due(&state).await {
-                        tracing::warn!(error = %e.detail, "transcript pass failed");
-                    }
-                    let _ = tokio::time::timeout(every, shutdown.changed()).await;
-                }
-            }
-            Ok(None) => {
-                let _ = tokio::time::timeout(every, shutdown.changed()).await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot own the transcript mailer");
-                let _ = tokio::time::timeout(every, shutdown.changed()).await;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn smtp_addresses_are_host_and_port() {
-        assert_eq!(parse_smtp("mail.example.com:25"), Ok(("mail.example.com".into(), 25)));
-        assert_eq!(parse_smtp("[::1]:2525"), Ok(("::1".into(), 2525)));
-        for bad in ["mail.example.com", ":25", "host:0", "host:x", "host:70000"] {
-            assert!(parse_smtp(bad).is_err(), "{bad}");
-        }
-        assert!(parse_from("livechat@localhost").is_ok());
-        assert!(parse_from("not an address").is_err());
-    }
+/// One pass of the outbox worker over `state` (see [`commands::mailer::deliver_due`]).
+pub async fn deliver_due(state: &AppState) -> Result<usize, MailerError> {
+    commands::mailer::deliver_due(state, &Transcript(state.clone())).await
 }

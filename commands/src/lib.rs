@@ -13,10 +13,13 @@ pub mod clock;
 pub mod config;
 pub mod conversations;
 mod core;
+pub mod mailer;
+pub mod presence;
 pub mod ratings;
 pub mod serial;
 pub mod transcripts;
 pub mod users;
+pub mod worker;
 
 pub use crate::app::App;
 pub use crate::config::{Config, MailerConfig};

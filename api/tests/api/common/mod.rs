@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::application::{Application, Settings};
 use api::clock::ManualClock;
-use api::{ApiConfig, AppState};
+use api::AppState;
 use reqwest::Method;
 use serde_json::{json, Value};
 use store::{Store, StoreUrl};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -22,7 +22,7 @@ pub struct Env {
     pub clock: Arc<ManualClock>,
     pub state: AppState,
     pub admin: String,
-    _stop: watch::Sender<bool>,
+    app: Application,
 }
 
 pub struct Answer {
@@ -47,28 +47,28 @@ impl Env {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         // Visitors' countries come from a trusted proxy header, as behind Cloudflare.
         let geo = api::geo::CountryResolver::default().with_header("CF-IPCountry").unwrap();
-        let state =
-            AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone()).with_geo(geo);
+        // Workers off: tests on the manual clock run the sweeper's and mailer's passes by hand.
+        let settings = Settings {
+            geo,
+            clock: Some(clock.clone()),
+            runner: projections::RunnerConfig { poll: Duration::from_millis(10), ..Default::default() },
+            workers: false,
+            ..Settings::default()
+        };
+        let mut app = Application::build(&store, settings);
+        let state = app.state().clone();
         api::bootstrap::bootstrap(&state, "admin@example.com", Some(PASSWORD.into())).await.unwrap().unwrap();
-        let (stop, stopped) = watch::channel(false);
-        let fast = projections::RunnerConfig { poll: Duration::from_millis(10), ..Default::default() };
-        for p in projections::all() {
-            tokio::spawn(projections::Runner::new(p, store.events(), store.views(), fast.clone()).run(stopped.clone()));
-        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut on_stop = stopped.clone();
-        tokio::spawn(api::serve(listener, state.clone(), async move {
-            let _ = on_stop.wait_for(|s| *s).await;
-        }));
-        let mut env = Env { base, http: reqwest::Client::new(), clock, state, admin: String::new(), _stop: stop };
+        app.serve(listener, api::server::DEFAULT_LINGER);
+        let mut env = Env { base, http: reqwest::Client::new(), clock, state, admin: String::new(), app };
         env.admin = env.login("admin@example.com").await;
         env
     }
 
     /// Stops the projectors (and the server) of this environment.
     pub fn stop(&self) {
-        let _ = self._stop.send(true);
+        self.app.stop();
     }
 
     pub async fn login(&self, login: &str) -> String {
