@@ -5,9 +5,12 @@
 //! hold no business rules (those are `domain`'s `decide` functions) and know nothing of HTTP:
 //! they return typed errors that `api` maps to problem documents.
 
+pub mod accounts;
 pub mod app;
+pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod first_start;
 pub mod conversations;
 mod core;
 pub mod serial;
