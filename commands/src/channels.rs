@@ -213,3 +213,38 @@ pub async fn leave_all(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::accounts::system_context;
+
+    #[tokio::test]
+    async fn rules_name_existing_chatbots_and_only_operators_join() {
+        let events = Arc::new(store::memory::MemoryEventStore::default());
+        let views = Arc::new(store::memory_views::MemoryViewStore::default());
+        let app = App::new(events, views, crate::Config::default());
+        let ctx = system_context(&app);
+        let (id, _) = create(&app, &ctx, "Support", None).await.unwrap();
+
+        let chatbot = Uuid::now_v7();
+        let input = RuleInput { chatbot_id: Some(chatbot), ..Default::default() };
+        let refused = change(&app, &ctx, id, None, ChannelChange::AddRule(Uuid::now_v7(), input)).await;
+        assert!(matches!(refused, Err(ChannelCommandError::UnknownChatbot(c)) if c == chatbot), "{refused:?}");
+
+        let stranger = Uuid::now_v7();
+        let refused = change(&app, &ctx, id, None, ChannelChange::AddOperator(stranger)).await;
+        assert!(
+            matches!(refused, Err(ChannelCommandError::Channel(CommandError::Domain(ChannelError::UnknownUser)))),
+            "{refused:?}"
+        );
+        let refused = join(&app, &ctx, id, stranger).await;
+        assert!(
+            matches!(refused, Err(ChannelCommandError::Channel(CommandError::Domain(ChannelError::NotOperator)))),
+            "{refused:?}"
+        );
+        assert_eq!(current(&app, id).await.unwrap().0.name, "Support");
+    }
+}

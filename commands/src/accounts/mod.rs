@@ -289,3 +289,90 @@ pub async fn all_users(app: &App) -> Result<Vec<UserSummary>, AccountError> {
     all.sort_by(|a, b| a.login.cmp(&b.login));
     Ok(all)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use domain::metadata::{Actor, ActorKind};
+
+    use super::*;
+
+    fn app() -> App {
+        let events = Arc::new(store::memory::MemoryEventStore::default());
+        let views = Arc::new(store::memory_views::MemoryViewStore::default());
+        App::new(events, views, crate::Config::default())
+    }
+
+    fn operator(app: &App, id: Uuid) -> Context {
+        Context::new(Actor { kind: ActorKind::Operator, id: Some(id) }, app.clock.now())
+    }
+
+    #[tokio::test]
+    async fn a_created_user_logs_in_with_their_password_only() {
+        let app = app();
+        let new = NewUser {
+            login: "Ada@Example.com".into(),
+            password: "correct horse battery".into(),
+            name: "Ada".into(),
+            ..Default::default()
+        };
+        let written = create_user(&app, &system_context(&app), new).await.unwrap();
+        assert_eq!(written.user.login, "ada@example.com");
+        assert_eq!(find_by_login(&app, "ada@example.com").await.unwrap(), written.user.user_id);
+
+        let ctx = system_context(&app);
+        let wrong = log_in(&app, &ctx, "ada@example.com", "wrong password!".into()).await;
+        assert!(matches!(wrong, Err(AccountError::InvalidCredentials)), "{wrong:?}");
+        let unknown = log_in(&app, &ctx, "bob@example.com", "correct horse battery".into()).await;
+        assert!(matches!(unknown, Err(AccountError::InvalidCredentials)), "{unknown:?}");
+
+        let issued = log_in(&app, &ctx, "ada@example.com", "correct horse battery".into()).await.unwrap();
+        assert_eq!(issued.user_id, written.user.user_id);
+        let user = app.users.get(app.events.as_ref(), issued.user_id).await.unwrap();
+        assert!(user.accepts(&secrets::digest(&issued.token), app.clock.now()), "the token's digest is stored");
+    }
+
+    #[tokio::test]
+    async fn every_invalid_field_of_a_new_user_is_reported_at_once() {
+        let app = app();
+        let new = NewUser { login: "not an email".into(), password: "short".into(), role: Some("boss".into()), ..Default::default() };
+        let Err(AccountError::Invalid(errors)) = create_user(&app, &system_context(&app), new).await else {
+            panic!("expected invalid input");
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for field in ["login", "password", "name", "role"] {
+            assert!(fields.contains(&field), "{field} missing from {fields:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn administrators_neither_deactivate_nor_demote_themselves() {
+        let app = app();
+        let admin = crate::first_start::first_start(&app, "admin@example.com", Some("admin password".into()))
+            .await
+            .unwrap()
+            .expect("an empty store gets its admin");
+        assert!(crate::first_start::first_start(&app, "admin@example.com", None).await.unwrap().is_none(), "once");
+        let id = find_by_login(&app, &admin.login).await.unwrap();
+        let ctx = operator(&app, id);
+
+        assert!(matches!(deactivate_user(&app, &ctx, id).await, Err(AccountError::CannotDeactivateSelf)));
+        let demote = ProfileChange { role: Some("operator".into()), ..Default::default() };
+        assert!(matches!(update_profile(&app, &ctx, id, demote, None).await, Err(AccountError::CannotDemoteSelf)));
+        // The system (the command line) may deactivate them.
+        let written = deactivate_user(&app, &system_context(&app), id).await.unwrap();
+        assert!(!written.user.active);
+    }
+
+    #[test]
+    fn changing_ones_own_password_needs_the_current_one() {
+        let id = Uuid::now_v7();
+        let Err(AccountError::Invalid(errors)) = PasswordChange::new(id, true, "long enough pass".into(), None) else {
+            panic!("expected invalid input");
+        };
+        assert_eq!(errors[0].field, "current_password");
+        let by_admin = PasswordChange::new(id, false, "long enough pass".into(), Some("ignored".into())).unwrap();
+        assert!(!by_admin.checks_current(), "an administrator's reset checks no current password");
+    }
+}
