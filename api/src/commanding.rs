@@ -253,7 +253,6 @@ impl From<ChannelCommandError> for Problem {
             }
             ChannelCommandError::Channel(e) => refused(e),
             ChannelCommandError::User(e) => refused(e),
-            ChannelCommandError::Account(e) => (*e).into(),
             ChannelCommandError::Conversation(e) => (*e).into(),
             ChannelCommandError::Users(e) => e.into(),
             ChannelCommandError::Load(e) => refused::<Problem>(e.into()),

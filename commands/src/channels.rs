@@ -8,7 +8,6 @@ use domain::user::{set_status, Status, StatusReason, User, UserError};
 use store::StoreError;
 use uuid::Uuid;
 
-use crate::accounts::{self, AccountError, NewUser};
 use crate::conversations::{channels_of, dispatch, ConversationError};
 use crate::users::UserReadError;
 use crate::{execute, load, stream_id, App, CommandError, Context, Outcome, StoreOrDecode};
@@ -23,9 +22,6 @@ pub enum ChannelCommandError {
     Channel(#[from] CommandError<ChannelError>),
     #[error(transparent)]
     User(#[from] CommandError<UserError>),
-    /// Creating the account of a new operator.
-    #[error(transparent)]
-    Account(#[from] Box<AccountError>),
     /// Routing the queue of a channel someone joined.
     #[error(transparent)]
     Conversation(#[from] Box<ConversationError>),
@@ -40,12 +36,6 @@ pub enum ChannelCommandError {
 impl From<ChannelError> for ChannelCommandError {
     fn from(e: ChannelError) -> Self {
         ChannelCommandError::Channel(CommandError::Domain(e))
-    }
-}
-
-impl From<AccountError> for ChannelCommandError {
-    fn from(e: AccountError) -> Self {
-        ChannelCommandError::Account(Box::new(e))
     }
 }
 
@@ -147,35 +137,13 @@ pub async fn change(
 /// A rule may only start a chatbot script that exists.
 async fn known_chatbot(app: &App, input: &RuleInput) -> Result<(), ChannelCommandError> {
     let Some(chatbot_id) = input.chatbot_id else { return Ok(()) };
-    let script = load::<domain::chatbot::Chatbot>(app.events.as_ref(), &stream_id::<domain::chatbot::Chatbot>(chatbot_id))
-        .await?;
+    let script =
+        load::<domain::chatbot::Chatbot>(app.events.as_ref(), &stream_id::<domain::chatbot::Chatbot>(chatbot_id))
+            .await?;
     if script.state.exists() {
         return Ok(());
     }
     Err(ChannelCommandError::UnknownChatbot(chatbot_id))
-}
-
-/// Creates a user and makes them an operator of the channel (Odoo's "create" in the
-/// operators tab). The channel must take operators before an account is made for it.
-pub async fn create_operator(
-    app: &App,
-    ctx: &Context,
-    channel_id: Uuid,
-    new: NewUser,
-) -> Result<Outcome, ChannelCommandError> {
-    let (c, _) = current(app, channel_id).await?;
-    if c.archived {
-        return Err(ChannelError::Archived.into());
-    }
-    let user_id = accounts::create_user(app, ctx, new).await?.user.user_id;
-    run(app, ctx, channel_id, None, |c| {
-        if c.operators.contains(&user_id) {
-            Ok(vec![]) // a retried request
-        } else {
-            channel::add_operator(c, user_id, true)
-        }
-    })
-    .await
 }
 
 /// `user_id` joins the channel (they must be one of its operators). Joining is being at
@@ -219,14 +187,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::accounts::system_context;
 
     #[tokio::test]
     async fn rules_name_existing_chatbots_and_only_operators_join() {
         let events = Arc::new(store::memory::MemoryEventStore::default());
         let views = Arc::new(store::memory_views::MemoryViewStore::default());
         let app = App::new(events, views, crate::Config::default());
-        let ctx = system_context(&app);
+        let ctx = Context::new(domain::metadata::Actor::system(), app.clock.now());
         let (id, _) = create(&app, &ctx, "Support", None).await.unwrap();
 
         let chatbot = Uuid::now_v7();

@@ -10,9 +10,9 @@ pub mod app;
 pub mod channels;
 pub mod clock;
 pub mod config;
-pub mod first_start;
 pub mod conversations;
 mod core;
+pub mod first_start;
 pub mod serial;
 pub mod users;
 

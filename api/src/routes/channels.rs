@@ -337,7 +337,7 @@ pub async fn create_operator(
     let channel_id = path_id(&id, "channel")?;
     let new = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
-    let outcome = use_cases::create_operator(&state, &ctx, channel_id, new.into()).await?;
+    let outcome = commands::accounts::create_operator(&state, &ctx, channel_id, new.into()).await?;
     respond(&state, channel_id, StatusCode::CREATED, Some(outcome)).await
 }
 

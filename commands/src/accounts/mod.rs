@@ -9,7 +9,7 @@ pub mod secrets;
 
 use std::sync::Mutex;
 
-use domain::channel::{ChannelError, LeaveReason};
+use domain::channel::{self, Channel, ChannelError, LeaveReason};
 use domain::user::{self, claim_login, Login, LoginError, Role, Status, StatusReason, User, UserError, UserEvent};
 use domain::values::{Email, Invalid};
 use domain::Aggregate;
@@ -165,6 +165,33 @@ pub async fn create_user(app: &App, ctx: &Context, new: NewUser) -> Result<Writt
     write(app, ctx, id, None, |u| user::create(u, id, login.clone(), profile.clone(), role, hash.clone())).await
 }
 
+/// Creates a user and makes them an operator of the channel (Odoo's "create" in the
+/// operators tab). The channel must take operators before an account is made for it.
+pub async fn create_operator(
+    app: &App,
+    ctx: &Context,
+    channel_id: Uuid,
+    new: NewUser,
+) -> Result<Outcome, AccountError> {
+    let stream = stream_id::<Channel>(channel_id);
+    let c = load::<Channel>(app.events.as_ref(), &stream).await?.state;
+    if c.id.is_none() {
+        return Err(CommandError::Domain(ChannelError::NotFound).into());
+    }
+    if c.archived {
+        return Err(CommandError::Domain(ChannelError::Archived).into());
+    }
+    let user_id = create_user(app, ctx, new).await?.user.user_id;
+    Ok(execute::<Channel, _>(app.events.as_ref(), &stream, ctx, None, |c| {
+        if c.operators.contains(&user_id) {
+            Ok(vec![]) // a retried request
+        } else {
+            channel::add_operator(c, user_id, true)
+        }
+    })
+    .await?)
+}
+
 /// The user who owns `login`.
 pub async fn find_by_login(app: &App, login: &str) -> Result<Uuid, AccountError> {
     let email = Email::parse("login", login).map_err(|e| AccountError::Invalid(vec![e]))?;
@@ -255,7 +282,8 @@ pub async fn reactivate_user(app: &App, ctx: &Context, id: Uuid) -> Result<Writt
 /// Sets a user's presence status (`online`, `away` or `offline`, as typed); coming online
 /// routes the queues of the channels they are joined to.
 pub async fn set_status(app: &App, ctx: &Context, id: Uuid, raw: &str) -> Result<Written, AccountError> {
-    let status: Status = input::choice("status", raw, "online, away or offline").map_err(|e| AccountError::Invalid(vec![e]))?;
+    let status: Status =
+        input::choice("status", raw, "online, away or offline").map_err(|e| AccountError::Invalid(vec![e]))?;
     let written = write(app, ctx, id, None, |u| user::set_status(u, status, StatusReason::Chosen)).await?;
     if status == Status::Online {
         // Someone is available: conversations waiting in their channels can be routed.
@@ -336,7 +364,12 @@ mod tests {
     #[tokio::test]
     async fn every_invalid_field_of_a_new_user_is_reported_at_once() {
         let app = app();
-        let new = NewUser { login: "not an email".into(), password: "short".into(), role: Some("boss".into()), ..Default::default() };
+        let new = NewUser {
+            login: "not an email".into(),
+            password: "short".into(),
+            role: Some("boss".into()),
+            ..Default::default()
+        };
         let Err(AccountError::Invalid(errors)) = create_user(&app, &system_context(&app), new).await else {
             panic!("expected invalid input");
         };

@@ -55,10 +55,7 @@ pub async fn verify_password(password: String, hash: String) -> bool {
 /// (so that timing does not tell which logins exist).
 pub async fn dummy_hash() -> String {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY
-        .get_or_init(|| async { hash_password(Uuid::new_v4().to_string()).await.unwrap_or_default() })
-        .await
-        .clone()
+    DUMMY.get_or_init(|| async { hash_password(Uuid::new_v4().to_string()).await.unwrap_or_default() }).await.clone()
 }
 
 #[cfg(test)]

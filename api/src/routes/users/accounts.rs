@@ -124,4 +124,3 @@ pub async fn reactivate(
     let ctx = context(&state, caller.actor(), &headers);
     Ok(respond(StatusCode::OK, &use_cases::reactivate_user(&state, &ctx, id).await?))
 }
-
