@@ -1,11 +1,12 @@
 //! `livechat user`: accounts from the command line, written directly to the store with the
-//! same operations as the HTTP API (`api::routes::users`), so the same rules apply.
+//! same use cases as the HTTP API (`commands::accounts`), so the same rules apply; refusals
+//! read as the API's problem documents do.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use api::problem::Problem;
-use api::routes::users::{self, NewUser};
-use api::{ApiConfig, AppState};
+use commands::accounts::{self as users, AccountError, NewUser};
+use commands::App;
 use store::StoreUrl;
 
 use crate::cli::{PasswordArg, RoleArg, UserCommand};
@@ -14,7 +15,7 @@ use crate::store_open::open_migrated;
 
 pub async fn run(url: &StoreUrl, command: UserCommand) -> Result<(), Failure> {
     let store = open_migrated(url).await?;
-    let state = AppState::new(store.events(), store.views(), ApiConfig::default());
+    let state = App::new(store.events(), store.views(), commands::Config::default());
     let ctx = users::system_context(&state);
     match command {
         UserCommand::Create(args) => {
@@ -97,7 +98,8 @@ fn password(arg: PasswordArg, login: &str) -> Result<String, Failure> {
 }
 
 /// A refused operation as one line: the operator's mistake (exit 2) or a failure (exit 1).
-fn failure(what: &str, p: Problem) -> Failure {
+fn failure(what: &str, e: AccountError) -> Failure {
+    let p = Problem::from(e);
     let why = if p.errors.is_empty() || p.code != "validation-failed" {
         p.detail.clone()
     } else {

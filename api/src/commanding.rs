@@ -2,6 +2,8 @@
 //! refusal becomes a problem document.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use commands::accounts::AccountError;
+use commands::channels::ChannelCommandError;
 use commands::conversations::ConversationError;
 use commands::{CommandError, Context, Outcome};
 use domain::channel::ChannelError;
@@ -346,6 +348,53 @@ impl From<commands::presence::PresenceError> for Problem {
             E::Store(e) => e.into(),
             E::Channel(e) => refused(e),
             E::User(e) => refused(e),
+        }
+    }
+}
+
+// --- Accounts and channels (users, logins, channels, the first start) ------------------------
+
+/// The one mapping of the account use cases' refusals to problem documents.
+impl From<AccountError> for Problem {
+    fn from(e: AccountError) -> Self {
+        let internal = || Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error");
+        match e {
+            AccountError::Invalid(errors) => invalid(errors),
+            AccountError::NotFound => Problem::not_found("no such user"),
+            AccountError::NoSuchLogin(_) => Problem::not_found(e.to_string()),
+            AccountError::WrongPassword => Problem::new(StatusCode::FORBIDDEN, "wrong-password", e.to_string()),
+            AccountError::InvalidCredentials => {
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid-credentials", e.to_string())
+            }
+            AccountError::CannotDemoteSelf => Problem::new(StatusCode::CONFLICT, "cannot-demote-self", e.to_string()),
+            AccountError::CannotDeactivateSelf => {
+                Problem::new(StatusCode::CONFLICT, "cannot-deactivate-self", e.to_string())
+            }
+            AccountError::Hashing | AccountError::Unreadable => internal(),
+            AccountError::Store(e) => e.into(),
+            AccountError::Users(e) => e.into(),
+            AccountError::Load(e) => refused::<Problem>(e.into()),
+            AccountError::User(e) => refused(e),
+            AccountError::Login(e) => refused(e),
+            AccountError::Channel(e) => refused(e),
+            AccountError::Conversation(e) => (*e).into(),
+        }
+    }
+}
+
+/// The one mapping of the channel use cases' refusals to problem documents.
+impl From<ChannelCommandError> for Problem {
+    fn from(e: ChannelCommandError) -> Self {
+        match e {
+            ChannelCommandError::UnknownChatbot(_) => {
+                Problem::invalid(vec![FieldError { field: "chatbot_id".into(), message: e.to_string() }])
+            }
+            ChannelCommandError::Channel(e) => refused(e),
+            ChannelCommandError::User(e) => refused(e),
+            ChannelCommandError::Conversation(e) => (*e).into(),
+            ChannelCommandError::Users(e) => e.into(),
+            ChannelCommandError::Load(e) => refused::<Problem>(e.into()),
+            ChannelCommandError::Store(e) => e.into(),
         }
     }
 }

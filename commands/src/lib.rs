@@ -5,14 +5,17 @@
 //! hold no business rules (those are `domain`'s `decide` functions) and know nothing of HTTP:
 //! they return typed errors that `api` maps to problem documents.
 
+pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod canned;
+pub mod channels;
 pub mod chatbots;
 pub mod clock;
 pub mod config;
 pub mod conversations;
 mod core;
+pub mod first_start;
 pub mod mailer;
 pub mod presence;
 pub mod ratings;

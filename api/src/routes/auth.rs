@@ -7,15 +7,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use commands::{execute, stream_id};
-use domain::metadata::{Actor, ActorKind};
-use domain::user::{issue_token, Login, User};
+use commands::accounts;
+use domain::metadata::Actor;
 use domain::values::Email;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{mint, verify_password};
-use crate::commanding::{context, read, refused};
+use crate::commanding::context;
 use crate::problem::{Problem, ProblemDocument};
 use crate::throttle::ClientAddr;
 use crate::AppState;
@@ -41,10 +39,6 @@ pub struct TokenResponse {
     pub expires_in: u64,
     pub user_id: uuid::Uuid,
     pub role: String,
-}
-
-fn wrong() -> Problem {
-    Problem::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "wrong login or password")
 }
 
 /// 429 with `Retry-After` (whole seconds, rounded up) for a throttled login.
@@ -96,43 +90,16 @@ pub async fn token(
     }
 }
 
-/// Checks the credentials and issues a token.
-/// A hash no password matches, checked instead of a real one for unknown or inactive logins.
-async fn dummy_hash() -> String {
-    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY
-        .get_or_init(|| async {
-            let random = uuid::Uuid::new_v4().to_string();
-            crate::auth::hash_password(random).await.unwrap_or_default()
-        })
-        .await
-        .clone()
-}
-
+/// Checks the credentials and issues a token (the use case acts as the user it finds).
 async fn issue(state: &AppState, headers: &HeaderMap, req: TokenRequest) -> Result<Json<TokenResponse>, Problem> {
-    let login = Email::parse("login", &req.login).map_err(|_| wrong())?;
-    let claim = read::<Login>(state, login.as_str()).await?;
-    let Some(user_id) = claim.state.owner else {
-        // As slow as a real check, so that timing does not tell which logins exist.
-        verify_password(req.password, dummy_hash().await).await;
-        return Err(wrong());
-    };
-    let user = state.users.get(state.events.as_ref(), user_id).await?;
-    let hash = if user.active { user.password_hash.clone() } else { dummy_hash().await };
-    if !verify_password(req.password, hash).await || !user.active {
-        return Err(wrong());
-    }
-    let (token, digest) = mint(user_id);
-    let ttl = state.config.token_ttl;
-    let expires_at = state.clock.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
-    let mut ctx = context(state, Actor { kind: ActorKind::Operator, id: Some(user_id) }, headers);
-    // Every login is a new token: a replayed key must not hand back a token never stored.
-    ctx.idempotency_key = None;
-    execute::<User, _>(state.events.as_ref(), &stream_id::<User>(user_id), &ctx, None, |u| {
-        issue_token(u, digest.clone(), expires_at)
-    })
-    .await
-    .map_err(refused)?;
-    let role = serde_json::to_value(user.role).ok().and_then(|r| r.as_str().map(String::from)).unwrap_or_default();
-    Ok(Json(TokenResponse { access_token: token, token_type: "Bearer", expires_in: ttl.as_secs(), user_id, role }))
+    let ctx = context(state, Actor::system(), headers);
+    let issued = accounts::log_in(state, &ctx, &req.login, req.password).await?;
+    let role = serde_json::to_value(issued.role).ok().and_then(|r| r.as_str().map(String::from)).unwrap_or_default();
+    Ok(Json(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        user_id: issued.user_id,
+        role,
+    }))
 }

@@ -7,16 +7,17 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use commands::{execute, stream_id, Outcome};
-use domain::channel::{self, Channel, ChannelEvent, ChannelOptions, LeaveReason, OptionsInput};
+use commands::channels::{self as use_cases, ChannelChange};
+use commands::{stream_id, Outcome};
+use domain::channel::{Channel, ChannelOptions, OptionsInput};
 use domain::rules::{Rule, RuleInput};
-use domain::user::{set_status, Status, StatusReason, User};
+use domain::user::Status;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commanding::{context, etag, if_match, json_body, mark_position, path_id, read, refused, Body};
+use crate::commanding::{context, etag, if_match, json_body, mark_position, path_id, refused, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
 use crate::routes::streams::wait_for_view;
@@ -95,11 +96,7 @@ pub struct ChannelForm {
 
 /// Reads a channel from its stream: always current, whatever the views' lag.
 async fn current(state: &AppState, id: Uuid) -> Result<(Channel, u64), Problem> {
-    let loaded = read::<Channel>(state, id).await?;
-    match (loaded.state.id, loaded.version) {
-        (Some(_), Some(v)) => Ok((loaded.state, v)),
-        _ => Err(Problem::not_found("no such channel")),
-    }
+    Ok(use_cases::current(state, id).await?)
 }
 
 async fn build_form(state: &AppState, c: Channel, version: u64) -> Result<ChannelForm, Problem> {
@@ -147,21 +144,18 @@ async fn respond(
     Ok(res)
 }
 
-/// Runs a channel decision for an admin and answers with the updated form.
+/// Runs a change of the form for an admin and answers with the updated form.
 async fn admin_write(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     raw_id: &str,
-    decide: impl Fn(&Channel) -> Result<Vec<ChannelEvent>, channel::ChannelError>,
+    change: ChannelChange,
 ) -> Result<Response, Problem> {
     caller.require_admin()?;
     let id = path_id(raw_id, "channel")?;
     let ctx = context(state, caller.actor(), headers);
-    let outcome =
-        execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(id), &ctx, if_match(headers)?, decide)
-            .await
-            .map_err(refused)?;
+    let outcome = use_cases::change(state, &ctx, id, if_match(headers)?, change).await?;
     respond(state, id, StatusCode::OK, Some(outcome)).await
 }
 
@@ -221,12 +215,7 @@ pub async fn create(
     caller.require_admin()?;
     let new = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
-    let id = ctx.new_id("channel");
-    let outcome = execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(id), &ctx, None, |c| {
-        channel::create(c, id, &new.name, Some(caller.user_id), ChannelOptions::default())
-    })
-    .await
-    .map_err(refused)?;
+    let (id, outcome) = use_cases::create(&state, &ctx, &new.name, Some(caller.user_id)).await?;
     respond(&state, id, StatusCode::CREATED, Some(outcome)).await
 }
 
@@ -272,7 +261,7 @@ pub async fn rename(
     body: Body<Rename>,
 ) -> Result<Response, Problem> {
     let r = json_body(body)?;
-    admin_write(&state, &caller, &headers, &id, |c| channel::rename(c, &r.name)).await
+    admin_write(&state, &caller, &headers, &id, ChannelChange::Rename(r.name)).await
 }
 
 /// Archives a channel; joined operators leave it.
@@ -284,7 +273,7 @@ pub async fn archive(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    admin_write(&state, &caller, &headers, &id, channel::archive).await
+    admin_write(&state, &caller, &headers, &id, ChannelChange::Archive).await
 }
 
 /// Changes the options tab; absent fields keep their value. Colors are `#RRGGBB`.
@@ -298,7 +287,7 @@ pub async fn options(
     body: Body<OptionsInput>,
 ) -> Result<Response, Problem> {
     let input = json_body(body)?;
-    admin_write(&state, &caller, &headers, &id, |c| channel::change_options(c, &input)).await
+    admin_write(&state, &caller, &headers, &id, ChannelChange::Options(input)).await
 }
 
 /// Restores Odoo's default colors.
@@ -310,7 +299,7 @@ pub async fn reset_colors(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    admin_write(&state, &caller, &headers, &id, channel::reset_colors).await
+    admin_write(&state, &caller, &headers, &id, ChannelChange::ResetColors).await
 }
 
 /// A user to add as operator.
@@ -330,9 +319,7 @@ pub async fn add_operator(
     body: Body<OperatorRef>,
 ) -> Result<Response, Problem> {
     let user_id = json_body(body)?.user_id;
-    let user = state.users.get(state.events.as_ref(), user_id).await?;
-    let active = user.exists() && user.active;
-    admin_write(&state, &caller, &headers, &id, |c| channel::add_operator(c, user_id, active)).await
+    admin_write(&state, &caller, &headers, &id, ChannelChange::AddOperator(user_id)).await
 }
 
 /// Creates a new user and makes them an operator of the channel, in one request (Odoo's
@@ -348,23 +335,9 @@ pub async fn create_operator(
 ) -> Result<Response, Problem> {
     caller.require_admin()?;
     let channel_id = path_id(&id, "channel")?;
-    // The channel must take operators before an account is made for it.
-    let (c, _) = current(&state, channel_id).await?;
-    if c.archived {
-        return Err(channel::ChannelError::Archived.into());
-    }
     let new = json_body(body)?;
     let ctx = context(&state, caller.actor(), &headers);
-    let user_id = crate::routes::users::create_user(&state, &ctx, new).await?.user.user_id;
-    let outcome = execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(channel_id), &ctx, None, |c| {
-        if c.operators.contains(&user_id) {
-            Ok(vec![]) // a retried request
-        } else {
-            channel::add_operator(c, user_id, true)
-        }
-    })
-    .await
-    .map_err(refused)?;
+    let outcome = commands::accounts::create_operator(&state, &ctx, channel_id, new.into()).await?;
     respond(&state, channel_id, StatusCode::CREATED, Some(outcome)).await
 }
 
@@ -378,7 +351,7 @@ pub async fn remove_operator(
     Path((id, user_id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let user_id = path_id(&user_id, "operator")?;
-    admin_write(&state, &caller, &headers, &id, |c| channel::remove_operator(c, user_id)).await
+    admin_write(&state, &caller, &headers, &id, ChannelChange::RemoveOperator(user_id)).await
 }
 
 /// Appends a rule (rules apply in order).
@@ -392,9 +365,8 @@ pub async fn add_rule(
     body: Body<RuleInput>,
 ) -> Result<Response, Problem> {
     let input = json_body(body)?;
-    known_chatbot(&state, &input).await?;
     let rule_id = Uuid::now_v7();
-    let mut res = admin_write(&state, &caller, &headers, &id, |c| channel::add_rule(c, rule_id, &input)).await?;
+    let mut res = admin_write(&state, &caller, &headers, &id, ChannelChange::AddRule(rule_id, input)).await?;
     *res.status_mut() = StatusCode::CREATED;
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/channels/{id}/rules/{rule_id}")) {
         res.headers_mut().insert(header::LOCATION, v);
@@ -413,22 +385,8 @@ pub async fn update_rule(
     body: Body<RuleInput>,
 ) -> Result<Response, Problem> {
     let input = json_body(body)?;
-    known_chatbot(&state, &input).await?;
     let rule_id = path_id(&rule_id, "rule")?;
-    admin_write(&state, &caller, &headers, &id, |c| channel::update_rule(c, rule_id, &input)).await
-}
-
-/// A rule may only start a chatbot script that exists (422 on `chatbot_id` otherwise).
-async fn known_chatbot(state: &AppState, input: &RuleInput) -> Result<(), Problem> {
-    let Some(chatbot_id) = input.chatbot_id else { return Ok(()) };
-    let script = read::<domain::chatbot::Chatbot>(state, chatbot_id).await?;
-    if script.state.exists() {
-        return Ok(());
-    }
-    Err(Problem::invalid(vec![crate::problem::FieldError {
-        field: "chatbot_id".into(),
-        message: format!("no chatbot script {chatbot_id}"),
-    }]))
+    admin_write(&state, &caller, &headers, &id, ChannelChange::UpdateRule(rule_id, input)).await
 }
 
 /// Removes a rule.
@@ -441,7 +399,7 @@ pub async fn remove_rule(
     Path((id, rule_id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let rule_id = path_id(&rule_id, "rule")?;
-    admin_write(&state, &caller, &headers, &id, |c| channel::remove_rule(c, rule_id)).await
+    admin_write(&state, &caller, &headers, &id, ChannelChange::RemoveRule(rule_id)).await
 }
 
 /// The new order of every rule of the channel.
@@ -461,7 +419,7 @@ pub async fn reorder_rules(
     body: Body<RuleOrder>,
 ) -> Result<Response, Problem> {
     let order = json_body(body)?;
-    admin_write(&state, &caller, &headers, &id, |c| channel::reorder_rules(c, &order.rule_ids)).await
+    admin_write(&state, &caller, &headers, &id, ChannelChange::ReorderRules(order.rule_ids)).await
 }
 
 /// Where the caller stands in a channel after joining or leaving.
@@ -480,28 +438,10 @@ async fn presence_change(
 ) -> Result<Response, Problem> {
     let id = path_id(raw_id, "channel")?;
     let ctx = context(state, caller.actor(), headers);
-    let user_id = caller.user_id;
-    let outcome = execute::<Channel, _>(state.events.as_ref(), &stream_id::<Channel>(id), &ctx, None, |c| {
-        if joining {
-            channel::join(c, user_id)
-        } else {
-            channel::leave(c, user_id, LeaveReason::Left)
-        }
-    })
-    .await
-    .map_err(refused)?;
-    // Joining is being at work: an offline operator becomes online.
-    if joining && caller.user.status == Status::Offline {
-        execute::<User, _>(state.events.as_ref(), &stream_id::<User>(user_id), &ctx, None, |u| {
-            set_status(u, Status::Online, StatusReason::Chosen)
-        })
-        .await
-        .map_err(refused)?;
-    }
-    if joining {
-        // Someone is available: the channel's waiting conversations can be routed.
-        commands::conversations::dispatch(state, &ctx, id).await?;
-    }
+    let outcome = match joining {
+        true => use_cases::join(state, &ctx, id, caller.user_id).await?,
+        false => use_cases::leave(state, &ctx, id, caller.user_id).await?,
+    };
     let mut res = Json(Membership { channel_id: id, joined: joining }).into_response();
     mark_position(&mut res, outcome.position);
     Ok(res)
