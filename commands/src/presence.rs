@@ -5,14 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domain::channel::{leave, Channel, ChannelError, LeaveReason};
+use domain::channel::{ChannelError, LeaveReason};
 use domain::metadata::Actor;
 use domain::user::{set_status, Status, StatusReason, User, UserError};
 use store::StoreError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::conversations::{abandon_idle, active_channels, channels_of, dispatch, release_stale_claims};
+use crate::conversations::{abandon_idle, active_channels, dispatch, release_stale_claims};
 use crate::worker::{run_owned, Schedule, Shutdown};
 use crate::{execute, stream_id, App, CommandError, Context};
 
@@ -31,17 +31,6 @@ pub enum PresenceError {
     Channel(#[from] CommandError<ChannelError>),
     #[error(transparent)]
     User(#[from] CommandError<UserError>),
-}
-
-/// Makes `user_id` leave every channel they are joined to, with `reason`.
-pub async fn leave_all(app: &App, ctx: &Context, user_id: Uuid, reason: LeaveReason) -> Result<(), PresenceError> {
-    for doc in channels_of(app, user_id).await? {
-        execute::<Channel, _>(app.events.as_ref(), &stream_id::<Channel>(doc.channel_id), ctx, None, |c| {
-            leave(c, user_id, reason)
-        })
-        .await?;
-    }
-    Ok(())
 }
 
 /// One pass of the inactivity rule: every operator who is joined somewhere or not offline,
@@ -72,7 +61,7 @@ pub async fn sweep(app: &App) -> Result<Vec<Uuid>, PresenceError> {
             continue;
         }
         let ctx = Context::new(Actor::system(), now);
-        leave_all(app, &ctx, user_id, LeaveReason::Inactive).await?;
+        crate::channels::leave_all(app, &ctx, user_id, LeaveReason::Inactive).await?;
         execute::<User, _>(app.events.as_ref(), &stream_id::<User>(user_id), &ctx, None, |u| {
             if u.exists() && u.active {
                 set_status(u, Status::Offline, StatusReason::Inactive)
