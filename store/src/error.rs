@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::events::ExpectedVersion;
+use crate::event::ExpectedVersion;
 
 /// Everything a store operation can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -176,3 +176,38 @@ mod tests {
         assert_eq!(category_of("plain"), "plain");
     }
 }
+
+/// What the writer believes about the stream before appending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "version", rename_all = "snake_case")]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must have at least one event.
+    StreamExists,
+    /// The stream's last event must have this (0-based) version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Does a stream whose last version is `actual` (None: no stream) satisfy this?
+    pub fn admits(self, actual: Option<u64>) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual.is_none(),
+            ExpectedVersion::StreamExists => actual.is_some(),
+            ExpectedVersion::Exact(v) => actual == Some(v),
+        }
+    }
+
+    /// Version the first appended event must get, when the expectation pins it.
+    pub fn first_version(self) -> Option<u64> {
+        match self {
+            ExpectedVersion::NoStream => Some(0),
+            ExpectedVersion::Exact(v) => Some(v + 1),
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => None,
+        }
+    }
+}

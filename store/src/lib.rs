@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscribe;
+pub mod url;
 pub mod views;
 
 #[cfg(feature = "testkit")]

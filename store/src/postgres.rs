@@ -50,7 +50,6 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::bounded::{self, Timeouts};
-use crate::connect::StoreUrl;
 use crate::error::{describe_pg, StoreError};
 use crate::event::{store_time, NewEvent, Position, RecordedEvent};
 use crate::events::{
@@ -58,6 +57,7 @@ use crate::events::{
     StoredId,
 };
 use crate::migrate::{self, Migration};
+use crate::url::StoreUrl;
 use crate::views::{
     check_commit, check_lookup, printable, shadow_name, Commit, Doc, DocChange, Ownership, ParkedEvent, ProjectorState,
     ViewStore,
