@@ -12,8 +12,8 @@ use store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
 use crate::{geo, throttle, ApiConfig, AppState};
+use commands::clock::Clock;
 
 /// How long the HTTP server may take to answer what it accepted.
 const DRAIN_BOUND: Duration = Duration::from_secs(30);

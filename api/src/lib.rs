@@ -15,7 +15,6 @@ pub mod geo;
 pub mod history;
 pub mod mailer;
 pub mod openapi;
-pub mod presence;
 pub mod problem;
 pub mod query;
 pub mod reports;
@@ -27,8 +26,6 @@ pub mod visitor;
 pub mod written;
 
 /// Time, injectable (it moved to `commands`; the path stays for callers).
-pub use commands::clock;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,7 +156,7 @@ impl AppState {
         self
     }
 
-    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
+    pub fn with_clock(mut self, clock: Arc<dyn commands::clock::Clock>) -> Self {
         self.app.clock = clock;
         self
     }

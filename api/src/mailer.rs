@@ -10,8 +10,7 @@ use crate::problem::Problem;
 use crate::AppState;
 use commands::conversations as conversation;
 
-pub use commands::mailer::{message, parse_from, parse_smtp, time, MailerError, Rendered};
-pub use commands::MailerConfig;
+use commands::mailer::{time, MailerError, Rendered};
 
 /// The conversation as its visitor saw it: Odoo's subject ("Conversation with {operator}"),
 /// then every message in order with its time and author (the operator's chat name, the

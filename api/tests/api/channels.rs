@@ -138,7 +138,7 @@ async fn the_seed_story_from_default_channel_to_an_idle_operator_leaving() {
     // 31 minutes without activity: the operator is removed from the channel and offline.
     env.clock.advance(chrono::Duration::minutes(31));
     // The admin's own requests are activity; the operator's absence is what counts.
-    let gone = api::presence::sweep(&env.state).await.unwrap();
+    let gone = commands::presence::sweep(&env.state).await.unwrap();
     assert_eq!(gone, vec![ada]);
     let presence = env.call(Method::GET, &path("/presence"), Some(&admin), None).await;
     assert_eq!(presence.body["joined"], json!([]));
@@ -151,7 +151,7 @@ async fn the_seed_story_from_default_channel_to_an_idle_operator_leaving() {
         .call(Method::GET, &format!("/api/v1/events?stream=user-{ada}&order=desc&limit=1"), Some(&admin), None)
         .await;
     assert_eq!(user_log.body["events"][0]["data"], json!({"status": "offline", "reason": "inactive"}));
-    assert!(api::presence::sweep(&env.state).await.unwrap().is_empty(), "once is enough");
+    assert!(commands::presence::sweep(&env.state).await.unwrap().is_empty(), "once is enough");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

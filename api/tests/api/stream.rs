@@ -728,7 +728,7 @@ async fn a_client_that_never_answers_pings_is_closed_and_one_that_does_is_kept()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_stream_keeps_an_operator_active() {
     let store = Store::open(&StoreUrl::Memory).await.unwrap();
-    let clock = Arc::new(api::clock::ManualClock::new(Utc::now()));
+    let clock = Arc::new(commands::clock::ManualClock::new(Utc::now()));
     let settings = StreamSettings { recheck_token: Duration::from_millis(50), ..Default::default() };
     let mut state = AppState::new(store.events(), store.views(), ApiConfig::default()).with_clock(clock.clone());
     state.signals = Arc::new(Hub::new(settings));
@@ -746,12 +746,12 @@ async fn an_open_stream_keeps_an_operator_active() {
     let (ws, _) = connect(&server, "", Some(&token)).await;
     clock.advance(chrono::Duration::minutes(31));
     tokio::time::sleep(Duration::from_millis(300)).await; // a few token checks, each a heartbeat
-    assert!(api::presence::sweep(&server.state).await.unwrap().is_empty(), "the open stream counts as activity");
+    assert!(commands::presence::sweep(&server.state).await.unwrap().is_empty(), "the open stream counts as activity");
 
     drop(ws);
     tokio::time::sleep(Duration::from_millis(200)).await;
     clock.advance(chrono::Duration::minutes(31));
-    assert_eq!(api::presence::sweep(&server.state).await.unwrap(), vec![ada], "no stream, no activity");
+    assert_eq!(commands::presence::sweep(&server.state).await.unwrap(), vec![ada], "no stream, no activity");
 }
 
 /// Connections that start while the log is being written switch from their own catch-up to

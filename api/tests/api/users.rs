@@ -4,12 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::clock::ManualClock;
 use api::{router, ApiConfig, AppState};
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chrono::{TimeZone, Utc};
+use commands::clock::ManualClock;
 use commands::{execute, load, stream_id, Context};
 use domain::channel::{self, Channel, ChannelEvent, LeaveReason};
 use domain::metadata::Actor;

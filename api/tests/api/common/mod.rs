@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::application::{Application, Settings};
-use api::clock::ManualClock;
 use api::AppState;
+use commands::clock::ManualClock;
 use reqwest::Method;
 use serde_json::{json, Value};
 use store::{Store, StoreUrl};
