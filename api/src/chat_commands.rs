@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::commanding::mark_position;
 use crate::problem::Problem;
-use crate::routes::canned;
 use crate::AppState;
 
 /// What a command changed.
@@ -63,7 +62,7 @@ pub async fn run(
     // Canned responses are read here (their reads live in api); only `/canned` needs them.
     let shortcuts = match cmd {
         ChatCommand::Canned => {
-            canned::suggestions(state, caller.user_id, "").await?.into_iter().map(|c| c.shortcut).collect()
+            commands::canned::suggestions(state, caller.user_id, "").await?.into_iter().map(|c| c.shortcut).collect()
         }
         _ => vec![],
     };

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use commands::canned::{self as use_case, CannedChange};
-use commands::{Context, Outcome};
+use commands::Outcome;
 use domain::canned::{self, CannedError, CannedResponse, Editor, NewCanned};
 use projections::canned::CannedSummary;
 use serde::{Deserialize, Serialize};
@@ -109,32 +109,6 @@ pub fn summary(c: &CannedResponse, version: u64) -> CannedSummary {
         last_used_at: c.last_used_at,
         version,
     }
-}
-
-/// The response the caller may post with this id: their own or a shared one.
-pub async fn usable(state: &AppState, user: Uuid, id: Uuid) -> Result<Option<CannedResponse>, Problem> {
-    Ok(use_case::usable(state, user, id).await?)
-}
-
-/// The response `:shortcut` names for `user`.
-pub async fn by_shortcut(state: &AppState, user: Uuid, typed: &str) -> Result<Option<CannedResponse>, Problem> {
-    Ok(use_case::by_shortcut(state, user, typed).await?)
-}
-
-/// Counts a use of a response in a conversation (after the message is written).
-pub async fn count_use(
-    state: &AppState,
-    ctx: &Context,
-    id: Uuid,
-    by: Uuid,
-    session_id: Uuid,
-) -> Result<Outcome, Problem> {
-    Ok(use_case::count_use(state, ctx, id, by, session_id).await?)
-}
-
-/// The caller's own and the shared responses whose shortcut starts with `prefix`.
-pub async fn suggestions(state: &AppState, user: Uuid, prefix: &str) -> Result<Vec<CannedSummary>, Problem> {
-    Ok(use_case::suggestions(state, user, prefix).await?)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ pub async fn dashboard(
     for doc in commands::conversations::active_channels(&state).await? {
         channels.push(ChannelCard {
             channel_id: doc.channel_id,
-            satisfaction_percent: crate::routes::ratings::satisfaction(&state, doc.channel_id, now).await?,
+            satisfaction_percent: commands::ratings::satisfaction(&state, doc.channel_id, now).await?,
             name: doc.name,
             operator_count: doc.operators.len(),
             joined_count: doc.joined.len(),

@@ -19,7 +19,6 @@ use crate::commanding::{context, json_body, mark_position, path_id, Body};
 use crate::history::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
-use crate::routes::canned;
 use crate::routes::sessions::{history_params, posted, MessagePage, SeenUpTo};
 use crate::routes::streams::wait_for_view;
 use crate::AppState;
@@ -227,7 +226,7 @@ async fn interpret(state: &AppState, caller: &Caller, m: &OperatorMessage) -> Re
     let field = |f: &str, msg: &str| crate::commanding::invalid(vec![domain::values::Invalid::new(f, msg)]);
     match (m.canned_response_id, m.text.as_deref()) {
         (Some(_), Some(t)) if !t.is_empty() => Err(field("text", "give either text or canned_response_id")),
-        (Some(id), _) => match canned::usable(state, caller.user_id, id).await? {
+        (Some(id), _) => match commands::canned::usable(state, caller.user_id, id).await? {
             Some(c) => Ok(Post::Message { text: c.text, canned: Some(id) }),
             None => Err(field("canned_response_id", "is not one of your canned responses nor a shared one")),
         },
@@ -235,7 +234,7 @@ async fn interpret(state: &AppState, caller: &Caller, m: &OperatorMessage) -> Re
         (None, Some(t)) => Ok(match chat_command::parse(t) {
             Parsed::Command(cmd) => Post::Command(cmd),
             Parsed::Text(text) => match text.trim().strip_prefix(':') {
-                Some(typed) => match canned::by_shortcut(state, caller.user_id, typed).await? {
+                Some(typed) => match commands::canned::by_shortcut(state, caller.user_id, typed).await? {
                     Some(c) => Post::Message { text: c.text, canned: c.id },
                     None => Post::Message { text, canned: None },
                 },
@@ -272,10 +271,10 @@ pub async fn write(
     let mut res = posted(&state, session_id, message_id, decided).await?;
     if let (Some(canned_id), true) = (canned_id, written) {
         // Counted after the message is stored; a failure here must not fail the post.
-        match canned::count_use(&state, &ctx, canned_id, caller.user_id, session_id).await {
+        match commands::canned::count_use(&state, &ctx, canned_id, caller.user_id, session_id).await {
             // Later in the log than the message: `min_position` then waits for both.
             Ok(outcome) => mark_position(&mut res, outcome.position),
-            Err(p) => tracing::warn!(canned = %canned_id, detail = %p.detail, "canned response use not counted"),
+            Err(e) => tracing::warn!(canned = %canned_id, error = %e, "canned response use not counted"),
         }
     }
     Ok(res)

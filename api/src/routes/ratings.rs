@@ -190,11 +190,6 @@ pub async fn list(State(state): State<AppState>, caller: Caller, mut q: Params) 
     Ok(Json(RatingPage { ratings: out, next_cursor }))
 }
 
-/// A channel's satisfaction at `now` (`commands::ratings::satisfaction`).
-pub async fn satisfaction(state: &AppState, channel_id: Uuid, now: DateTime<Utc>) -> Result<Option<u8>, Problem> {
-    Ok(use_case::satisfaction(state, channel_id, now).await?)
-}
-
 /// Shares of the three grades, in percent with one decimal (Odoo's public page).
 #[derive(Serialize, ToSchema, Default, PartialEq, Debug)]
 pub struct Shares {
