@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use domain::session::{Party, SessionEvent, SessionStatus};
 use serde::{Deserialize, Serialize};
-use store::RecordedEvent;
+use store::views::ViewStore;
+use store::{RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::projector::{Docs, Draft, ProjectionError, Projector};
@@ -257,6 +258,25 @@ impl Projector for Conversations {
         }
         Ok(())
     }
+}
+
+/// `operator`'s conversations, newest activity first, at most `limit`.
+pub async fn inbox(
+    views: &dyn ViewStore,
+    operator: Uuid,
+    limit: usize,
+) -> Result<Vec<ConversationSummary>, StoreError> {
+    crate::read::first(views, VIEW, Some(&operator.to_string()), limit).await
+}
+
+/// The conversations waiting in `channel`'s queue, oldest first, at most `limit`.
+pub async fn queue(views: &dyn ViewStore, channel: Uuid, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
+    crate::read::first(views, QUEUE, Some(&channel.to_string()), limit).await
+}
+
+/// Every conversation, in listing order.
+pub async fn all(views: &dyn ViewStore) -> Result<Vec<ConversationSummary>, StoreError> {
+    crate::read::all(views, VIEW, None).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 
 use domain::user::{Role, Status, UserEvent};
 use serde::{Deserialize, Serialize};
-use store::RecordedEvent;
+use store::views::ViewStore;
+use store::{RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::projector::{Docs, Draft, ProjectionError, Projector};
@@ -105,4 +106,9 @@ impl Projector for Users {
         docs.put(VIEW, &e.stream_id, Draft { partition: String::new(), sort_key: u.login.clone(), body });
         Ok(())
     }
+}
+
+/// Every user, in listing order.
+pub async fn all(views: &dyn ViewStore) -> Result<Vec<UserSummary>, StoreError> {
+    crate::read::all(views, VIEW, None).await
 }

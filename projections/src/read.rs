@@ -1,0 +1,68 @@
+//! Decoding view documents into their projection's types, shared by the typed reads of each
+//! projection module. A document that does not decode is logged and skipped, in one place,
+//! so a reader never has to choose between failing and silently missing it.
+
+use serde::de::DeserializeOwned;
+use store::views::{Doc, ViewStore};
+use store::StoreError;
+
+/// The body of `doc` as `T`, or `None` (logged) when it does not decode.
+pub(crate) fn decode<T: DeserializeOwned>(doc: Doc) -> Option<T> {
+    match serde_json::from_value(doc.body) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(view = %doc.view, id = %doc.id, error = %e, "skipping a view document that does not decode");
+            None
+        }
+    }
+}
+
+/// Every decodable document among `docs`, in their order.
+pub(crate) fn decode_all<T: DeserializeOwned>(docs: Vec<Doc>) -> Vec<T> {
+    docs.into_iter().filter_map(decode).collect()
+}
+
+/// One document of `view`, decoded; `None` when absent or undecodable (logged).
+pub(crate) async fn get<T: DeserializeOwned>(
+    views: &dyn ViewStore,
+    view: &str,
+    id: &str,
+) -> Result<Option<T>, StoreError> {
+    Ok(views.get(view, id).await?.and_then(decode))
+}
+
+/// Every decodable document of `view` (optionally in one partition), in listing order.
+pub(crate) async fn all<T: DeserializeOwned>(
+    views: &dyn ViewStore,
+    view: &str,
+    partition: Option<&str>,
+) -> Result<Vec<T>, StoreError> {
+    Ok(decode_all(store::views::list_all(views, view, partition).await?))
+}
+
+/// The first `limit` documents of `view` in `partition`, decoded (undecodable ones skipped).
+pub(crate) async fn first<T: DeserializeOwned>(
+    views: &dyn ViewStore,
+    view: &str,
+    partition: Option<&str>,
+    limit: usize,
+) -> Result<Vec<T>, StoreError> {
+    Ok(decode_all(views.list(view, partition, None, limit).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn doc(id: &str, body: serde_json::Value) -> Doc {
+        Doc { view: "v".into(), id: id.into(), partition: String::new(), sort_key: id.into(), body, version: 1 }
+    }
+
+    #[test]
+    fn undecodable_documents_are_skipped_and_the_rest_kept_in_order() {
+        let docs = vec![doc("a", json!(1)), doc("b", json!("not a number")), doc("c", json!(3))];
+        assert_eq!(decode_all::<u32>(docs), vec![1, 3]);
+    }
+}
