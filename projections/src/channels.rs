@@ -108,3 +108,8 @@ impl Projector for Channels {
 pub async fn active(views: &dyn ViewStore) -> Result<Vec<ChannelDoc>, StoreError> {
     crate::read::all(views, VIEW, Some(ACTIVE)).await
 }
+
+/// One channel's document (archived or not).
+pub async fn get(views: &dyn ViewStore, channel_id: Uuid) -> Result<Option<ChannelDoc>, StoreError> {
+    crate::read::get(views, VIEW, &crate::read::stream_id::<Channel>(channel_id)).await
+}

@@ -279,6 +279,20 @@ pub async fn all(views: &dyn ViewStore) -> Result<Vec<ConversationSummary>, Stor
     crate::read::all(views, VIEW, None).await
 }
 
+/// Every conversation waiting in `channel`'s queue, oldest first.
+pub async fn queue_all(views: &dyn ViewStore, channel: Uuid) -> Result<Vec<ConversationSummary>, StoreError> {
+    crate::read::all(views, QUEUE, Some(&channel.to_string())).await
+}
+
+/// Every channel's conversation counts, by channel.
+pub async fn counts_by_channel(
+    views: &dyn ViewStore,
+) -> Result<std::collections::HashMap<Uuid, ChannelCounts>, StoreError> {
+    let keyed = crate::read::all_with_ids::<ChannelCounts>(views, STATS, None).await?;
+    // Keyed by the channel's id (see `counted` in the projector).
+    Ok(keyed.into_iter().filter_map(|(id, c)| Some((id.parse().ok()?, c))).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

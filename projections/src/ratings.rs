@@ -201,6 +201,16 @@ pub async fn since(
     }
 }
 
+/// A channel's rating counts; `None` before its first rating.
+pub async fn counts(views: &dyn ViewStore, channel_id: Uuid) -> Result<Option<RatingCounts>, StoreError> {
+    crate::read::get(views, COUNTS, &channel_key(channel_id)).await
+}
+
+/// A channel's `limit` latest ratings, newest first.
+pub async fn latest(views: &dyn ViewStore, channel_id: Uuid, limit: usize) -> Result<Vec<RatingDoc>, StoreError> {
+    crate::read::first(views, VIEW, Some(&channel_id.to_string()), limit).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,11 @@ use serde::de::DeserializeOwned;
 use store::views::{Doc, ViewStore};
 use store::StoreError;
 
+/// The view document id of aggregate `A`'s `id`: its stream's id, as `commands::stream_id`.
+pub(crate) fn stream_id<A: domain::Aggregate>(id: uuid::Uuid) -> String {
+    format!("{}-{id}", A::CATEGORY)
+}
+
 /// The body of `doc` as `T`, or `None` (logged) when it does not decode.
 pub(crate) fn decode<T: DeserializeOwned>(doc: Doc) -> Option<T> {
     match serde_json::from_value(doc.body) {
@@ -48,6 +53,31 @@ pub(crate) async fn first<T: DeserializeOwned>(
     limit: usize,
 ) -> Result<Vec<T>, StoreError> {
     Ok(decode_all(views.list(view, partition, None, limit).await?))
+}
+
+/// Every decodable document of `view` with its id, in listing order.
+pub(crate) async fn all_with_ids<T: DeserializeOwned>(
+    views: &dyn ViewStore,
+    view: &str,
+    partition: Option<&str>,
+) -> Result<Vec<(String, T)>, StoreError> {
+    let docs = store::views::list_all(views, view, partition).await?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|d| {
+            let id = d.id.clone();
+            decode(d).map(|t| (id, t))
+        })
+        .collect())
+}
+
+/// The decodable documents among `ids`, in no particular order.
+pub(crate) async fn get_many<T: DeserializeOwned>(
+    views: &dyn ViewStore,
+    view: &str,
+    ids: &[String],
+) -> Result<Vec<T>, StoreError> {
+    Ok(decode_all(views.get_many(view, ids).await?))
 }
 
 #[cfg(test)]

@@ -112,3 +112,9 @@ impl Projector for Users {
 pub async fn all(views: &dyn ViewStore) -> Result<Vec<UserSummary>, StoreError> {
     crate::read::all(views, VIEW, None).await
 }
+
+/// The users among `user_ids` the view has, in no particular order.
+pub async fn get_many(views: &dyn ViewStore, user_ids: &[Uuid]) -> Result<Vec<UserSummary>, StoreError> {
+    let ids: Vec<String> = user_ids.iter().map(|id| crate::read::stream_id::<domain::user::User>(*id)).collect();
+    crate::read::get_many(views, VIEW, &ids).await
+}
