@@ -95,4 +95,41 @@ mod tests {
         let docs = vec![doc("a", json!(1)), doc("b", json!("not a number")), doc("c", json!(3))];
         assert_eq!(decode_all::<u32>(docs), vec![1, 3]);
     }
+
+    #[tokio::test]
+    async fn reads_from_a_store_skip_what_does_not_decode() {
+        use store::memory_views::MemoryViewStore;
+        use store::views::{Commit, DocChange};
+        use store::Position;
+
+        let views = MemoryViewStore::default();
+        let put = |id: &str, body: serde_json::Value| DocChange::Put {
+            view: "v".into(),
+            id: id.into(),
+            partition: "p".into(),
+            sort_key: id.into(),
+            body,
+        };
+        let changes = vec![put("a", json!(1)), put("b", json!({"not": "a number"})), put("c", json!(3))];
+        let commit = Commit {
+            projector: "test".into(),
+            projector_version: 1,
+            expected: None,
+            checkpoint: Position::new(1, 1),
+            last_event_at: None,
+            changes,
+            parked: vec![],
+            now: chrono::Utc::now(),
+        };
+        views.commit(commit).await.unwrap();
+        assert_eq!(all::<u32>(&views, "v", Some("p")).await.unwrap(), vec![1, 3]);
+        assert_eq!(first::<u32>(&views, "v", Some("p"), 2).await.unwrap(), vec![1]);
+        assert_eq!(get::<u32>(&views, "v", "b").await.unwrap(), None);
+        assert_eq!(get::<u32>(&views, "v", "c").await.unwrap(), Some(3));
+        let keyed = all_with_ids::<u32>(&views, "v", None).await.unwrap();
+        assert_eq!(keyed, vec![("a".to_string(), 1), ("c".to_string(), 3)]);
+        let mut many = get_many::<u32>(&views, "v", &["a".into(), "b".into()]).await.unwrap();
+        many.sort();
+        assert_eq!(many, vec![1]);
+    }
 }
