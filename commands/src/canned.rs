@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use domain::canned::{self, CannedError, CannedEvent, CannedResponse, Editor, NewCanned, Shortcut, ShortcutError};
 use domain::values::Invalid;
 use domain::Aggregate;
-use projections::canned::{CannedSummary, SHARED, VIEW};
+use projections::canned::{CannedSummary, SHARED};
 use store::StoreError;
 use uuid::Uuid;
 
@@ -221,9 +221,9 @@ pub async fn by_shortcut(app: &App, user: Uuid, typed: &str) -> Result<Option<Ca
             return Ok(Some(c));
         }
     }
-    let shared = store::views::list_all(app.views.as_ref(), VIEW, Some(SHARED)).await?;
-    for d in shared.into_iter().filter(|d| d.sort_key == sc) {
-        let Ok(summary) = serde_json::from_value::<CannedSummary>(d.body) else { continue };
+    let shared = projections::canned::of_partition(app.views.as_ref(), SHARED).await?;
+    // The view's sort key is the shortcut.
+    for summary in shared.into_iter().filter(|s| s.shortcut == sc) {
         if let Some(c) = usable(app, user, summary.canned_response_id).await? {
             return Ok(Some(c));
         }
@@ -254,22 +254,18 @@ fn by_use(a: &CannedSummary, b: &CannedSummary) -> std::cmp::Ordering {
 /// `user`'s own and the shared responses whose shortcut starts with `prefix`, most used
 /// first (then most recently used, then by shortcut).
 pub async fn suggestions(app: &App, user: Uuid, prefix: &str) -> Result<Vec<CannedSummary>, CannedUseError> {
-    let mut docs = store::views::list_all(app.views.as_ref(), VIEW, Some(&user.to_string())).await?;
-    docs.extend(store::views::list_all(app.views.as_ref(), VIEW, Some(SHARED)).await?);
+    let mut docs = projections::canned::of_partition(app.views.as_ref(), &user.to_string()).await?;
+    docs.extend(projections::canned::of_partition(app.views.as_ref(), SHARED).await?);
     Ok(sorted(docs, prefix))
 }
 
 /// Everyone's responses whose shortcut starts with `prefix`, in the same order.
 pub async fn everyones(app: &App, prefix: &str) -> Result<Vec<CannedSummary>, CannedUseError> {
-    Ok(sorted(store::views::list_all(app.views.as_ref(), VIEW, None).await?, prefix))
+    Ok(sorted(projections::canned::all(app.views.as_ref()).await?, prefix))
 }
 
-fn sorted(docs: Vec<store::views::Doc>, prefix: &str) -> Vec<CannedSummary> {
-    let mut out: Vec<CannedSummary> = docs
-        .into_iter()
-        .filter(|d| d.sort_key.starts_with(prefix))
-        .filter_map(|d| serde_json::from_value(d.body).ok())
-        .collect();
+fn sorted(docs: Vec<CannedSummary>, prefix: &str) -> Vec<CannedSummary> {
+    let mut out: Vec<CannedSummary> = docs.into_iter().filter(|c| c.shortcut.starts_with(prefix)).collect();
     out.sort_by(by_use);
     out
 }

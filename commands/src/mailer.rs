@@ -15,7 +15,6 @@ use domain::transcript::{self, Delivery, TranscriptError, TranscriptStatus, Tran
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use projections::transcripts::{TranscriptDoc, PENDING, VIEW};
 use store::StoreError;
 use uuid::Uuid;
 
@@ -188,11 +187,7 @@ pub async fn deliver_due(app: &App, render: &dyn Render) -> Result<usize, Mailer
     let now = app.clock.now();
     let mut made = 0;
     // Listed by next attempt time: stop at the first that is not due.
-    for d in store::views::list_all(app.views.as_ref(), VIEW, Some(PENDING)).await? {
-        let Ok(doc) = serde_json::from_value::<TranscriptDoc>(d.body) else {
-            tracing::error!(id = %d.id, "unreadable transcript document");
-            continue;
-        };
+    for doc in projections::transcripts::pending(app.views.as_ref()).await? {
         if doc.status != TranscriptStatus::Pending {
             continue;
         }

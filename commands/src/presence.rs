@@ -47,11 +47,9 @@ pub async fn sweep(app: &App) -> Result<Vec<Uuid>, PresenceError> {
             }
         }
     }
-    for d in store::views::list_all(app.views.as_ref(), projections::users::VIEW, None).await? {
-        if let Ok(u) = serde_json::from_value::<projections::users::UserSummary>(d.body) {
-            if u.active && u.status != Status::Offline && !candidates.contains(&u.user_id) {
-                candidates.push(u.user_id);
-            }
+    for u in projections::users::all(app.views.as_ref()).await? {
+        if u.active && u.status != Status::Offline && !candidates.contains(&u.user_id) {
+            candidates.push(u.user_id);
         }
     }
     let mut gone = Vec::new();

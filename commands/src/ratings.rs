@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Duration, Utc};
 use domain::session::{self, Party, Session};
-use projections::ratings::{RatingDoc, VIEW};
 use store::StoreError;
 use uuid::Uuid;
 
@@ -33,26 +32,9 @@ pub async fn rate(
 /// the ratings (re)given in the last 14 days, rounded; `None` when there are none (Odoo: -1).
 pub async fn satisfaction(app: &App, channel_id: Uuid, now: DateTime<Utc>) -> Result<Option<u8>, StoreError> {
     let since = now - Duration::days(SATISFACTION_DAYS);
-    let partition = channel_id.to_string();
-    let (mut happy, mut total) = (0u64, 0u64);
-    let mut after: Option<(String, String)> = None;
-    'pages: loop {
-        let page =
-            app.views.list(VIEW, Some(&partition), after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.sort_key.clone(), last.id.clone()));
-        for d in page {
-            let Ok(r) = serde_json::from_value::<RatingDoc>(d.body) else { continue };
-            if r.rated_at < since {
-                break 'pages; // newest first: the rest is older still
-            }
-            total += 1;
-            if r.rating == "happy" {
-                happy += 1;
-            }
-        }
-    }
-    Ok(percent(happy, total))
+    let recent = projections::ratings::since(app.views.as_ref(), channel_id, since).await?;
+    let happy = recent.iter().filter(|r| r.rating == "happy").count() as u64;
+    Ok(percent(happy, recent.len() as u64))
 }
 
 /// `part` of `total` in whole percent, rounded half up; `None` for nothing.

@@ -2,7 +2,6 @@
 //! reading where a delivery stands, for whom may see it.
 
 use domain::transcript::{self, Requester, Transcript, TranscriptError, Transcripts};
-use projections::transcripts::{TranscriptDoc, VIEW};
 use store::StoreError;
 use uuid::Uuid;
 
@@ -84,9 +83,8 @@ pub async fn status(
     transcript_id: Uuid,
 ) -> Result<(Uuid, Transcript), TranscriptUseError> {
     // The view only says which conversation it belongs to; its stream says where it stands.
-    let indexed = app.views.get(VIEW, &transcript_id.to_string()).await?;
-    let session_id = indexed
-        .and_then(|d| serde_json::from_value::<TranscriptDoc>(d.body).ok())
+    let session_id = projections::transcripts::get(app.views.as_ref(), transcript_id)
+        .await?
         .map(|d| d.session_id)
         .ok_or(TranscriptError::NotFound)?;
     let t = find(&of_session(app, session_id).await?, transcript_id)?;

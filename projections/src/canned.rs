@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use domain::canned::CannedEvent;
 use serde::{Deserialize, Serialize};
-use store::RecordedEvent;
+use store::views::ViewStore;
+use store::{RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::projector::{Docs, Draft, ProjectionError, Projector};
@@ -109,6 +110,16 @@ impl Projector for CannedResponses {
         docs.put(VIEW, &e.stream_id, Draft { partition: c.partition(), sort_key: c.shortcut.clone(), body });
         Ok(())
     }
+}
+
+/// The responses of one partition (an owner's id or [`SHARED`]), in shortcut order.
+pub async fn of_partition(views: &dyn ViewStore, partition: &str) -> Result<Vec<CannedSummary>, StoreError> {
+    crate::read::all(views, VIEW, Some(partition)).await
+}
+
+/// Every response, in listing order.
+pub async fn all(views: &dyn ViewStore) -> Result<Vec<CannedSummary>, StoreError> {
+    crate::read::all(views, VIEW, None).await
 }
 
 #[cfg(test)]

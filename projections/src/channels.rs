@@ -5,7 +5,8 @@ use domain::aggregate::Aggregate;
 use domain::channel::{Channel, ChannelEvent, ChannelOptions};
 use domain::rules::Rule;
 use serde::{Deserialize, Serialize};
-use store::RecordedEvent;
+use store::views::ViewStore;
+use store::{RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::projector::{Docs, Draft, ProjectionError, Projector};
@@ -101,4 +102,14 @@ impl Projector for Channels {
         docs.put(VIEW, &e.stream_id, Draft { partition: partition.into(), sort_key, body });
         Ok(())
     }
+}
+
+/// Every active channel, in listing order.
+pub async fn active(views: &dyn ViewStore) -> Result<Vec<ChannelDoc>, StoreError> {
+    crate::read::all(views, VIEW, Some(ACTIVE)).await
+}
+
+/// One channel's document (archived or not).
+pub async fn get(views: &dyn ViewStore, channel_id: Uuid) -> Result<Option<ChannelDoc>, StoreError> {
+    crate::read::get(views, VIEW, &crate::read::stream_id::<Channel>(channel_id)).await
 }

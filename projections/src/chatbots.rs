@@ -5,7 +5,8 @@
 use domain::chatbot::{warnings, Chatbot, ChatbotEvent, Warning};
 use domain::Aggregate;
 use serde::{Deserialize, Serialize};
-use store::RecordedEvent;
+use store::views::ViewStore;
+use store::{RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::projector::{Docs, Draft, ProjectionError, Projector};
@@ -98,6 +99,11 @@ impl Projector for Chatbots {
 /// A stored document's summary.
 pub fn summary(body: serde_json::Value) -> Option<ChatbotSummary> {
     serde_json::from_value::<Stored>(body).ok().map(|s| s.summary)
+}
+
+/// Every script's summary, in listing order.
+pub async fn all(views: &dyn ViewStore) -> Result<Vec<ChatbotSummary>, StoreError> {
+    Ok(crate::read::all::<Stored>(views, VIEW, None).await?.into_iter().map(|s| s.summary).collect())
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use domain::session::{Party, SessionEvent, SessionStatus};
 use serde::{Deserialize, Serialize};
-use store::RecordedEvent;
+use store::views::ViewStore;
+use store::{RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::projector::{Docs, Draft, ProjectionError, Projector};
@@ -257,6 +258,39 @@ impl Projector for Conversations {
         }
         Ok(())
     }
+}
+
+/// `operator`'s conversations, newest activity first, at most `limit`.
+pub async fn inbox(
+    views: &dyn ViewStore,
+    operator: Uuid,
+    limit: usize,
+) -> Result<Vec<ConversationSummary>, StoreError> {
+    crate::read::first(views, VIEW, Some(&operator.to_string()), limit).await
+}
+
+/// The conversations waiting in `channel`'s queue, oldest first, at most `limit`.
+pub async fn queue(views: &dyn ViewStore, channel: Uuid, limit: usize) -> Result<Vec<ConversationSummary>, StoreError> {
+    crate::read::first(views, QUEUE, Some(&channel.to_string()), limit).await
+}
+
+/// Every conversation, in listing order.
+pub async fn all(views: &dyn ViewStore) -> Result<Vec<ConversationSummary>, StoreError> {
+    crate::read::all(views, VIEW, None).await
+}
+
+/// Every conversation waiting in `channel`'s queue, oldest first.
+pub async fn queue_all(views: &dyn ViewStore, channel: Uuid) -> Result<Vec<ConversationSummary>, StoreError> {
+    crate::read::all(views, QUEUE, Some(&channel.to_string())).await
+}
+
+/// Every channel's conversation counts, by channel.
+pub async fn counts_by_channel(
+    views: &dyn ViewStore,
+) -> Result<std::collections::HashMap<Uuid, ChannelCounts>, StoreError> {
+    let keyed = crate::read::all_with_ids::<ChannelCounts>(views, STATS, None).await?;
+    // Keyed by the channel's id (see `counted` in the projector).
+    Ok(keyed.into_iter().filter_map(|(id, c)| Some((id.parse().ok()?, c))).collect())
 }
 
 #[cfg(test)]

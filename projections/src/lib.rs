@@ -11,6 +11,7 @@ pub mod chatbots;
 pub mod conversations;
 pub mod projector;
 pub mod ratings;
+pub mod read;
 pub mod reports;
 pub mod runner;
 pub mod status;

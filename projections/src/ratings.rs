@@ -9,7 +9,8 @@
 use chrono::{DateTime, Utc};
 use domain::session::{SessionEvent, HAPPY, NEUTRAL};
 use serde::{Deserialize, Serialize};
-use store::RecordedEvent;
+use store::views::ViewStore;
+use store::{RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::projector::{Docs, Draft, ProjectionError, Projector};
@@ -174,6 +175,40 @@ impl Projector for Ratings {
         docs.put(BY_OPERATOR, &id, Draft { partition: operator_id.to_string(), sort_key, body: b });
         Ok(())
     }
+}
+
+/// `channel_id`'s ratings (re)given at or after `since`, newest first: reads page by page
+/// and stops at the first older one.
+pub async fn since(
+    views: &dyn ViewStore,
+    channel_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<Vec<RatingDoc>, StoreError> {
+    let partition = channel_id.to_string();
+    let mut out = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page =
+            views.list(VIEW, Some(&partition), after.as_ref().map(|(s, i)| (s.as_str(), i.as_str())), 500).await?;
+        let Some(last) = page.last() else { return Ok(out) };
+        after = Some((last.sort_key.clone(), last.id.clone()));
+        for r in crate::read::decode_all::<RatingDoc>(page) {
+            if r.rated_at < since {
+                return Ok(out);
+            }
+            out.push(r);
+        }
+    }
+}
+
+/// A channel's rating counts; `None` before its first rating.
+pub async fn counts(views: &dyn ViewStore, channel_id: Uuid) -> Result<Option<RatingCounts>, StoreError> {
+    crate::read::get(views, COUNTS, &channel_key(channel_id)).await
+}
+
+/// A channel's `limit` latest ratings, newest first.
+pub async fn latest(views: &dyn ViewStore, channel_id: Uuid, limit: usize) -> Result<Vec<RatingDoc>, StoreError> {
+    crate::read::first(views, VIEW, Some(&channel_id.to_string()), limit).await
 }
 
 #[cfg(test)]

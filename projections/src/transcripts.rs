@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use domain::transcript::{Delivery, Requester, TranscriptEvent, TranscriptStatus};
 use serde::{Deserialize, Serialize};
-use store::RecordedEvent;
+use store::views::ViewStore;
+use store::{RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::projector::{Docs, Draft, ProjectionError, Projector};
@@ -128,6 +129,16 @@ impl Projector for Transcripts {
         docs.put(VIEW, &id, Draft { partition: partition.to_string(), sort_key, body });
         Ok(())
     }
+}
+
+/// One transcript's document.
+pub async fn get(views: &dyn ViewStore, transcript_id: Uuid) -> Result<Option<TranscriptDoc>, StoreError> {
+    crate::read::get(views, VIEW, &transcript_id.to_string()).await
+}
+
+/// The pending transcripts, by next attempt time.
+pub async fn pending(views: &dyn ViewStore) -> Result<Vec<TranscriptDoc>, StoreError> {
+    crate::read::all(views, VIEW, Some(PENDING)).await
 }
 
 #[cfg(test)]

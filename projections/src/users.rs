@@ -2,7 +2,8 @@
 
 use domain::user::{Role, Status, UserEvent};
 use serde::{Deserialize, Serialize};
-use store::RecordedEvent;
+use store::views::ViewStore;
+use store::{RecordedEvent, StoreError};
 use uuid::Uuid;
 
 use crate::projector::{Docs, Draft, ProjectionError, Projector};
@@ -105,4 +106,15 @@ impl Projector for Users {
         docs.put(VIEW, &e.stream_id, Draft { partition: String::new(), sort_key: u.login.clone(), body });
         Ok(())
     }
+}
+
+/// Every user, in listing order.
+pub async fn all(views: &dyn ViewStore) -> Result<Vec<UserSummary>, StoreError> {
+    crate::read::all(views, VIEW, None).await
+}
+
+/// The users among `user_ids` the view has, in no particular order.
+pub async fn get_many(views: &dyn ViewStore, user_ids: &[Uuid]) -> Result<Vec<UserSummary>, StoreError> {
+    let ids: Vec<String> = user_ids.iter().map(|id| crate::read::stream_id::<domain::user::User>(*id)).collect();
+    crate::read::get_many(views, VIEW, &ids).await
 }

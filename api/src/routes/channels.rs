@@ -172,14 +172,8 @@ pub async fn dashboard(
     q.finish()?;
     wait_for_view(&state, "channels", min_position).await?;
     wait_for_view(&state, "ratings", min_position).await?;
-    let counts = store::views::list_all(state.views.as_ref(), projections::conversations::STATS, None).await?;
-    let count_of = |id: Uuid| {
-        counts
-            .iter()
-            .find(|d| d.id == id.to_string())
-            .and_then(|d| serde_json::from_value::<projections::conversations::ChannelCounts>(d.body.clone()).ok())
-            .map_or(0, |c| c.conversations())
-    };
+    let counts = projections::conversations::counts_by_channel(state.views.as_ref()).await?;
+    let count_of = |id: Uuid| counts.get(&id).map_or(0, |c| c.conversations());
     let now = state.clock.now();
     let mut channels = Vec::new();
     for doc in commands::conversations::active_channels(&state).await? {

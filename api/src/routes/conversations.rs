@@ -8,7 +8,7 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use domain::chat_command::{self, ChatCommand, Parsed};
 use domain::session::{Party, Session, SessionStatus};
-use projections::conversations::{ConversationSummary, QUEUE, VIEW};
+use projections::conversations::{ConversationSummary, VIEW};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -114,8 +114,7 @@ pub async fn queue(
     if !caller.is_admin() && !c.operators.contains(&caller.user_id) {
         return Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "only the channel's operators see its queue"));
     }
-    let docs = store::views::list_all(state.views.as_ref(), QUEUE, Some(&channel_id.to_string())).await?;
-    let conversations = docs.into_iter().filter_map(|d| serde_json::from_value(d.body).ok()).collect();
+    let conversations = projections::conversations::queue_all(state.views.as_ref(), channel_id).await?;
     Ok(Json(Inbox { conversations, next_cursor: None }))
 }
 

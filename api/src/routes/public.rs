@@ -17,10 +17,10 @@ use axum::{middleware, Extension, Json, Router};
 use commands::{load, stream_id, StoreOrDecode};
 use domain::channel::Channel;
 use domain::rules::{match_rule, Rule, RuleAction};
-use domain::user::{Status, User};
+use domain::user::Status;
 use domain::values::Country;
-use projections::channels::{self, ChannelDoc};
-use projections::users::{self, UserSummary};
+use projections::channels;
+use projections::users;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -196,21 +196,17 @@ fn internal() -> Problem {
 /// when its stream is empty.
 async fn read_channel(state: &AppState, id: Uuid) -> Result<Option<Channel>, Problem> {
     let stream = stream_id::<Channel>(id);
-    if let Some(doc) = state.views.get(channels::VIEW, &stream).await? {
-        match serde_json::from_value::<ChannelDoc>(doc.body) {
-            Ok(d) => {
-                return Ok(Some(Channel {
-                    id: Some(d.channel_id),
-                    name: d.name,
-                    archived: d.archived,
-                    options: d.options,
-                    operators: d.operators,
-                    joined: d.joined,
-                    rules: d.rules,
-                }))
-            }
-            Err(e) => tracing::error!(error = %e, %stream, "unreadable channel document; reading the stream"),
-        }
+    // An undecodable document is logged by the read and the stream decides.
+    if let Some(d) = channels::get(state.views.as_ref(), id).await? {
+        return Ok(Some(Channel {
+            id: Some(d.channel_id),
+            name: d.name,
+            archived: d.archived,
+            options: d.options,
+            operators: d.operators,
+            joined: d.joined,
+            rules: d.rules,
+        }));
     }
     let loaded = load::<Channel>(state.events.as_ref(), &stream).await.map_err(|e| match e {
         StoreOrDecode::Store(e) => Problem::from(e),
@@ -237,15 +233,12 @@ async fn operator_available(state: &AppState, joined: &[Uuid]) -> Result<bool, P
     if joined.is_empty() {
         return Ok(false);
     }
-    let ids: Vec<String> = joined.iter().map(stream_id::<User>).collect();
-    let docs = state.views.get_many(users::VIEW, &ids).await?;
     let mut seen = Vec::new();
-    for doc in docs {
-        match serde_json::from_value::<UserSummary>(doc.body) {
-            Ok(u) if u.active && u.status == Status::Online => return Ok(true),
-            Ok(u) => seen.push(u.user_id),
-            Err(e) => tracing::error!(error = %e, id = %doc.id, "unreadable user document"),
+    for u in users::get_many(state.views.as_ref(), joined).await? {
+        if u.active && u.status == Status::Online {
+            return Ok(true);
         }
+        seen.push(u.user_id);
     }
     for &user_id in joined.iter().filter(|u| !seen.contains(u)) {
         let user = state.users.get(state.events.as_ref(), user_id).await?;

@@ -9,11 +9,9 @@ use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use chrono::{DateTime, Utc};
 use commands::ratings as use_case;
-use commands::stream_id;
 use domain::channel::Channel;
 use domain::session;
-use projections::channels::ChannelDoc;
-use projections::ratings::{channel_key, newest_first, RatingCounts, RatingDoc, BY_OPERATOR, COUNTS, VIEW};
+use projections::ratings::{newest_first, RatingCounts, RatingDoc, BY_OPERATOR, VIEW};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -236,16 +234,13 @@ pub struct PublicRatings {
 async fn published_channel(state: &AppState, raw_id: &str) -> Result<Channel, Problem> {
     let id = path_id(raw_id, "channel")?;
     // The view first: one document, while the stream grows with every join and leave.
-    let c = match state.views.get(projections::channels::VIEW, &stream_id::<Channel>(id)).await? {
-        Some(doc) => match serde_json::from_value::<ChannelDoc>(doc.body) {
-            Ok(d) => Channel {
-                id: Some(d.channel_id),
-                name: d.name,
-                archived: d.archived,
-                options: d.options,
-                ..Default::default()
-            },
-            Err(_) => conversation::channel(state, id).await?,
+    let c = match projections::channels::get(state.views.as_ref(), id).await? {
+        Some(d) => Channel {
+            id: Some(d.channel_id),
+            name: d.name,
+            archived: d.archived,
+            options: d.options,
+            ..Default::default()
         },
         None => conversation::channel(state, id).await?,
     };
@@ -258,14 +253,10 @@ async fn published_channel(state: &AppState, raw_id: &str) -> Result<Channel, Pr
 async fn published(state: &AppState, raw_id: &str) -> Result<PublicRatings, Problem> {
     let c = published_channel(state, raw_id).await?;
     let channel_id = c.id.unwrap_or_default();
-    let counts: RatingCounts = match state.views.get(COUNTS, &channel_key(channel_id)).await? {
-        Some(d) => serde_json::from_value(d.body).unwrap_or_default(),
-        None => RatingCounts::default(),
-    };
-    let docs = state.views.list(VIEW, Some(&channel_id.to_string()), None, PUBLIC_LATEST).await?;
+    let counts = projections::ratings::counts(state.views.as_ref(), channel_id).await?.unwrap_or_default();
+    let docs = projections::ratings::latest(state.views.as_ref(), channel_id, PUBLIC_LATEST).await?;
     let mut latest = Vec::with_capacity(docs.len());
-    for d in docs {
-        let Ok(r) = serde_json::from_value::<RatingDoc>(d.body) else { continue };
+    for r in docs {
         let operator_name = state.users.get(state.events.as_ref(), r.operator_id).await?.display_name().to_string();
         latest.push(PublicRating {
             value: r.value,

@@ -170,14 +170,8 @@ async fn view(state: &AppState, session_id: Uuid) -> Result<VisitorSession, Prob
         None => None,
     };
     let queue_position = if s.status == SessionStatus::Waiting {
-        let queue = store::views::list_all(
-            state.views.as_ref(),
-            projections::conversations::QUEUE,
-            Some(&channel_id.to_string()),
-        )
-        .await?;
-        let key = commands::stream_id::<session::Session>(session_id);
-        Some(queue.iter().position(|d| d.id == key).map_or(queue.len() + 1, |i| i + 1))
+        let queue = projections::conversations::queue_all(state.views.as_ref(), channel_id).await?;
+        Some(queue.iter().position(|c| c.session_id == session_id).map_or(queue.len() + 1, |i| i + 1))
     } else {
         None
     };

@@ -2,7 +2,7 @@
 
 use domain::channel::Channel;
 use domain::session::{Session, SessionError, SessionEvent};
-use projections::channels::{ChannelDoc, ACTIVE, VIEW};
+use projections::channels::ChannelDoc;
 use store::StoreError;
 use uuid::Uuid;
 
@@ -20,17 +20,7 @@ pub async fn channel(app: &App, channel_id: Uuid) -> Result<Channel, Conversatio
 
 /// Every active channel, from the channels view.
 pub async fn active_channels(app: &App) -> Result<Vec<ChannelDoc>, StoreError> {
-    let docs = store::views::list_all(app.views.as_ref(), VIEW, Some(ACTIVE)).await?;
-    Ok(docs
-        .into_iter()
-        .filter_map(|d| match serde_json::from_value::<ChannelDoc>(d.body) {
-            Ok(doc) => Some(doc),
-            Err(e) => {
-                tracing::error!(error = %e, id = %d.id, "unreadable channel document");
-                None
-            }
-        })
-        .collect())
+    projections::channels::active(app.views.as_ref()).await
 }
 
 /// The channels (by the view) where `user_id` is an operator.

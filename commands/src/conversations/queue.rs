@@ -4,7 +4,6 @@
 use domain::routing::Visitor;
 use domain::session::{self, Assignment, SessionStatus};
 use domain::user::{release_stale, ReleaseReason, User};
-use projections::conversations::{ConversationSummary, QUEUE, VIEW};
 use uuid::Uuid;
 
 use super::assignment::{assign, release, stale_claims};
@@ -20,8 +19,7 @@ pub async fn release_stale_claims(app: &App) -> Result<Vec<(Uuid, Uuid, ReleaseR
     let now = app.clock.now();
     let ctx = Context::new(domain::metadata::Actor::system(), now);
     let mut freed = Vec::new();
-    for d in store::views::list_all(app.views.as_ref(), projections::users::VIEW, None).await? {
-        let Ok(summary) = serde_json::from_value::<projections::users::UserSummary>(d.body) else { continue };
+    for summary in projections::users::all(app.views.as_ref()).await? {
         let user_id = summary.user_id;
         // One operator's failure does not keep the others' slots leaked.
         match release_stale_of(app, &ctx, user_id).await {
@@ -63,10 +61,9 @@ async fn release_stale_of(
 /// concurrently (a conversation is assigned at most once: its stream's version decides).
 pub async fn dispatch(app: &App, ctx: &Context, channel_id: Uuid) -> Result<usize, ConversationError> {
     let Ok(c) = channel(app, channel_id).await else { return Ok(0) };
-    let waiting = app.views.list(QUEUE, Some(&channel_id.to_string()), None, 50).await?;
+    let waiting = projections::conversations::queue(app.views.as_ref(), channel_id, 50).await?;
     let mut routed = 0;
-    for d in waiting {
-        let Ok(summary) = serde_json::from_value::<ConversationSummary>(d.body) else { continue };
+    for summary in waiting {
         let session_id = summary.session_id;
         let (s, _) = session(app, session_id).await?;
         if s.status != SessionStatus::Waiting {
@@ -100,8 +97,7 @@ pub async fn abandon_idle(app: &App) -> Result<usize, ConversationError> {
     let limit = chrono::Duration::from_std(app.config.abandon_after).unwrap_or(chrono::Duration::hours(1));
     let ctx = Context::new(domain::metadata::Actor::system(), now);
     let mut n = 0;
-    for d in store::views::list_all(app.views.as_ref(), VIEW, None).await? {
-        let Ok(c) = serde_json::from_value::<ConversationSummary>(d.body) else { continue };
+    for c in projections::conversations::all(app.views.as_ref()).await? {
         let visitor_wrote = c.order.iter().any(|(_, side)| *side == 'v');
         if c.status == SessionStatus::Closed || visitor_wrote || now - c.started_at < limit {
             continue;

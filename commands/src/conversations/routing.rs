@@ -6,7 +6,6 @@ use domain::channel::Channel;
 use domain::routing::{choose, Candidate, Visitor};
 use domain::session::SessionStatus;
 use domain::user::Status;
-use projections::conversations::{ConversationSummary, VIEW};
 use uuid::Uuid;
 
 use super::assignment::{claim, may_be_full, stale_claims, Claimed, Slot};
@@ -44,10 +43,9 @@ pub async fn candidates(app: &App, c: &Channel, now: DateTime<Utc>) -> Result<Ve
 async fn recent_conversations(app: &App, operator: Uuid, now: DateTime<Utc>) -> Result<u32, ConversationError> {
     let since = now - chrono::Duration::minutes(30);
     // Newest activity first: stop at the first conversation older than the window.
-    let page = app.views.list(VIEW, Some(&operator.to_string()), None, 200).await?;
+    let page = projections::conversations::inbox(app.views.as_ref(), operator, 200).await?;
     let mut n = 0;
-    for d in page {
-        let Ok(c) = serde_json::from_value::<ConversationSummary>(d.body) else { continue };
+    for c in page {
         if c.status != SessionStatus::Closed || c.last_activity_at >= since {
             n += 1;
         } else {

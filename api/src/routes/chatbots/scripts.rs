@@ -6,7 +6,6 @@ use axum::response::Response;
 use axum::Json;
 use commands::chatbots::{self as use_case, ScriptEdit};
 use commands::Outcome;
-use projections::chatbots::VIEW;
 use store::Position;
 
 use super::wire::{guard, respond, written, ChatbotDetail, ChatbotPage, ChatbotPatch, NewChatbot};
@@ -27,10 +26,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, mut q: Params) 
     q.finish()?;
     caller.require_admin()?;
     wait_for_view(&state, "chatbots", min_position).await?;
-    let docs = store::views::list_all(state.views.as_ref(), VIEW, None).await?;
-    Ok(Json(ChatbotPage {
-        chatbots: docs.into_iter().filter_map(|d| projections::chatbots::summary(d.body)).collect(),
-    }))
+    Ok(Json(ChatbotPage { chatbots: projections::chatbots::all(state.views.as_ref()).await? }))
 }
 
 /// Creates a script (no steps yet).
