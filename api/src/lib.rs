@@ -17,6 +17,7 @@ pub mod mailer;
 pub mod openapi;
 pub mod problem;
 pub mod query;
+pub mod read_your_writes;
 pub mod reports;
 pub mod routes;
 pub mod server;

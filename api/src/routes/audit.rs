@@ -23,7 +23,7 @@ use crate::auth::Caller;
 use crate::commanding::path_id;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
-use crate::routes::streams::wait_for_view;
+use crate::read_your_writes::wait_for_view;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {

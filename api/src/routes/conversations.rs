@@ -19,8 +19,8 @@ use crate::commanding::{context, json_body, mark_position, path_id, Body};
 use crate::history::{self, MessageView};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
+use crate::read_your_writes::wait_for_view;
 use crate::routes::sessions::{history_params, posted, MessagePage, SeenUpTo};
-use crate::routes::streams::wait_for_view;
 use crate::AppState;
 use commands::conversations as conversation;
 

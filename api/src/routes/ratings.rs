@@ -21,7 +21,7 @@ use crate::commanding::{context, json_body, path_id, Body};
 use crate::history::MessageView;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
-use crate::routes::streams::wait_for_view;
+use crate::read_your_writes::wait_for_view;
 use crate::visitor::VisitorCaller;
 use crate::AppState;
 use commands::conversations as conversation;

@@ -15,8 +15,8 @@ use commands::AsOf;
 use crate::auth::Caller;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
+use crate::read_your_writes::wait_for_view;
 use crate::reports::{Kind, Query, Report};
-use crate::routes::streams::wait_for_view;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -1,7 +1,5 @@
 //! `GET /api/v1/streams`: the stream index view.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
+use crate::read_your_writes::wait_for_view;
 use crate::AppState;
 
 /// Query parameters of `GET /api/v1/streams` (documentation; parsing is in the handler).
@@ -36,20 +35,6 @@ pub struct StreamPage {
     pub streams: Vec<StreamSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-}
-
-/// Waits for the stream index to reach `min`, or answers 503 with Retry-After semantics.
-pub(crate) async fn wait_for_view(state: &AppState, projector: &str, min: Option<Position>) -> Result<(), Problem> {
-    let Some(min) = min else { return Ok(()) };
-    if projections::wait_for(state.views.as_ref(), projector, min, Duration::from_secs(5)).await? {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "view-lagging",
-            format!("the view has not reached position {min} yet; retry shortly"),
-        ))
-    }
 }
 
 /// Lists streams with their version, event count and first/last event times.

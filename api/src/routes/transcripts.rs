@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::commanding::{context, json_body, mark_position, path_id, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
-use crate::routes::streams::wait_for_view;
+use crate::read_your_writes::wait_for_view;
 use crate::visitor::VisitorCaller;
 use crate::AppState;
 

@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::commanding::{context, json_body, path_id, Body};
 use crate::problem::{Problem, ProblemDocument};
 use crate::query::Params;
-use crate::routes::streams::wait_for_view;
+use crate::read_your_writes::wait_for_view;
 use crate::AppState;
 
 /// Scripts, by title (from the `chatbots` view; `min_position` waits for a write).
