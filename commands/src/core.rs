@@ -129,10 +129,8 @@ pub struct Outcome {
     pub recorded_at: Option<DateTime<Utc>>,
 }
 
-/// The stream of aggregate `A` with this id.
-pub fn stream_id<A: Aggregate>(id: impl std::fmt::Display) -> String {
-    format!("{}-{id}", A::CATEGORY)
-}
+/// The stream of aggregate `A` with this id (one rule, in `domain`, shared with the views).
+pub use domain::event::stream_id;
 
 /// Events per read when loading a stream.
 const PAGE: usize = 1000;

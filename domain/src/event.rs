@@ -51,3 +51,9 @@ pub fn decode<E: DeserializeOwned>(event_type: &str, data: &serde_json::Value) -
     serde_json::from_value(tagged)
         .map_err(|e| DecodeError { event_type: event_type.to_string(), reason: e.to_string() })
 }
+
+/// The stream of aggregate `A` with this id (`<category>-<id>`); view documents of one
+/// aggregate use the same id.
+pub fn stream_id<A: Aggregate>(id: impl std::fmt::Display) -> String {
+    format!("{}-{id}", A::CATEGORY)
+}

@@ -111,5 +111,5 @@ pub async fn active(views: &dyn ViewStore) -> Result<Vec<ChannelDoc>, StoreError
 
 /// One channel's document (archived or not).
 pub async fn get(views: &dyn ViewStore, channel_id: Uuid) -> Result<Option<ChannelDoc>, StoreError> {
-    crate::read::get(views, VIEW, &crate::read::stream_id::<Channel>(channel_id)).await
+    crate::read::get(views, VIEW, &domain::event::stream_id::<Channel>(channel_id)).await
 }

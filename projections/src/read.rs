@@ -6,11 +6,6 @@ use serde::de::DeserializeOwned;
 use store::views::{Doc, ViewStore};
 use store::StoreError;
 
-/// The view document id of aggregate `A`'s `id`: its stream's id, as `commands::stream_id`.
-pub(crate) fn stream_id<A: domain::Aggregate>(id: uuid::Uuid) -> String {
-    format!("{}-{id}", A::CATEGORY)
-}
-
 /// The body of `doc` as `T`, or `None` (logged) when it does not decode.
 pub(crate) fn decode<T: DeserializeOwned>(doc: Doc) -> Option<T> {
     match serde_json::from_value(doc.body) {

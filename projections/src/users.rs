@@ -115,6 +115,6 @@ pub async fn all(views: &dyn ViewStore) -> Result<Vec<UserSummary>, StoreError> 
 
 /// The users among `user_ids` the view has, in no particular order.
 pub async fn get_many(views: &dyn ViewStore, user_ids: &[Uuid]) -> Result<Vec<UserSummary>, StoreError> {
-    let ids: Vec<String> = user_ids.iter().map(|id| crate::read::stream_id::<domain::user::User>(*id)).collect();
+    let ids: Vec<String> = user_ids.iter().map(|id| domain::event::stream_id::<domain::user::User>(*id)).collect();
     crate::read::get_many(views, VIEW, &ids).await
 }
